@@ -1,0 +1,22 @@
+//! Vigie's pure core: the canonical event contract, site configuration, and the deterministic
+//! processor that turns events into the indicators a supervisor reads.
+//!
+//! What it must not do: no async, no I/O, no clock, no global state, no logging. Every instant
+//! comes from an event or from the caller, iteration is in a deterministic order, and expected
+//! failures are returned as data ([`Rejection`]) for the shell to count and report.
+
+pub mod config;
+pub mod decode;
+mod encode;
+pub mod event;
+pub mod reject;
+pub mod time;
+
+pub use config::{ProcessingConfig, QueueConfig, SiteConfig, SlVariant, TeamConfig};
+pub use decode::{DEFAULT_MAX_EVENT_BYTES, decode_json};
+pub use event::{
+    AdvisorEvent, AdvisorEventKind, AdvisorStatus, Channel, ContactEvent, ContactEventKind,
+    DequeueReason, Event, EventBody,
+};
+pub use reject::{RejectReason, Rejection};
+pub use time::{DayCalendar, Millis, Timestamp};

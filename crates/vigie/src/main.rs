@@ -1,0 +1,2 @@
+//! The `vigie` command.
+fn main() {}
