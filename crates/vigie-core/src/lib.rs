@@ -5,12 +5,17 @@
 //! comes from an event or from the caller, iteration is in a deterministic order, and expected
 //! failures are returned as data ([`Rejection`]) for the shell to count and report.
 
+mod advisor;
 pub mod config;
+mod contact;
 pub mod decode;
 mod encode;
 pub mod event;
+mod processor;
 pub mod reject;
+mod tally;
 pub mod time;
+pub mod views;
 
 pub use config::{ProcessingConfig, QueueConfig, SiteConfig, SlVariant, TeamConfig};
 pub use decode::{DEFAULT_MAX_EVENT_BYTES, decode_json};
@@ -18,5 +23,9 @@ pub use event::{
     AdvisorEvent, AdvisorEventKind, AdvisorStatus, Channel, ContactEvent, ContactEventKind,
     DequeueReason, Event, EventBody,
 };
+pub use processor::{
+    MAX_EVENTS_PER_CONTACT, MemoryItems, Outcome, Processor, ProcessorStats, SiteProcessor,
+};
 pub use reject::{RejectReason, Rejection};
 pub use time::{DayCalendar, Millis, Timestamp};
+pub use views::{AdvisorView, QueueView, SiteView, TeamView, Window};

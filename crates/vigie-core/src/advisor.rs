@@ -1,0 +1,613 @@
+//! An advisor's timeline: their status (logged out, available, pause with reason) and the
+//! phases of the contacts they handle, integrated over time.
+//!
+//! Like contacts, advisors accept changes out of order within the allowed lateness: the part
+//! of the timeline after the settled horizon is kept as points and spans and evaluated on
+//! demand; the part before it is final and folded into the day's accumulated times and a
+//! compact log of occupancy classes (for trailing windows).
+
+use std::collections::VecDeque;
+
+use smallvec::SmallVec;
+
+use crate::contact::{Phase, Span};
+use crate::tally::{AdvisorTally, EntryLog};
+use crate::time::{Day, Millis, Timestamp};
+
+/// Index of an interned pause reason.
+pub(crate) type ReasonIdx = u32;
+
+/// The status an advisor (or their supervisor) sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Status {
+    LoggedOut,
+    Available,
+    Pause(ReasonIdx),
+}
+
+/// A status change at an instant; `rank` and `tie` order changes of the same millisecond.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StatusPoint {
+    pub time: Timestamp,
+    pub rank: u8,
+    pub tie: u64,
+    pub status: Status,
+}
+
+impl StatusPoint {
+    fn key(&self) -> (Timestamp, u8, u64) {
+        (self.time, self.rank, self.tie)
+    }
+}
+
+/// What a supervisor sees: contact activity first, then the status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Display {
+    Offered,
+    Talking,
+    OnHold,
+    Acw,
+    Pause(ReasonIdx),
+    Available,
+    LoggedOut,
+}
+
+/// How time counts for occupancy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Class {
+    /// Talking, on hold or in after-contact work on at least one contact.
+    Handling,
+    /// Available (or ringing) and handling nothing.
+    Idle,
+    /// In pause, handling nothing.
+    Paused,
+    /// Logged out, handling nothing.
+    Out,
+}
+
+/// Time accumulated over one site-local day.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct DayTimes {
+    pub day_start: Timestamp,
+    pub logged_in: Millis,
+    pub idle: Millis,
+    pub handling: Millis,
+    /// Per reason: time in pause status and number of pauses started.
+    pub pauses: SmallVec<[(ReasonIdx, Millis, u32); 3]>,
+    pub first_login: Option<Timestamp>,
+    pub last_logout: Option<Timestamp>,
+}
+
+impl DayTimes {
+    fn for_day(day_start: Timestamp) -> DayTimes {
+        DayTimes {
+            day_start,
+            ..DayTimes::default()
+        }
+    }
+
+    fn pause_entry(&mut self, reason: ReasonIdx) -> &mut (ReasonIdx, Millis, u32) {
+        let position = match self.pauses.iter().position(|(r, _, _)| *r == reason) {
+            Some(position) => position,
+            None => {
+                self.pauses.push((reason, Millis::ZERO, 0));
+                self.pauses.len() - 1
+            }
+        };
+        &mut self.pauses[position]
+    }
+
+    /// Adds another advisor's (or another part of the day's) times.
+    pub(crate) fn merge(&mut self, other: &DayTimes) {
+        self.logged_in += other.logged_in;
+        self.idle += other.idle;
+        self.handling += other.handling;
+        for (reason, time, count) in &other.pauses {
+            let entry = self.pause_entry(*reason);
+            entry.1 += *time;
+            entry.2 += *count;
+        }
+        self.first_login = match (self.first_login, other.first_login) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.last_logout = self.last_logout.max(other.last_logout);
+    }
+}
+
+/// The state over a stretch of time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct State {
+    pub status: Status,
+    pub display: Display,
+    pub class: Class,
+}
+
+impl State {
+    const INITIAL: State = State {
+        status: Status::LoggedOut,
+        display: Display::LoggedOut,
+        class: Class::Out,
+    };
+
+    fn from(status: Status, spans: &[Span], at: Timestamp) -> State {
+        let mut counts = [0u32; 4];
+        for span in spans {
+            if span.start <= at && span.end.is_none_or(|end| end > at) {
+                counts[span.phase as usize] += 1;
+            }
+        }
+        let [offered, talking, on_hold, acw] = counts;
+        let display = if offered > 0 {
+            Display::Offered
+        } else if talking > 0 {
+            Display::Talking
+        } else if on_hold > 0 {
+            Display::OnHold
+        } else if acw > 0 {
+            Display::Acw
+        } else {
+            match status {
+                Status::LoggedOut => Display::LoggedOut,
+                Status::Available => Display::Available,
+                Status::Pause(reason) => Display::Pause(reason),
+            }
+        };
+        let class = if talking + on_hold + acw > 0 {
+            Class::Handling
+        } else if offered > 0 || status == Status::Available {
+            Class::Idle
+        } else if status == Status::LoggedOut {
+            Class::Out
+        } else {
+            Class::Paused
+        };
+        State {
+            status,
+            display,
+            class,
+        }
+    }
+}
+
+/// The state at the settled horizon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Snapshot {
+    state: State,
+    display_since: Option<Timestamp>,
+}
+
+/// What a walk over the timeline reports.
+trait WalkSink {
+    /// Constant `state` over `[start, end)`.
+    fn segment(&mut self, start: Timestamp, end: Timestamp, state: State);
+    /// The status changed at `time` from `old` to `new`.
+    fn status_change(&mut self, time: Timestamp, old: Status, new: Status);
+}
+
+/// Accumulates day times, splitting at day boundaries and keeping only `keep` days (or all).
+struct DayAccumulator<'a, F: Fn(Timestamp) -> Day> {
+    day_of: &'a F,
+    times: DayTimes,
+    /// Only this day counts, when set.
+    only_day: Option<Timestamp>,
+    /// Class changes, for the trailing-window log.
+    classes: Option<&'a mut VecDeque<(Timestamp, Class)>>,
+}
+
+impl<F: Fn(Timestamp) -> Day> DayAccumulator<'_, F> {
+    fn day_for(&mut self, time: Timestamp) -> Option<&mut DayTimes> {
+        let day = (self.day_of)(time).start;
+        if self.only_day.is_some_and(|only| only != day) {
+            return None;
+        }
+        if self.times.day_start != day {
+            self.times = DayTimes::for_day(day);
+        }
+        Some(&mut self.times)
+    }
+}
+
+impl<F: Fn(Timestamp) -> Day> WalkSink for DayAccumulator<'_, F> {
+    fn segment(&mut self, mut start: Timestamp, end: Timestamp, state: State) {
+        if let Some(log) = self.classes.as_deref_mut()
+            && log.back().is_none_or(|(_, class)| *class != state.class)
+        {
+            log.push_back((start, state.class));
+        }
+        while start < end {
+            let day = (self.day_of)(start);
+            let stop = end.min(day.end);
+            let span = stop - start;
+            if let Some(times) = self.day_for(start) {
+                if state.status != Status::LoggedOut {
+                    times.logged_in += span;
+                }
+                match state.class {
+                    Class::Handling => times.handling += span,
+                    Class::Idle => times.idle += span,
+                    Class::Paused | Class::Out => {}
+                }
+                if let Status::Pause(reason) = state.status {
+                    times.pause_entry(reason).1 += span;
+                }
+            }
+            start = stop;
+        }
+    }
+
+    fn status_change(&mut self, time: Timestamp, old: Status, new: Status) {
+        let Some(times) = self.day_for(time) else {
+            return;
+        };
+        if let Status::Pause(reason) = new
+            && old != new
+        {
+            times.pause_entry(reason).2 += 1;
+        }
+        if old == Status::LoggedOut && new != Status::LoggedOut {
+            times.first_login = Some(times.first_login.map_or(time, |first| first.min(time)));
+        }
+        if new == Status::LoggedOut && old != Status::LoggedOut {
+            times.last_logout = Some(times.last_logout.map_or(time, |last| last.max(time)));
+        }
+    }
+}
+
+/// The live state of an advisor at an instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LiveState {
+    pub display: Display,
+    pub status: Status,
+    pub since: Option<Timestamp>,
+    /// When the advisor's longest contact in progress began, if any.
+    pub contact_start: Option<Timestamp>,
+}
+
+/// An advisor: identity, timeline and tallies.
+#[derive(Clone, Debug)]
+pub(crate) struct Advisor {
+    /// Team from the latest login that named one, by event time.
+    pub login_team: Option<(Timestamp, u32)>,
+    /// Display name from the latest login that gave one.
+    pub name: Option<(Timestamp, Box<str>)>,
+    pub tally: EntryLog<AdvisorTally>,
+    statuses: SmallVec<[StatusPoint; 2]>,
+    spans: Vec<Span>,
+    settled_until: Timestamp,
+    snapshot: Snapshot,
+    settled_day: DayTimes,
+    /// Class changes before the horizon, covering the longest trailing window.
+    class_log: VecDeque<(Timestamp, Class)>,
+}
+
+impl Advisor {
+    pub(crate) fn new(settled_until: Timestamp) -> Advisor {
+        Advisor {
+            login_team: None,
+            name: None,
+            tally: EntryLog::new(settled_until),
+            statuses: SmallVec::new(),
+            spans: Vec::new(),
+            settled_until,
+            snapshot: Snapshot {
+                state: State::INITIAL,
+                display_since: None,
+            },
+            settled_day: DayTimes::default(),
+            class_log: VecDeque::new(),
+        }
+    }
+
+    pub(crate) fn add_status(&mut self, point: StatusPoint) {
+        let key = point.key();
+        let position = self
+            .statuses
+            .iter()
+            .rposition(|p| p.key() <= key)
+            .map_or(0, |p| p + 1);
+        self.statuses.insert(position, point);
+    }
+
+    pub(crate) fn add_span(&mut self, span: Span) {
+        self.spans.push(span);
+    }
+
+    pub(crate) fn remove_span(&mut self, span: &Span) {
+        // A span that ended before the horizon was already dropped; it cannot have changed.
+        if let Some(position) = self.spans.iter().position(|s| s == span) {
+            self.spans.swap_remove(position);
+        }
+    }
+
+    /// Walks `[self.settled_until, to)` (or to `to` included for `inclusive`), reporting
+    /// segments and status changes, and returns the state and display-since at the end.
+    fn walk(&self, to: Timestamp, inclusive: bool, sink: &mut impl WalkSink) -> Snapshot {
+        let from = self.settled_until;
+        let in_range = |t: Timestamp| t >= from && (t < to || (inclusive && t == to));
+        let mut changes: SmallVec<[Timestamp; 16]> = SmallVec::new();
+        changes.extend(
+            self.statuses
+                .iter()
+                .map(|p| p.time)
+                .filter(|t| in_range(*t)),
+        );
+        for span in &self.spans {
+            changes.extend(
+                [Some(span.start), span.end]
+                    .into_iter()
+                    .flatten()
+                    .filter(|t| in_range(*t)),
+            );
+        }
+        changes.sort_unstable();
+        changes.dedup();
+
+        let mut snapshot = self.snapshot;
+        let mut cursor = from;
+        let mut next_status = 0;
+        for &change in &changes {
+            if cursor < change {
+                sink.segment(cursor, change, snapshot.state);
+            }
+            let mut status = snapshot.state.status;
+            while let Some(point) = self.statuses.get(next_status).filter(|p| p.time <= change) {
+                if point.time >= from {
+                    sink.status_change(point.time, status, point.status);
+                }
+                status = point.status;
+                next_status += 1;
+            }
+            let state = State::from(status, &self.spans, change);
+            if state.display != snapshot.state.display {
+                snapshot.display_since = Some(change);
+            }
+            snapshot.state = state;
+            cursor = change;
+        }
+        if cursor < to {
+            sink.segment(cursor, to, snapshot.state);
+        }
+        snapshot
+    }
+
+    /// Makes everything before `until` final, keeping the class log from `keep_from`.
+    pub(crate) fn settle(
+        &mut self,
+        until: Timestamp,
+        keep_from: Timestamp,
+        day_of: &impl Fn(Timestamp) -> Day,
+    ) {
+        self.tally.settle(until, keep_from, (), |t| day_of(t).start);
+        if until <= self.settled_until {
+            return;
+        }
+        let mut class_log = std::mem::take(&mut self.class_log);
+        let mut accumulator = DayAccumulator {
+            day_of,
+            times: std::mem::take(&mut self.settled_day),
+            only_day: None,
+            classes: Some(&mut class_log),
+        };
+        let snapshot = self.walk(until, false, &mut accumulator);
+        self.settled_day = accumulator.times;
+        self.class_log = class_log;
+        self.snapshot = snapshot;
+        self.settled_until = until;
+        self.statuses.retain(|p| p.time >= until);
+        // A span ending exactly at `until` still has its end to apply.
+        self.spans.retain(|s| s.end.is_none_or(|end| end >= until));
+        // Keep the class in force at `keep_from`, then the changes after it.
+        while self.class_log.len() > 1 && self.class_log[1].0 <= keep_from {
+            self.class_log.pop_front();
+        }
+    }
+
+    /// The state at `now` (all changes up to `now` included).
+    pub(crate) fn live(&self, now: Timestamp) -> LiveState {
+        struct Nothing;
+        impl WalkSink for Nothing {
+            fn segment(&mut self, _: Timestamp, _: Timestamp, _: State) {}
+            fn status_change(&mut self, _: Timestamp, _: Status, _: Status) {}
+        }
+        let snapshot = self.walk(now, true, &mut Nothing);
+        let active = |span: &&Span| span.start <= now && span.end.is_none_or(|end| end > now);
+        let in_conversation = self
+            .spans
+            .iter()
+            .filter(active)
+            .filter(|s| matches!(s.phase, Phase::Talking | Phase::OnHold))
+            .map(|s| s.leg_start)
+            .min();
+        let contact_start = in_conversation.or_else(|| {
+            self.spans
+                .iter()
+                .filter(active)
+                .filter(|s| s.phase == Phase::Acw)
+                .map(|s| s.leg_start)
+                .min()
+        });
+        LiveState {
+            display: snapshot.state.display,
+            status: snapshot.state.status,
+            since: snapshot.display_since,
+            contact_start,
+        }
+    }
+
+    /// Times accumulated over `day` up to `now`.
+    pub(crate) fn day_times(
+        &self,
+        day: Day,
+        now: Timestamp,
+        day_of: &impl Fn(Timestamp) -> Day,
+    ) -> DayTimes {
+        let settled = if self.settled_day.day_start == day.start {
+            self.settled_day.clone()
+        } else {
+            DayTimes::for_day(day.start)
+        };
+        let mut accumulator = DayAccumulator {
+            day_of,
+            times: settled,
+            only_day: Some(day.start),
+            classes: None,
+        };
+        if now >= self.settled_until {
+            self.walk(now, true, &mut accumulator);
+        }
+        accumulator.times
+    }
+
+    /// Handling and idle time within `(after, now]`, for occupancy over a trailing window.
+    pub(crate) fn occupancy_times(&self, after: Timestamp, now: Timestamp) -> (Millis, Millis) {
+        struct Classes(SmallVec<[(Timestamp, Timestamp, Class); 16]>);
+        impl WalkSink for Classes {
+            fn segment(&mut self, start: Timestamp, end: Timestamp, state: State) {
+                self.0.push((start, end, state.class));
+            }
+            fn status_change(&mut self, _: Timestamp, _: Status, _: Status) {}
+        }
+        let mut handling = Millis::ZERO;
+        let mut idle = Millis::ZERO;
+        let mut add = |start: Timestamp, end: Timestamp, class: Class| {
+            let (start, end) = (start.max(after), end.min(now));
+            if start < end {
+                match class {
+                    Class::Handling => handling += end - start,
+                    Class::Idle => idle += end - start,
+                    Class::Paused | Class::Out => {}
+                }
+            }
+        };
+        for (index, (start, class)) in self.class_log.iter().enumerate() {
+            let end = self
+                .class_log
+                .get(index + 1)
+                .map_or(self.settled_until, |(next, _)| *next);
+            add(*start, end, *class);
+        }
+        if now >= self.settled_until {
+            let mut classes = Classes(SmallVec::new());
+            self.walk(now, false, &mut classes);
+            for (start, end, class) in classes.0 {
+                add(start, end, class);
+            }
+        }
+        (handling, idle)
+    }
+
+    /// The timeline before this instant is final.
+    pub(crate) fn settled_until(&self) -> Timestamp {
+        self.settled_until
+    }
+
+    /// Items kept in memory (for memory accounting).
+    pub(crate) fn kept_items(&self) -> usize {
+        self.statuses.len() + self.spans.len() + self.class_log.len() + self.tally.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp(secs * 1000)
+    }
+
+    fn day_of(t: Timestamp) -> Day {
+        let start = t.0 - t.0.rem_euclid(86_400_000);
+        Day {
+            date: chrono::NaiveDate::MIN,
+            start: Timestamp(start),
+            end: Timestamp(start + 86_400_000),
+        }
+    }
+
+    fn status(secs: i64, status: Status) -> StatusPoint {
+        StatusPoint {
+            time: at(secs),
+            rank: 1,
+            tie: secs as u64,
+            status,
+        }
+    }
+
+    fn span(phase: Phase, start: i64, end: Option<i64>) -> Span {
+        Span {
+            advisor: 0,
+            phase,
+            start: at(start),
+            end: end.map(at),
+            leg_start: at(start),
+        }
+    }
+
+    fn advisor() -> Advisor {
+        let mut advisor = Advisor::new(at(0));
+        advisor.add_status(status(10, Status::Available));
+        advisor.add_span(span(Phase::Talking, 100, Some(200)));
+        advisor.add_span(span(Phase::Acw, 200, Some(230)));
+        advisor.add_status(status(300, Status::Pause(4)));
+        advisor.add_status(status(400, Status::Available));
+        advisor
+    }
+
+    #[test]
+    fn integrates_the_day_and_reports_live_state() {
+        let advisor = advisor();
+        let day = day_of(at(500));
+        let times = advisor.day_times(day, at(500), &day_of);
+        assert_eq!(times.logged_in, Millis::from_secs(490));
+        assert_eq!(times.handling, Millis::from_secs(130));
+        assert_eq!(times.idle, Millis::from_secs(90 + 70 + 100));
+        assert_eq!(times.pauses.as_slice(), &[(4, Millis::from_secs(100), 1)]);
+        assert_eq!(times.first_login, Some(at(10)));
+        let live = advisor.live(at(150));
+        assert_eq!(live.display, Display::Talking);
+        assert_eq!(live.since, Some(at(100)));
+        assert_eq!(live.contact_start, Some(at(100)));
+        let live = advisor.live(at(350));
+        assert_eq!(live.display, Display::Pause(4));
+        assert_eq!(live.since, Some(at(300)));
+        assert_eq!(live.contact_start, None);
+    }
+
+    #[test]
+    fn settling_in_steps_changes_nothing() {
+        let whole = advisor();
+        let mut stepped = advisor();
+        for until in [5, 100, 150, 230, 231, 399, 450] {
+            stepped.settle(at(until), at(0), &day_of);
+            let day = day_of(at(500));
+            assert_eq!(
+                stepped.day_times(day, at(500), &day_of),
+                whole.day_times(day, at(500), &day_of)
+            );
+            assert_eq!(stepped.live(at(500)), whole.live(at(500)));
+            for after in [0, 120, 210, 420] {
+                assert_eq!(
+                    stepped.occupancy_times(at(after), at(500)),
+                    whole.occupancy_times(at(after), at(500)),
+                    "settled to {until}, window after {after}"
+                );
+            }
+        }
+        assert_eq!(
+            whole.occupancy_times(at(0), at(500)),
+            (Millis::from_secs(130), Millis::from_secs(260))
+        );
+    }
+
+    #[test]
+    fn a_day_boundary_restarts_the_times() {
+        let mut advisor = Advisor::new(at(0));
+        advisor.add_status(status(86_000, Status::Available));
+        advisor.settle(at(86_500), at(0), &day_of);
+        let today = day_of(at(86_500));
+        let times = advisor.day_times(today, at(87_000), &day_of);
+        assert_eq!(times.logged_in, Millis::from_secs(600));
+        assert_eq!(times.first_login, None, "the login was yesterday");
+    }
+}

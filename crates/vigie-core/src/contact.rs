@@ -1,0 +1,710 @@
+//! A contact's life, derived from the set of its events.
+//!
+//! Events may arrive in any order within the allowed lateness, so a contact keeps its events
+//! ("facts") sorted by time and re-derives everything from them: the records it contributes
+//! to queue and advisor tallies, the phases its advisors spend on it, and whether it waits in a
+//! queue. The derivation is a left-to-right fold, so a fact at time `t` can only change what
+//! is derived at or after `t`: what lies before the settled horizon never changes.
+
+use smallvec::SmallVec;
+
+use crate::event::{Channel, DequeueReason};
+use crate::time::{Millis, Timestamp};
+
+/// Index of an interned queue.
+pub(crate) type QueueIdx = u32;
+/// Index of an interned advisor.
+pub(crate) type AdvisorIdx = u32;
+
+/// A queue and a channel: the finest unit queue indicators are kept at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct QueueChannel {
+    pub queue: QueueIdx,
+    pub channel: Channel,
+}
+
+/// The kinds of contact facts, with the lifecycle rank that orders facts of equal time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FactKind {
+    Queued,
+    Offered,
+    Missed,
+    Answered,
+    Held,
+    Resumed,
+    Transferred,
+    Abandoned,
+    Dequeued(DequeueReason),
+    Ended,
+    Completed,
+}
+
+impl FactKind {
+    /// Order of facts that share a millisecond: the order of a contact's life.
+    fn rank(self) -> u8 {
+        match self {
+            FactKind::Queued => 0,
+            FactKind::Offered => 1,
+            FactKind::Missed => 2,
+            FactKind::Answered => 3,
+            FactKind::Held => 4,
+            FactKind::Resumed => 5,
+            FactKind::Transferred => 6,
+            FactKind::Abandoned => 7,
+            FactKind::Dequeued(_) => 8,
+            FactKind::Ended => 9,
+            FactKind::Completed => 10,
+        }
+    }
+}
+
+/// One event of a contact, reduced to what the derivation needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Fact {
+    pub time: Timestamp,
+    /// Tie-breaker among facts of equal time and rank: a hash of the event id.
+    pub tie: u64,
+    pub kind: FactKind,
+    pub advisor: Option<AdvisorIdx>,
+    /// The queue entered (`queued`, `transferred` to a queue) or a hint (`answered`).
+    pub queue: Option<QueueIdx>,
+    pub channel: Option<Channel>,
+}
+
+impl Fact {
+    fn sort_key(&self) -> (Timestamp, u8, u64) {
+        (self.time, self.kind.rank(), self.tie)
+    }
+}
+
+/// Inserts a fact at its place in time order (usually the end).
+pub(crate) fn insert_fact(facts: &mut Vec<Fact>, fact: Fact) {
+    let key = fact.sort_key();
+    let position = facts
+        .iter()
+        .rposition(|f| f.sort_key() <= key)
+        .map_or(0, |p| p + 1);
+    facts.insert(position, fact);
+}
+
+/// How a wait in a queue ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Answered,
+    Abandoned,
+    Dequeued(DequeueReason),
+    /// Moved to another queue without being answered.
+    FlowedOut,
+}
+
+/// What a contact contributes to tallies, each at the instant it happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Record {
+    /// Entered a queue.
+    Offer { qc: QueueChannel, time: Timestamp },
+    /// Left a queue after waiting `wait`.
+    Left {
+        qc: QueueChannel,
+        time: Timestamp,
+        wait: Millis,
+        outcome: Outcome,
+    },
+    /// An advisor completed their part of the contact (after-contact work done).
+    Handled {
+        advisor: AdvisorIdx,
+        qc: Option<QueueChannel>,
+        time: Timestamp,
+        talk: Millis,
+        hold: Millis,
+        acw: Millis,
+        held: bool,
+    },
+    /// An advisor transferred the contact.
+    Transfer {
+        advisor: AdvisorIdx,
+        qc: Option<QueueChannel>,
+        time: Timestamp,
+    },
+    /// An offer to an advisor went unanswered.
+    Missed {
+        advisor: AdvisorIdx,
+        time: Timestamp,
+    },
+}
+
+/// What an advisor is doing with a contact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Phase {
+    Offered,
+    Talking,
+    OnHold,
+    Acw,
+}
+
+/// A period an advisor spends in one phase of one contact; `end` is `None` while it lasts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub advisor: AdvisorIdx,
+    pub phase: Phase,
+    pub start: Timestamp,
+    pub end: Option<Timestamp>,
+    /// When the advisor's part of the contact began (answer, or offer for ringing).
+    pub leg_start: Timestamp,
+}
+
+/// A contact waiting in a queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Waiting {
+    pub qc: QueueChannel,
+    pub since: Timestamp,
+}
+
+/// Everything derived from a contact's facts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Derived {
+    pub records: SmallVec<[Record; 4]>,
+    pub spans: SmallVec<[Span; 6]>,
+    pub waiting: Option<Waiting>,
+    /// When the contact's life ended (nothing left open), if it has.
+    pub finished_at: Option<Timestamp>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum LegPhase {
+    Talking(Timestamp),
+    OnHold(Timestamp),
+    Acw(Timestamp),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Leg {
+    advisor: AdvisorIdx,
+    qc: Option<QueueChannel>,
+    answered_at: Timestamp,
+    talk: Millis,
+    hold: Millis,
+    held: bool,
+    phase: LegPhase,
+}
+
+struct Fold {
+    channel: Option<Channel>,
+    waiting: Option<Waiting>,
+    offers: SmallVec<[(AdvisorIdx, Timestamp); 2]>,
+    legs: SmallVec<[Leg; 2]>,
+    out: Derived,
+}
+
+impl Fold {
+    fn channel(&self) -> Channel {
+        self.channel.unwrap_or(Channel::Voice)
+    }
+
+    fn end_offers(&mut self, time: Timestamp) {
+        for (advisor, since) in self.offers.drain(..) {
+            self.out.spans.push(Span {
+                advisor,
+                phase: Phase::Offered,
+                start: since,
+                end: Some(time),
+                leg_start: since,
+            });
+        }
+    }
+
+    fn end_offer(&mut self, advisor: AdvisorIdx, time: Timestamp) {
+        if let Some(position) = self.offers.iter().position(|(a, _)| *a == advisor) {
+            let (_, since) = self.offers.remove(position);
+            self.out.spans.push(Span {
+                advisor,
+                phase: Phase::Offered,
+                start: since,
+                end: Some(time),
+                leg_start: since,
+            });
+        }
+    }
+
+    fn leave_queue(&mut self, time: Timestamp, outcome: Outcome) -> Option<QueueChannel> {
+        let waiting = self.waiting.take()?;
+        self.out.records.push(Record::Left {
+            qc: waiting.qc,
+            time,
+            wait: time - waiting.since,
+            outcome,
+        });
+        Some(waiting.qc)
+    }
+
+    fn enter_queue(&mut self, queue: QueueIdx, time: Timestamp) {
+        let qc = QueueChannel {
+            queue,
+            channel: self.channel(),
+        };
+        self.waiting = Some(Waiting { qc, since: time });
+        self.out.records.push(Record::Offer { qc, time });
+    }
+
+    /// The leg currently in conversation (talking or on hold).
+    fn active_leg(&self) -> Option<usize> {
+        self.legs
+            .iter()
+            .position(|leg| !matches!(leg.phase, LegPhase::Acw(_)))
+    }
+
+    /// Ends the conversation of leg `index` at `time`: the advisor starts after-contact work.
+    fn end_conversation(&mut self, index: usize, time: Timestamp) {
+        let leg = &mut self.legs[index];
+        let span = match leg.phase {
+            LegPhase::Talking(since) => {
+                leg.talk += time - since;
+                (Phase::Talking, since)
+            }
+            LegPhase::OnHold(since) => {
+                leg.hold += time - since;
+                (Phase::OnHold, since)
+            }
+            LegPhase::Acw(_) => return,
+        };
+        leg.phase = LegPhase::Acw(time);
+        let (advisor, leg_start) = (leg.advisor, leg.answered_at);
+        let (phase, since) = span;
+        self.out.spans.push(Span {
+            advisor,
+            phase,
+            start: since,
+            end: Some(time),
+            leg_start,
+        });
+    }
+
+    /// Completes leg `index` at `time` (ending its conversation first if needed).
+    fn complete(&mut self, index: usize, time: Timestamp) {
+        self.end_conversation(index, time);
+        let leg = self.legs.remove(index);
+        let LegPhase::Acw(acw_since) = leg.phase else {
+            unreachable!("end_conversation always leaves the leg in after-contact work")
+        };
+        self.out.spans.push(Span {
+            advisor: leg.advisor,
+            phase: Phase::Acw,
+            start: acw_since,
+            end: Some(time),
+            leg_start: leg.answered_at,
+        });
+        self.out.records.push(Record::Handled {
+            advisor: leg.advisor,
+            qc: leg.qc,
+            time,
+            talk: leg.talk,
+            hold: leg.hold,
+            acw: time - acw_since,
+            held: leg.held,
+        });
+    }
+
+    fn apply(&mut self, fact: &Fact) {
+        let time = fact.time;
+        if self.channel.is_none() {
+            self.channel = fact.channel;
+        }
+        match fact.kind {
+            FactKind::Queued => {
+                let Some(queue) = fact.queue else { return };
+                if self.waiting.is_some_and(|w| w.qc.queue == queue) {
+                    return; // Entering the queue it already waits in: a repeat, not a new offer.
+                }
+                self.leave_queue(time, Outcome::FlowedOut);
+                self.end_offers(time);
+                if let Some(active) = self.active_leg() {
+                    self.end_conversation(active, time);
+                }
+                self.enter_queue(queue, time);
+            }
+            FactKind::Offered => {
+                if let Some(advisor) = fact.advisor
+                    && !self.offers.iter().any(|(a, _)| *a == advisor)
+                {
+                    self.offers.push((advisor, time));
+                }
+            }
+            FactKind::Missed => {
+                if let Some(advisor) = fact.advisor {
+                    self.end_offer(advisor, time);
+                    self.out.records.push(Record::Missed { advisor, time });
+                }
+            }
+            FactKind::Answered => {
+                let Some(advisor) = fact.advisor else { return };
+                self.end_offers(time);
+                if let Some(active) = self.active_leg() {
+                    if self.legs[active].advisor == advisor && self.waiting.is_none() {
+                        return; // Answered again by the advisor already talking: a repeat.
+                    }
+                    // Someone else picks up: the previous advisor's conversation is over.
+                    self.end_conversation(active, time);
+                }
+                let qc = self.leave_queue(time, Outcome::Answered).or_else(|| {
+                    fact.queue.map(|queue| QueueChannel {
+                        queue,
+                        channel: self.channel(),
+                    })
+                });
+                self.legs.push(Leg {
+                    advisor,
+                    qc,
+                    answered_at: time,
+                    talk: Millis::ZERO,
+                    hold: Millis::ZERO,
+                    held: false,
+                    phase: LegPhase::Talking(time),
+                });
+            }
+            FactKind::Held => {
+                if let Some(active) = self.active_leg() {
+                    let leg = &mut self.legs[active];
+                    if let LegPhase::Talking(since) = leg.phase {
+                        leg.talk += time - since;
+                        leg.phase = LegPhase::OnHold(time);
+                        leg.held = true;
+                        let (advisor, leg_start) = (leg.advisor, leg.answered_at);
+                        self.out.spans.push(Span {
+                            advisor,
+                            phase: Phase::Talking,
+                            start: since,
+                            end: Some(time),
+                            leg_start,
+                        });
+                    }
+                }
+            }
+            FactKind::Resumed => {
+                if let Some(active) = self.active_leg() {
+                    let leg = &mut self.legs[active];
+                    if let LegPhase::OnHold(since) = leg.phase {
+                        leg.hold += time - since;
+                        leg.phase = LegPhase::Talking(time);
+                        let (advisor, leg_start) = (leg.advisor, leg.answered_at);
+                        self.out.spans.push(Span {
+                            advisor,
+                            phase: Phase::OnHold,
+                            start: since,
+                            end: Some(time),
+                            leg_start,
+                        });
+                    }
+                }
+            }
+            FactKind::Transferred => {
+                self.end_offers(time);
+                if let Some(active) = self.active_leg() {
+                    let leg = self.legs[active];
+                    self.out.records.push(Record::Transfer {
+                        advisor: leg.advisor,
+                        qc: leg.qc,
+                        time,
+                    });
+                    self.end_conversation(active, time);
+                } else {
+                    self.leave_queue(time, Outcome::FlowedOut);
+                }
+                if let Some(queue) = fact.queue {
+                    self.leave_queue(time, Outcome::FlowedOut);
+                    self.enter_queue(queue, time);
+                }
+            }
+            FactKind::Abandoned => {
+                self.end_offers(time);
+                self.leave_queue(time, Outcome::Abandoned);
+            }
+            FactKind::Dequeued(reason) => {
+                self.end_offers(time);
+                self.leave_queue(time, Outcome::Dequeued(reason));
+            }
+            FactKind::Ended => {
+                if let Some(active) = self.active_leg()
+                    && fact
+                        .advisor
+                        .is_none_or(|advisor| advisor == self.legs[active].advisor)
+                {
+                    self.end_conversation(active, time);
+                }
+            }
+            FactKind::Completed => match fact.advisor {
+                Some(advisor) => {
+                    // That advisor's leg in after-contact work first, else their conversation.
+                    let index = self
+                        .legs
+                        .iter()
+                        .position(|leg| {
+                            leg.advisor == advisor && matches!(leg.phase, LegPhase::Acw(_))
+                        })
+                        .or_else(|| self.legs.iter().position(|leg| leg.advisor == advisor));
+                    if let Some(index) = index {
+                        self.complete(index, time);
+                    }
+                }
+                None => {
+                    while !self.legs.is_empty() {
+                        self.complete(0, time);
+                    }
+                }
+            },
+        }
+        let open = self.waiting.is_some() || !self.offers.is_empty() || !self.legs.is_empty();
+        self.out.finished_at = if open { None } else { Some(time) };
+    }
+
+    fn finish(mut self, expired_at: Option<Timestamp>) -> Derived {
+        self.out.waiting = self.waiting;
+        for (advisor, since) in &self.offers {
+            self.out.spans.push(Span {
+                advisor: *advisor,
+                phase: Phase::Offered,
+                start: *since,
+                end: expired_at,
+                leg_start: *since,
+            });
+        }
+        for leg in &self.legs {
+            let (phase, since) = match leg.phase {
+                LegPhase::Talking(since) => (Phase::Talking, since),
+                LegPhase::OnHold(since) => (Phase::OnHold, since),
+                LegPhase::Acw(since) => (Phase::Acw, since),
+            };
+            self.out.spans.push(Span {
+                advisor: leg.advisor,
+                phase,
+                start: since,
+                end: expired_at,
+                leg_start: leg.answered_at,
+            });
+        }
+        if expired_at.is_some() {
+            // Given up: it no longer waits anywhere, and nothing of it is counted as handled.
+            self.out.waiting = None;
+        }
+        self.out
+    }
+}
+
+/// Derives a contact from its facts (sorted by [`insert_fact`]). With `expired_at`, whatever
+/// is still open is cut at that instant.
+pub(crate) fn derive(facts: &[Fact], expired_at: Option<Timestamp>) -> Derived {
+    let mut fold = Fold {
+        channel: None,
+        waiting: None,
+        offers: SmallVec::new(),
+        legs: SmallVec::new(),
+        out: Derived::default(),
+    };
+    for fact in facts {
+        fold.apply(fact);
+    }
+    fold.finish(expired_at)
+}
+
+/// Reports the items of `old` missing from `new` (`false`: removed) then those of `new`
+/// missing from `old` (`true`: added), as multisets.
+pub(crate) fn diff<T: PartialEq + Copy>(old: &[T], new: &[T], mut change: impl FnMut(T, bool)) {
+    // Contacts have a handful of items and the common case is a pure append, so a quadratic
+    // matching with a bitmask beats sorting.
+    let mut matched = SmallVec::<[bool; 16]>::from_elem(false, new.len());
+    for item in old {
+        match new
+            .iter()
+            .enumerate()
+            .position(|(i, n)| !matched[i] && n == item)
+        {
+            Some(i) => matched[i] = true,
+            None => change(*item, false),
+        }
+    }
+    for (i, item) in new.iter().enumerate() {
+        if !matched[i] {
+            change(*item, true);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp(secs * 1000)
+    }
+
+    fn fact(secs: i64, kind: FactKind, advisor: Option<u32>, queue: Option<u32>) -> Fact {
+        Fact {
+            time: at(secs),
+            tie: secs as u64,
+            kind,
+            advisor,
+            queue,
+            channel: Some(Channel::Voice),
+        }
+    }
+
+    const QC: QueueChannel = QueueChannel {
+        queue: 0,
+        channel: Channel::Voice,
+    };
+
+    fn sorted(mut facts: Vec<Fact>) -> Vec<Fact> {
+        let mut out = Vec::new();
+        facts.reverse();
+        for f in facts {
+            insert_fact(&mut out, f);
+        }
+        out
+    }
+
+    #[test]
+    fn a_simple_call_gives_offer_left_and_handled() {
+        let facts = sorted(vec![
+            fact(0, FactKind::Queued, None, Some(0)),
+            fact(5, FactKind::Offered, Some(7), None),
+            fact(8, FactKind::Answered, Some(7), None),
+            fact(20, FactKind::Held, None, None),
+            fact(50, FactKind::Resumed, None, None),
+            fact(100, FactKind::Ended, Some(7), None),
+            fact(130, FactKind::Completed, Some(7), None),
+        ]);
+        let derived = derive(&facts, None);
+        assert_eq!(
+            derived.records.as_slice(),
+            &[
+                Record::Offer {
+                    qc: QC,
+                    time: at(0)
+                },
+                Record::Left {
+                    qc: QC,
+                    time: at(8),
+                    wait: Millis::from_secs(8),
+                    outcome: Outcome::Answered
+                },
+                Record::Handled {
+                    advisor: 7,
+                    qc: Some(QC),
+                    time: at(130),
+                    talk: Millis::from_secs(62),
+                    hold: Millis::from_secs(30),
+                    acw: Millis::from_secs(30),
+                    held: true
+                },
+            ]
+        );
+        assert_eq!(derived.finished_at, Some(at(130)));
+        assert_eq!(derived.waiting, None);
+        let phases: Vec<_> = derived
+            .spans
+            .iter()
+            .map(|s| (s.phase, s.start, s.end))
+            .collect();
+        assert_eq!(
+            phases,
+            vec![
+                (Phase::Offered, at(5), Some(at(8))),
+                (Phase::Talking, at(8), Some(at(20))),
+                (Phase::OnHold, at(20), Some(at(50))),
+                (Phase::Talking, at(50), Some(at(100))),
+                (Phase::Acw, at(100), Some(at(130))),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_transfer_to_another_queue_opens_a_second_wait_and_leg() {
+        let facts = sorted(vec![
+            fact(0, FactKind::Queued, None, Some(0)),
+            fact(10, FactKind::Answered, Some(1), None),
+            fact(40, FactKind::Transferred, Some(1), Some(3)),
+            fact(55, FactKind::Completed, Some(1), None),
+            fact(70, FactKind::Answered, Some(2), None),
+            fact(100, FactKind::Ended, Some(2), None),
+            fact(101, FactKind::Completed, Some(2), None),
+        ]);
+        let derived = derive(&facts, None);
+        let q3 = QueueChannel {
+            queue: 3,
+            channel: Channel::Voice,
+        };
+        assert!(derived.records.contains(&Record::Transfer {
+            advisor: 1,
+            qc: Some(QC),
+            time: at(40)
+        }));
+        assert!(derived.records.contains(&Record::Offer {
+            qc: q3,
+            time: at(40)
+        }));
+        assert!(derived.records.contains(&Record::Left {
+            qc: q3,
+            time: at(70),
+            wait: Millis::from_secs(30),
+            outcome: Outcome::Answered
+        }));
+        assert!(derived.records.contains(&Record::Handled {
+            advisor: 1,
+            qc: Some(QC),
+            time: at(55),
+            talk: Millis::from_secs(30),
+            hold: Millis::ZERO,
+            acw: Millis::from_secs(15),
+            held: false
+        }));
+        assert_eq!(derived.finished_at, Some(at(101)));
+    }
+
+    #[test]
+    fn any_arrival_order_gives_the_same_derivation() {
+        let facts = vec![
+            fact(0, FactKind::Queued, None, Some(0)),
+            fact(2, FactKind::Offered, Some(1), None),
+            fact(4, FactKind::Missed, Some(1), None),
+            fact(5, FactKind::Offered, Some(2), None),
+            fact(7, FactKind::Answered, Some(2), None),
+            fact(9, FactKind::Held, Some(2), None),
+            fact(12, FactKind::Resumed, Some(2), None),
+            fact(30, FactKind::Ended, Some(2), None),
+            fact(31, FactKind::Completed, Some(2), None),
+        ];
+        let expected = derive(&sorted(facts.clone()), None);
+        let mut permuted = facts.clone();
+        for rotation in 0..facts.len() {
+            permuted.rotate_left(1);
+            permuted.swap(0, rotation % facts.len());
+            let mut out = Vec::new();
+            for f in &permuted {
+                insert_fact(&mut out, *f);
+            }
+            assert_eq!(derive(&out, None), expected);
+        }
+    }
+
+    #[test]
+    fn expiry_cuts_open_phases_and_stops_waiting() {
+        let facts = sorted(vec![
+            fact(0, FactKind::Queued, None, Some(0)),
+            fact(3, FactKind::Answered, Some(1), None),
+        ]);
+        let derived = derive(&facts, Some(at(1000)));
+        assert_eq!(derived.spans.last().map(|s| s.end), Some(Some(at(1000))));
+        assert_eq!(derived.finished_at, None);
+        let waiting = derive(&facts[..1], Some(at(1000)));
+        assert_eq!(waiting.waiting, None);
+    }
+
+    #[test]
+    fn diff_reports_multiset_differences() {
+        let mut removed = Vec::new();
+        let mut added = Vec::new();
+        diff(&[1, 2, 2, 3], &[2, 3, 4], |x, add| {
+            if add { added.push(x) } else { removed.push(x) }
+        });
+        assert_eq!(removed, vec![1, 2]);
+        assert_eq!(added, vec![4]);
+    }
+}

@@ -1,0 +1,788 @@
+//! The processor of one site: applies events, deduplicates them, tolerates disorder within the
+//! allowed lateness, and keeps what the views are computed from.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::Serialize;
+use xxhash_rust::xxh3::xxh3_128;
+
+use crate::advisor::{Advisor, Status, StatusPoint};
+use crate::config::{ProcessingConfig, QueueConfig, SiteConfig, SlVariant};
+use crate::contact::{Derived, Fact, FactKind, QueueChannel, Record, derive, diff, insert_fact};
+use crate::event::{
+    AdvisorEvent, AdvisorEventKind, AdvisorStatus, ContactEvent, ContactEventKind, Event, EventBody,
+};
+use crate::reject::{RejectReason, Rejection};
+use crate::tally::{Entry, EntryKind, EntryLog, QueueTally, Thresholds};
+use crate::time::{Day, DayCalendar, Millis, Timestamp};
+
+/// The longest trailing window; entries are kept this long behind the newest event.
+pub(crate) const LONGEST_WINDOW: Millis = Millis::from_mins(60);
+
+/// The most events one contact may have; a contact beyond is refused (a runaway producer).
+pub const MAX_EVENTS_PER_CONTACT: usize = 512;
+
+/// Entities are settled when the horizon moved at least this much since their last settling,
+/// so that a busy entity does not walk its timeline on every event.
+const SETTLE_STEP: Millis = Millis(1_000);
+
+/// What became of an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Taken into account.
+    Applied,
+    /// Already seen (same `id`): ignored.
+    Duplicate,
+    /// Refused, with the reason.
+    Rejected(Rejection),
+}
+
+/// Running counts of what the processor did, for metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProcessorStats {
+    /// Events applied.
+    pub applied: u64,
+    /// Events dropped as duplicates.
+    pub duplicates: u64,
+    /// Events rejected, by reason.
+    pub rejected: BTreeMap<RejectReason, u64>,
+    /// Contacts given up after `contact_expiry` without an event.
+    pub contacts_expired: u64,
+    /// Contacts currently tracked.
+    pub contacts_tracked: u64,
+    /// Advisors known today.
+    pub advisors: u64,
+}
+
+/// Memory the processor holds, by kind of item (for the memory benchmark and metrics).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MemoryItems {
+    /// Contacts in progress (or completed within the allowed lateness).
+    pub contacts: usize,
+    /// Events of those contacts.
+    pub contact_events: usize,
+    /// Completed contacts remembered to refuse stray events.
+    pub completed_contacts: usize,
+    /// Event ids remembered for deduplication.
+    pub event_ids: usize,
+    /// Queue log entries (trailing windows).
+    pub queue_entries: usize,
+    /// Advisor timeline items and log entries.
+    pub advisor_items: usize,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct QueueSettings {
+    pub config: QueueConfig,
+    pub thresholds: Thresholds,
+    pub variant: SlVariant,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct TeamSettings {
+    pub id: String,
+    pub name: Option<String>,
+    pub queues: Vec<u32>,
+    pub variant: SlVariant,
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct QueueChannelState {
+    pub log: EntryLog<QueueTally>,
+    /// Contacts waiting, by time of entry.
+    pub waiting: BTreeSet<(Timestamp, u128)>,
+}
+
+#[derive(Clone, Debug)]
+struct ContactState {
+    id: Box<str>,
+    facts: Vec<Fact>,
+    derived: Derived,
+    last_time: Timestamp,
+}
+
+/// Why a contact is remembered after it was released.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Gone {
+    Completed,
+    Expired,
+}
+
+/// Strings interned to dense indices, in order of first appearance.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Interner {
+    index: FxHashMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
+}
+
+impl Interner {
+    pub(crate) fn intern(&mut self, name: &str) -> (u32, bool) {
+        if let Some(index) = self.index.get(name) {
+            return (*index, false);
+        }
+        let index = u32::try_from(self.names.len()).expect("fewer than 4 billion distinct names");
+        self.names.push(name.into());
+        self.index.insert(name.into(), index);
+        (index, true)
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<u32> {
+        self.index.get(name).copied()
+    }
+
+    pub(crate) fn name(&self, index: u32) -> &str {
+        &self.names[index as usize]
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.names.len()
+    }
+}
+
+/// The processor of one site. Single writer: `&mut self` to apply, `&self` to read views.
+#[derive(Debug)]
+pub struct SiteProcessor {
+    pub(crate) site: SiteConfig,
+    pub(crate) calendar: DayCalendar,
+    lateness: Millis,
+    dedupe_window: Millis,
+    contact_expiry: Millis,
+    completed_memory: Millis,
+    /// The newest event time applied.
+    pub(crate) watermark: Timestamp,
+    /// The newest time the caller advanced to.
+    pub(crate) clock: Timestamp,
+    seen_ids: FxHashSet<u128>,
+    seen_order: VecDeque<(Timestamp, u128)>,
+    contacts: FxHashMap<u128, ContactState>,
+    gone: FxHashMap<u128, (Timestamp, Gone)>,
+    gone_order: VecDeque<(Timestamp, u128)>,
+    finishing: BinaryHeap<Reverse<(Timestamp, u128)>>,
+    expiring: BinaryHeap<Reverse<(Timestamp, u128)>>,
+    pub(crate) queues: Interner,
+    pub(crate) queue_settings: Vec<QueueSettings>,
+    pub(crate) queue_channels: BTreeMap<QueueChannel, QueueChannelState>,
+    pub(crate) advisors: Interner,
+    pub(crate) advisor_state: Vec<Advisor>,
+    pub(crate) teams: Interner,
+    pub(crate) team_settings: Vec<TeamSettings>,
+    roster: FxHashMap<u32, u32>,
+    pub(crate) reasons: Interner,
+    stats: ProcessorStats,
+    touched_queues: Vec<QueueChannel>,
+    touched_advisors: Vec<u32>,
+}
+
+fn hash_id(id: &str) -> u128 {
+    xxh3_128(id.as_bytes())
+}
+
+impl SiteProcessor {
+    /// A processor for a validated site configuration.
+    pub fn new(site: SiteConfig, processing: &ProcessingConfig) -> SiteProcessor {
+        let calendar = site.calendar();
+        let mut processor = SiteProcessor {
+            calendar,
+            lateness: processing.allowed_lateness.millis(),
+            dedupe_window: processing
+                .dedupe_window
+                .millis()
+                .max(processing.allowed_lateness.millis()),
+            contact_expiry: processing.contact_expiry.millis(),
+            completed_memory: processing.completed_contact_memory.millis(),
+            watermark: Timestamp::MIN,
+            clock: Timestamp::MIN,
+            seen_ids: FxHashSet::default(),
+            seen_order: VecDeque::new(),
+            contacts: FxHashMap::default(),
+            gone: FxHashMap::default(),
+            gone_order: VecDeque::new(),
+            finishing: BinaryHeap::new(),
+            expiring: BinaryHeap::new(),
+            queues: Interner::default(),
+            queue_settings: Vec::new(),
+            queue_channels: BTreeMap::new(),
+            advisors: Interner::default(),
+            advisor_state: Vec::new(),
+            teams: Interner::default(),
+            team_settings: Vec::new(),
+            roster: FxHashMap::default(),
+            reasons: Interner::default(),
+            stats: ProcessorStats::default(),
+            touched_queues: Vec::new(),
+            touched_advisors: Vec::new(),
+            site,
+        };
+        processor.load_configuration();
+        processor
+    }
+
+    fn load_configuration(&mut self) {
+        let site = self.site.clone();
+        for queue in &site.queues {
+            let index = self.queue_index(&queue.id);
+            self.queue_settings[index as usize] = QueueSettings::from_config(queue.clone(), &site);
+        }
+        for team in &site.teams {
+            let index = self.team_index(&team.id);
+            let queues = team.queues.iter().map(|q| self.queue_index(q)).collect();
+            let settings = &mut self.team_settings[index as usize];
+            settings.name = team.name.clone();
+            settings.queues = queues;
+            settings.variant = team.sl_variant.unwrap_or(site.sl_variant);
+            for advisor in &team.advisors {
+                let advisor = self.advisor_index(advisor);
+                self.roster.insert(advisor, index);
+            }
+        }
+    }
+
+    /// The site's configuration.
+    pub fn site(&self) -> &SiteConfig {
+        &self.site
+    }
+
+    /// The newest event time applied, if any.
+    pub fn watermark(&self) -> Option<Timestamp> {
+        (self.watermark > Timestamp::MIN).then_some(self.watermark)
+    }
+
+    /// The instant views are computed at: the latest of the clock and the newest event.
+    pub fn now(&self) -> Timestamp {
+        self.clock.max(self.watermark)
+    }
+
+    /// Counts of what was applied, dropped and refused.
+    pub fn stats(&self) -> ProcessorStats {
+        let mut stats = self.stats.clone();
+        stats.contacts_tracked = self.contacts.len() as u64;
+        stats.advisors = self.advisors.len() as u64;
+        stats
+    }
+
+    /// Items held in memory, by kind.
+    pub fn memory_items(&self) -> MemoryItems {
+        MemoryItems {
+            contacts: self.contacts.len(),
+            contact_events: self.contacts.values().map(|c| c.facts.len()).sum(),
+            completed_contacts: self.gone.len(),
+            event_ids: self.seen_ids.len(),
+            queue_entries: self.queue_channels.values().map(|q| q.log.len()).sum(),
+            advisor_items: self.advisor_state.iter().map(Advisor::kept_items).sum(),
+        }
+    }
+
+    /// Advances the clock used for live figures (time in state, longest wait, trailing
+    /// windows). It never moves backwards and does not judge lateness: only events do.
+    pub fn advance_to(&mut self, now: Timestamp) {
+        self.clock = self.clock.max(now);
+    }
+
+    /// The site-local day containing `time`.
+    pub fn day_of(&self, time: Timestamp) -> Day {
+        self.calendar.day_of(time)
+    }
+
+    fn settle_horizon(&self) -> Timestamp {
+        self.watermark - self.lateness
+    }
+
+    pub(crate) fn queue_index(&mut self, id: &str) -> u32 {
+        let (index, new) = self.queues.intern(id);
+        if new {
+            let config = QueueConfig::with_defaults(id);
+            self.queue_settings
+                .push(QueueSettings::from_config(config, &self.site));
+        }
+        index
+    }
+
+    pub(crate) fn team_index(&mut self, id: &str) -> u32 {
+        let (index, new) = self.teams.intern(id);
+        if new {
+            self.team_settings.push(TeamSettings {
+                id: id.to_owned(),
+                name: None,
+                queues: Vec::new(),
+                variant: self.site.sl_variant,
+            });
+        }
+        index
+    }
+
+    pub(crate) fn advisor_index(&mut self, id: &str) -> u32 {
+        let (index, new) = self.advisors.intern(id);
+        if new {
+            self.advisor_state.push(Advisor::new(self.settle_horizon()));
+        }
+        index
+    }
+
+    /// The team an advisor belongs to: the roster's, else their latest login's, else
+    /// `unassigned`.
+    pub(crate) fn team_of(&self, advisor: u32) -> Option<u32> {
+        self.roster.get(&advisor).copied().or_else(|| {
+            self.advisor_state[advisor as usize]
+                .login_team
+                .map(|(_, team)| team)
+        })
+    }
+
+    /// Applies one event of this site.
+    pub fn apply(&mut self, event: &Event) -> Outcome {
+        let outcome = self.apply_inner(event);
+        match &outcome {
+            Outcome::Applied => self.stats.applied += 1,
+            Outcome::Duplicate => self.stats.duplicates += 1,
+            Outcome::Rejected(rejection) => {
+                *self.stats.rejected.entry(rejection.reason).or_default() += 1
+            }
+        }
+        outcome
+    }
+
+    fn apply_inner(&mut self, event: &Event) -> Outcome {
+        let id = hash_id(&event.id);
+        if self.seen_ids.contains(&id) {
+            return Outcome::Duplicate;
+        }
+        let horizon = self.settle_horizon();
+        if event.time < horizon {
+            return Outcome::Rejected(Rejection::field(
+                RejectReason::TooLate,
+                "time",
+                format!(
+                    "event time {} is {:.3} s behind the newest event of site {:?} ({}); the allowed lateness is {:.0} s",
+                    event.time,
+                    (self.watermark - event.time).as_secs_f64(),
+                    self.site.id,
+                    self.watermark,
+                    self.lateness.as_secs_f64(),
+                ),
+            ));
+        }
+        let result = match &event.body {
+            EventBody::Contact(contact) => self.apply_contact(event, contact, id),
+            EventBody::Advisor(advisor) => {
+                self.apply_advisor(event, advisor, id);
+                Ok(())
+            }
+        };
+        if let Err(rejection) = result {
+            return Outcome::Rejected(rejection);
+        }
+        self.seen_ids.insert(id);
+        self.seen_order.push_back((event.time, id));
+        if event.time > self.watermark {
+            self.watermark = event.time;
+            self.housekeeping();
+        }
+        self.settle_touched();
+        Outcome::Applied
+    }
+
+    fn apply_contact(
+        &mut self,
+        event: &Event,
+        contact: &ContactEvent,
+        id: u128,
+    ) -> Result<(), Rejection> {
+        let key = hash_id(&contact.contact);
+        if let Some((finished, gone)) = self.gone.get(&key) {
+            return Err(gone_rejection(*gone, &contact.contact, *finished));
+        }
+        if let Some(state) = self.contacts.get(&key) {
+            if let Some(finished) = state.derived.finished_at
+                && event.time > finished + self.lateness
+            {
+                return Err(gone_rejection(Gone::Completed, &contact.contact, finished));
+            }
+            if state.facts.len() >= MAX_EVENTS_PER_CONTACT {
+                return Err(Rejection::field(
+                    RejectReason::InvalidField,
+                    "contact",
+                    format!(
+                        "contact {:?} already has {MAX_EVENTS_PER_CONTACT} events, the most one contact may have",
+                        contact.contact
+                    ),
+                ));
+            }
+        }
+        let advisor = contact.advisor.as_deref().map(|a| self.advisor_index(a));
+        let queue = match &contact.kind {
+            ContactEventKind::Transferred { to_queue } => to_queue.as_deref(),
+            ContactEventKind::Queued | ContactEventKind::Answered => contact.queue.as_deref(),
+            _ => None,
+        }
+        .map(|q| self.queue_index(q));
+        let kind = match &contact.kind {
+            ContactEventKind::Queued => FactKind::Queued,
+            ContactEventKind::Offered => FactKind::Offered,
+            ContactEventKind::Missed => FactKind::Missed,
+            ContactEventKind::Answered => FactKind::Answered,
+            ContactEventKind::Held => FactKind::Held,
+            ContactEventKind::Resumed => FactKind::Resumed,
+            ContactEventKind::Transferred { .. } => FactKind::Transferred,
+            ContactEventKind::Abandoned => FactKind::Abandoned,
+            ContactEventKind::Dequeued { reason } => FactKind::Dequeued(*reason),
+            ContactEventKind::Ended => FactKind::Ended,
+            ContactEventKind::Completed { .. } => FactKind::Completed,
+        };
+        let fact = Fact {
+            time: event.time,
+            tie: id as u64,
+            kind,
+            advisor,
+            queue,
+            channel: contact.channel,
+        };
+        let expiry = self.contact_expiry;
+        let state = self.contacts.entry(key).or_insert_with(|| ContactState {
+            id: contact.contact.as_str().into(),
+            facts: Vec::with_capacity(8),
+            derived: Derived::default(),
+            last_time: event.time,
+        });
+        if state.facts.is_empty() {
+            self.expiring.push(Reverse((event.time + expiry, key)));
+        }
+        insert_fact(&mut state.facts, fact);
+        state.last_time = state.last_time.max(event.time);
+        let old = std::mem::take(&mut state.derived);
+        let new = derive(&state.facts, None);
+        if let Some(finished) = new.finished_at
+            && old.finished_at != Some(finished)
+        {
+            self.finishing.push(Reverse((finished, key)));
+        }
+        self.apply_change(key, &old, &new);
+        if let Some(state) = self.contacts.get_mut(&key) {
+            state.derived = new;
+        }
+        Ok(())
+    }
+
+    /// Applies the difference between two derivations of a contact to queues and advisors.
+    fn apply_change(&mut self, key: u128, old: &Derived, new: &Derived) {
+        diff(&old.records, &new.records, |record, add| {
+            self.record(&record, add)
+        });
+        diff(&old.spans, &new.spans, |span, add| {
+            self.touched_advisors.push(span.advisor);
+            let advisor = &mut self.advisor_state[span.advisor as usize];
+            if add {
+                advisor.add_span(span)
+            } else {
+                advisor.remove_span(&span)
+            }
+        });
+        if old.waiting != new.waiting {
+            if let Some(waiting) = old.waiting
+                && let Some(state) = self.queue_channels.get_mut(&waiting.qc)
+            {
+                state.waiting.remove(&(waiting.since, key));
+            }
+            if let Some(waiting) = new.waiting {
+                self.queue_channels
+                    .entry(waiting.qc)
+                    .or_default()
+                    .waiting
+                    .insert((waiting.since, key));
+            }
+        }
+    }
+
+    fn record(&mut self, record: &Record, add: bool) {
+        let horizon = self.settle_horizon();
+        let queue_entry = |processor: &mut SiteProcessor, qc: QueueChannel, entry: Entry| {
+            processor.touched_queues.push(qc);
+            let state = processor
+                .queue_channels
+                .entry(qc)
+                .or_insert_with(|| QueueChannelState {
+                    log: EntryLog::new(horizon),
+                    waiting: BTreeSet::new(),
+                });
+            if add {
+                state.log.insert(entry)
+            } else {
+                state.log.remove(&entry)
+            }
+        };
+        let advisor_entry = |processor: &mut SiteProcessor, advisor: u32, entry: Entry| {
+            processor.touched_advisors.push(advisor);
+            let log = &mut processor.advisor_state[advisor as usize].tally;
+            if add {
+                log.insert(entry)
+            } else {
+                log.remove(&entry)
+            }
+        };
+        match *record {
+            Record::Offer { qc, time } => queue_entry(self, qc, Entry::new(time, EntryKind::Offer)),
+            Record::Left {
+                qc,
+                time,
+                wait,
+                outcome,
+            } => queue_entry(self, qc, Entry::left(time, wait, outcome)),
+            Record::Handled {
+                advisor,
+                qc,
+                time,
+                talk,
+                hold,
+                acw,
+                held,
+            } => {
+                let entry = Entry::handled(time, talk, hold, acw, held);
+                advisor_entry(self, advisor, entry);
+                if let Some(qc) = qc {
+                    queue_entry(self, qc, entry);
+                }
+            }
+            Record::Transfer { advisor, qc, time } => {
+                let entry = Entry::new(time, EntryKind::Transfer);
+                advisor_entry(self, advisor, entry);
+                if let Some(qc) = qc {
+                    queue_entry(self, qc, entry);
+                }
+            }
+            Record::Missed { advisor, time } => {
+                advisor_entry(self, advisor, Entry::new(time, EntryKind::Missed))
+            }
+        }
+    }
+
+    fn apply_advisor(&mut self, event: &Event, advisor_event: &AdvisorEvent, id: u128) {
+        let advisor = self.advisor_index(&advisor_event.advisor);
+        let (status, rank) = match &advisor_event.kind {
+            AdvisorEventKind::Login { team, name } => {
+                let team = team.as_deref().map(|t| self.team_index(t));
+                let state = &mut self.advisor_state[advisor as usize];
+                if let Some(team) = team
+                    && state.login_team.is_none_or(|(time, _)| time <= event.time)
+                {
+                    state.login_team = Some((event.time, team));
+                }
+                if let Some(name) = name
+                    && state
+                        .name
+                        .as_ref()
+                        .is_none_or(|(time, _)| *time <= event.time)
+                {
+                    state.name = Some((event.time, name.as_str().into()));
+                }
+                (Status::Available, 0)
+            }
+            AdvisorEventKind::State(AdvisorStatus::Available) => (Status::Available, 1),
+            AdvisorEventKind::State(AdvisorStatus::Pause { reason }) => {
+                (Status::Pause(self.reasons.intern(reason).0), 1)
+            }
+            AdvisorEventKind::Logout => (Status::LoggedOut, 2),
+        };
+        self.advisor_state[advisor as usize].add_status(StatusPoint {
+            time: event.time,
+            rank,
+            tie: id as u64,
+            status,
+        });
+        self.touched_advisors.push(advisor);
+    }
+
+    /// Forgets what the allowed lateness no longer protects: old ids, completed and expired
+    /// contacts.
+    fn housekeeping(&mut self) {
+        let horizon = self.settle_horizon();
+        let dedupe_from = self.watermark - self.dedupe_window;
+        while let Some(&(time, id)) = self.seen_order.front() {
+            if time >= dedupe_from {
+                break;
+            }
+            self.seen_order.pop_front();
+            self.seen_ids.remove(&id);
+        }
+        let gone_from = self.watermark - self.completed_memory;
+        while let Some(&(time, key)) = self.gone_order.front() {
+            if time >= gone_from {
+                break;
+            }
+            self.gone_order.pop_front();
+            self.gone.remove(&key);
+        }
+        // Completed contacts: once the horizon passed their end, nothing can change them.
+        while let Some(&Reverse((finished, key))) = self.finishing.peek() {
+            if finished >= horizon {
+                break;
+            }
+            self.finishing.pop();
+            let still_finished = self
+                .contacts
+                .get(&key)
+                .is_some_and(|c| c.derived.finished_at == Some(finished));
+            if still_finished {
+                self.contacts.remove(&key);
+                self.remember_gone(key, finished, Gone::Completed);
+            }
+        }
+        // Contacts silent for longer than the expiry: given up.
+        while let Some(&Reverse((deadline, key))) = self.expiring.peek() {
+            if deadline > self.watermark {
+                break;
+            }
+            self.expiring.pop();
+            let Some(state) = self.contacts.get(&key) else {
+                continue;
+            };
+            let due = state.last_time + self.contact_expiry;
+            if due > self.watermark {
+                self.expiring.push(Reverse((due, key)));
+                continue;
+            }
+            if state.derived.finished_at.is_some() {
+                continue; // Completed: released by the finishing queue.
+            }
+            let expired_at = due.max(horizon);
+            let Some(state) = self.contacts.remove(&key) else {
+                continue;
+            };
+            let derived = derive(&state.facts, Some(expired_at));
+            self.apply_change(key, &state.derived, &derived);
+            self.remember_gone(key, expired_at, Gone::Expired);
+            self.stats.contacts_expired += 1;
+        }
+    }
+
+    fn remember_gone(&mut self, key: u128, at: Timestamp, gone: Gone) {
+        self.gone.insert(key, (at, gone));
+        self.gone_order.push_back((self.watermark, key));
+    }
+
+    /// Settles the queues and advisors this event touched.
+    fn settle_touched(&mut self) {
+        let horizon = self.settle_horizon();
+        let keep_from = self.watermark - LONGEST_WINDOW;
+        let calendar = self.calendar;
+        let day_start = |t: Timestamp| calendar.day_of(t).start;
+        let mut queues = std::mem::take(&mut self.touched_queues);
+        queues.sort_unstable();
+        queues.dedup();
+        for qc in queues.drain(..) {
+            let thresholds = self.queue_settings[qc.queue as usize].thresholds;
+            if let Some(state) = self.queue_channels.get_mut(&qc)
+                && state.log.settled_until() + SETTLE_STEP <= horizon
+            {
+                state.log.settle(horizon, keep_from, thresholds, day_start);
+            }
+        }
+        self.touched_queues = queues;
+        let mut advisors = std::mem::take(&mut self.touched_advisors);
+        advisors.sort_unstable();
+        advisors.dedup();
+        let day_of = |t: Timestamp| calendar.day_of(t);
+        for advisor in advisors.drain(..) {
+            let state = &mut self.advisor_state[advisor as usize];
+            if state.settled_until() + SETTLE_STEP <= horizon {
+                state.settle(horizon, keep_from, &day_of);
+            }
+        }
+        self.touched_advisors = advisors;
+    }
+
+    /// The id of the contact waiting longest in a queue-channel.
+    pub(crate) fn contact_id(&self, key: u128) -> Option<&str> {
+        self.contacts.get(&key).map(|c| &*c.id)
+    }
+}
+
+fn gone_rejection(gone: Gone, contact: &str, at: Timestamp) -> Rejection {
+    match gone {
+        Gone::Completed => Rejection::field(
+            RejectReason::ContactCompleted,
+            "contact",
+            format!(
+                "contact {contact:?} was completed at {at}; no event may follow its completion"
+            ),
+        ),
+        Gone::Expired => Rejection::field(
+            RejectReason::ContactExpired,
+            "contact",
+            format!(
+                "contact {contact:?} had no event for the contact expiry and was given up at {at}"
+            ),
+        ),
+    }
+}
+
+impl QueueSettings {
+    fn from_config(config: QueueConfig, site: &SiteConfig) -> QueueSettings {
+        QueueSettings {
+            thresholds: Thresholds {
+                sl_threshold: config.sl_threshold.millis(),
+                short_abandon: config.short_abandon.millis(),
+            },
+            variant: config.sl_variant.unwrap_or(site.sl_variant),
+            config,
+        }
+    }
+}
+
+/// The processor of every site, creating one per site on its first event.
+#[derive(Debug)]
+pub struct Processor {
+    processing: ProcessingConfig,
+    configured: BTreeMap<String, SiteConfig>,
+    sites: BTreeMap<String, SiteProcessor>,
+}
+
+impl Processor {
+    /// A processor for these sites (validated); events of other sites get a site with defaults.
+    pub fn new(sites: Vec<SiteConfig>, processing: ProcessingConfig) -> Processor {
+        let mut processor = Processor {
+            configured: sites.iter().map(|s| (s.id.clone(), s.clone())).collect(),
+            sites: BTreeMap::new(),
+            processing,
+        };
+        for site in sites {
+            processor.site_mut(&site.id);
+        }
+        processor
+    }
+
+    fn site_mut(&mut self, id: &str) -> &mut SiteProcessor {
+        if !self.sites.contains_key(id) {
+            let config = self
+                .configured
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| SiteConfig::with_defaults(id));
+            self.sites
+                .insert(id.to_owned(), SiteProcessor::new(config, &self.processing));
+        }
+        self.sites.get_mut(id).expect("inserted just above")
+    }
+
+    /// Applies an event to its site.
+    pub fn apply(&mut self, event: &Event) -> Outcome {
+        self.site_mut(&event.site).apply(event)
+    }
+
+    /// Advances every site's clock.
+    pub fn advance_to(&mut self, now: Timestamp) {
+        for site in self.sites.values_mut() {
+            site.advance_to(now);
+        }
+    }
+
+    /// The processor of a site, if it exists.
+    pub fn site(&self, id: &str) -> Option<&SiteProcessor> {
+        self.sites.get(id)
+    }
+
+    /// Every site, by id.
+    pub fn sites(&self) -> impl Iterator<Item = &SiteProcessor> {
+        self.sites.values()
+    }
+}

@@ -1,0 +1,548 @@
+//! Counters of queues and advisors over windows of time.
+//!
+//! Each queue (per channel) and each advisor keeps a log of timestamped [`Entry`]s covering the
+//! longest trailing window plus the allowed lateness. Entries older than the settled horizon
+//! can no longer change; they are folded into the day's settled tally once. A window's tally
+//! is then the settled tally (for "today") or nothing (trailing windows), plus the logged
+//! entries inside the window: exact at millisecond granularity, and memory bounded by the
+//! traffic of the last hour.
+
+use std::collections::VecDeque;
+
+use hdrhistogram::Histogram;
+
+use crate::contact::Outcome;
+use crate::event::DequeueReason;
+use crate::time::{Millis, Timestamp};
+
+/// Waits are histogrammed in units of this many milliseconds.
+pub(crate) const WAIT_HISTOGRAM_UNIT_MS: i64 = 100;
+/// Significant digits of the wait histograms (1% relative resolution).
+pub(crate) const WAIT_HISTOGRAM_SIGFIG: u8 = 2;
+
+/// What a logged entry records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EntryKind {
+    Offer,
+    Left(Outcome),
+    Handled { held: bool },
+    Transfer,
+    Missed,
+}
+
+/// One countable happening, compact: 24 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub time: Timestamp,
+    pub kind: EntryKind,
+    /// Wait (left) or talk time (handled), in ms.
+    pub a: u32,
+    /// Hold time (handled), in ms.
+    pub b: u32,
+    /// After-contact work (handled), in ms.
+    pub c: u32,
+}
+
+fn ms(span: Millis) -> u32 {
+    u32::try_from(span.0.max(0)).unwrap_or(u32::MAX)
+}
+
+impl Entry {
+    pub(crate) fn new(time: Timestamp, kind: EntryKind) -> Entry {
+        Entry {
+            time,
+            kind,
+            a: 0,
+            b: 0,
+            c: 0,
+        }
+    }
+
+    pub(crate) fn left(time: Timestamp, wait: Millis, outcome: Outcome) -> Entry {
+        Entry {
+            time,
+            kind: EntryKind::Left(outcome),
+            a: ms(wait),
+            b: 0,
+            c: 0,
+        }
+    }
+
+    pub(crate) fn handled(
+        time: Timestamp,
+        talk: Millis,
+        hold: Millis,
+        acw: Millis,
+        held: bool,
+    ) -> Entry {
+        Entry {
+            time,
+            kind: EntryKind::Handled { held },
+            a: ms(talk),
+            b: ms(hold),
+            c: ms(acw),
+        }
+    }
+}
+
+/// How a queue judges waits: its service-level answer time and short-abandon threshold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Thresholds {
+    pub sl_threshold: Millis,
+    pub short_abandon: Millis,
+}
+
+/// A histogram of waits, in [`WAIT_HISTOGRAM_UNIT_MS`] units, growing only as far as needed.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct WaitHistogram(Option<Box<Histogram<u32>>>);
+
+impl WaitHistogram {
+    fn histogram(&mut self) -> &mut Histogram<u32> {
+        self.0.get_or_insert_with(|| {
+            let mut histogram = Histogram::new(WAIT_HISTOGRAM_SIGFIG)
+                .expect("2 significant digits is a valid histogram precision");
+            histogram.auto(true);
+            Box::new(histogram)
+        })
+    }
+
+    pub(crate) fn record(&mut self, wait_ms: u32) {
+        let units = u64::from(wait_ms) / WAIT_HISTOGRAM_UNIT_MS as u64;
+        let histogram = self.histogram();
+        // Auto-resizing: recording grows the histogram; saturating is only a last resort.
+        if histogram.record(units).is_err() {
+            histogram.saturating_record(units);
+        }
+    }
+
+    pub(crate) fn merge(&mut self, other: &WaitHistogram) {
+        if let Some(other) = &other.0 {
+            // Both auto-resize with the same precision: adding cannot fail.
+            let _ = self.histogram().add(other.as_ref());
+        }
+    }
+
+    /// The wait at `quantile`, in ms (the highest value equivalent to the bucket's).
+    pub(crate) fn quantile(&self, quantile: f64) -> Option<Millis> {
+        let histogram = self.0.as_ref().filter(|h| !h.is_empty())?;
+        let units = histogram.value_at_quantile(quantile);
+        Some(Millis(
+            histogram.highest_equivalent(units) as i64 * WAIT_HISTOGRAM_UNIT_MS,
+        ))
+    }
+}
+
+/// Counts of a queue (or of several queues summed).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct QueueTally {
+    pub offered: u64,
+    pub answered: u64,
+    pub abandoned: u64,
+    pub short_abandoned: u64,
+    pub dequeued: u64,
+    pub dequeued_by_reason: [u64; 4],
+    pub flowed_out: u64,
+    pub answered_within_threshold: u64,
+    pub abandoned_within_threshold: u64,
+    pub wait_answered: Millis,
+    pub max_wait_answered: Option<Millis>,
+    pub wait_abandoned: Millis,
+    pub waits: WaitHistogram,
+    pub handled: u64,
+    pub talk: Millis,
+    pub hold: Millis,
+    pub acw: Millis,
+    pub held: u64,
+    pub transferred: u64,
+}
+
+fn dequeue_index(reason: DequeueReason) -> usize {
+    match reason {
+        DequeueReason::Voicemail => 0,
+        DequeueReason::Callback => 1,
+        DequeueReason::Timeout => 2,
+        DequeueReason::Closed => 3,
+    }
+}
+
+impl QueueTally {
+    pub(crate) fn add(&mut self, entry: &Entry, thresholds: Thresholds) {
+        match entry.kind {
+            EntryKind::Offer => self.offered += 1,
+            EntryKind::Left(outcome) => {
+                let wait = Millis(i64::from(entry.a));
+                match outcome {
+                    Outcome::Answered => {
+                        self.answered += 1;
+                        self.wait_answered += wait;
+                        self.max_wait_answered =
+                            Some(self.max_wait_answered.map_or(wait, |m| m.max(wait)));
+                        self.waits.record(entry.a);
+                        if wait <= thresholds.sl_threshold {
+                            self.answered_within_threshold += 1;
+                        }
+                    }
+                    Outcome::Abandoned => {
+                        self.abandoned += 1;
+                        self.wait_abandoned += wait;
+                        if wait < thresholds.short_abandon {
+                            self.short_abandoned += 1;
+                        }
+                        if wait <= thresholds.sl_threshold {
+                            self.abandoned_within_threshold += 1;
+                        }
+                    }
+                    Outcome::Dequeued(reason) => {
+                        self.dequeued += 1;
+                        self.dequeued_by_reason[dequeue_index(reason)] += 1;
+                    }
+                    Outcome::FlowedOut => self.flowed_out += 1,
+                }
+            }
+            EntryKind::Handled { held } => {
+                self.handled += 1;
+                self.talk += Millis(i64::from(entry.a));
+                self.hold += Millis(i64::from(entry.b));
+                self.acw += Millis(i64::from(entry.c));
+                if held {
+                    self.held += 1;
+                }
+            }
+            EntryKind::Transfer => self.transferred += 1,
+            EntryKind::Missed => {}
+        }
+    }
+
+    pub(crate) fn merge(&mut self, other: &QueueTally) {
+        self.offered += other.offered;
+        self.answered += other.answered;
+        self.abandoned += other.abandoned;
+        self.short_abandoned += other.short_abandoned;
+        self.dequeued += other.dequeued;
+        for (mine, theirs) in self
+            .dequeued_by_reason
+            .iter_mut()
+            .zip(other.dequeued_by_reason)
+        {
+            *mine += theirs;
+        }
+        self.flowed_out += other.flowed_out;
+        self.answered_within_threshold += other.answered_within_threshold;
+        self.abandoned_within_threshold += other.abandoned_within_threshold;
+        self.wait_answered += other.wait_answered;
+        self.max_wait_answered = match (self.max_wait_answered, other.max_wait_answered) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.wait_abandoned += other.wait_abandoned;
+        self.waits.merge(&other.waits);
+        self.handled += other.handled;
+        self.talk += other.talk;
+        self.hold += other.hold;
+        self.acw += other.acw;
+        self.held += other.held;
+        self.transferred += other.transferred;
+    }
+}
+
+/// Counts of an advisor (or of several advisors summed).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct AdvisorTally {
+    pub handled: u64,
+    pub talk: Millis,
+    pub hold: Millis,
+    pub acw: Millis,
+    pub held: u64,
+    pub transfers: u64,
+    pub missed_offers: u64,
+}
+
+impl AdvisorTally {
+    pub(crate) fn add(&mut self, entry: &Entry) {
+        match entry.kind {
+            EntryKind::Handled { held } => {
+                self.handled += 1;
+                self.talk += Millis(i64::from(entry.a));
+                self.hold += Millis(i64::from(entry.b));
+                self.acw += Millis(i64::from(entry.c));
+                if held {
+                    self.held += 1;
+                }
+            }
+            EntryKind::Transfer => self.transfers += 1,
+            EntryKind::Missed => self.missed_offers += 1,
+            EntryKind::Offer | EntryKind::Left(_) => {}
+        }
+    }
+
+    pub(crate) fn merge(&mut self, other: &AdvisorTally) {
+        self.handled += other.handled;
+        self.talk += other.talk;
+        self.hold += other.hold;
+        self.acw += other.acw;
+        self.held += other.held;
+        self.transfers += other.transfers;
+        self.missed_offers += other.missed_offers;
+    }
+}
+
+/// A time range `(start, end]` of entries to count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Range {
+    /// Entries strictly after this instant...
+    pub after: Timestamp,
+    /// ...and at or before this one.
+    pub until: Timestamp,
+}
+
+/// Entries of one queue-channel or advisor, with the day's settled tally.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct EntryLog<T> {
+    /// Sorted by time.
+    entries: VecDeque<Entry>,
+    /// Entries before this instant are final and counted in `settled`.
+    settled_until: Timestamp,
+    /// Start of the day `settled` belongs to.
+    settled_day: Timestamp,
+    settled: T,
+}
+
+/// Tallies that entries can be added to and merged.
+pub(crate) trait Tally: Default + Clone {
+    type Context: Copy;
+    fn add_entry(&mut self, entry: &Entry, context: Self::Context);
+    fn merge_tally(&mut self, other: &Self);
+}
+
+impl Tally for QueueTally {
+    type Context = Thresholds;
+    fn add_entry(&mut self, entry: &Entry, context: Thresholds) {
+        self.add(entry, context);
+    }
+    fn merge_tally(&mut self, other: &Self) {
+        self.merge(other);
+    }
+}
+
+impl Tally for AdvisorTally {
+    type Context = ();
+    fn add_entry(&mut self, entry: &Entry, _: ()) {
+        self.add(entry);
+    }
+    fn merge_tally(&mut self, other: &Self) {
+        self.merge(other);
+    }
+}
+
+impl<T: Tally> EntryLog<T> {
+    pub(crate) fn new(settled_until: Timestamp) -> Self {
+        EntryLog {
+            entries: VecDeque::new(),
+            settled_until,
+            settled_day: Timestamp::MIN,
+            settled: T::default(),
+        }
+    }
+
+    /// Adds an entry (at or after the settled horizon).
+    pub(crate) fn insert(&mut self, entry: Entry) {
+        debug_assert!(
+            entry.time >= self.settled_until,
+            "entries before the horizon never change"
+        );
+        let position = match self.entries.back() {
+            Some(last) if last.time > entry.time => {
+                self.entries.partition_point(|e| e.time <= entry.time)
+            }
+            _ => self.entries.len(),
+        };
+        self.entries.insert(position, entry);
+    }
+
+    /// Removes an entry previously inserted (at or after the settled horizon).
+    pub(crate) fn remove(&mut self, entry: &Entry) {
+        let start = self.entries.partition_point(|e| e.time < entry.time);
+        let found = (start..self.entries.len())
+            .take_while(|&i| self.entries[i].time == entry.time)
+            .find(|&i| self.entries[i] == *entry);
+        debug_assert!(
+            found.is_some(),
+            "removing an entry that was never inserted: {entry:?}"
+        );
+        if let Some(index) = found {
+            self.entries.remove(index);
+        }
+    }
+
+    /// Folds the entries before `until` into the settled tally (resetting it at each new day),
+    /// and forgets entries before `keep_from`.
+    pub(crate) fn settle(
+        &mut self,
+        until: Timestamp,
+        keep_from: Timestamp,
+        context: T::Context,
+        day_start_of: impl Fn(Timestamp) -> Timestamp,
+    ) {
+        if until > self.settled_until {
+            let from = self
+                .entries
+                .partition_point(|e| e.time < self.settled_until);
+            for entry in self.entries.range(from..).take_while(|e| e.time < until) {
+                let day = day_start_of(entry.time);
+                if day != self.settled_day {
+                    self.settled = T::default();
+                    self.settled_day = day;
+                }
+                self.settled.add_entry(entry, context);
+            }
+            self.settled_until = until;
+        }
+        let keep_from = keep_from.min(self.settled_until);
+        while self.entries.front().is_some_and(|e| e.time < keep_from) {
+            self.entries.pop_front();
+        }
+    }
+
+    /// Adds to `into` the entries of the trailing `range`.
+    pub(crate) fn tally_range(&self, range: Range, context: T::Context, into: &mut T) {
+        let from = self.entries.partition_point(|e| e.time <= range.after);
+        for entry in self
+            .entries
+            .range(from..)
+            .take_while(|e| e.time <= range.until)
+        {
+            into.add_entry(entry, context);
+        }
+    }
+
+    /// Adds to `into` the day starting at `day_start`, up to `until` included.
+    pub(crate) fn tally_day(
+        &self,
+        day_start: Timestamp,
+        until: Timestamp,
+        context: T::Context,
+        into: &mut T,
+    ) {
+        let mut after = Timestamp(day_start.0 - 1);
+        if self.settled_day == day_start {
+            into.merge_tally(&self.settled);
+            after = after.max(Timestamp(self.settled_until.0 - 1));
+        }
+        self.tally_range(Range { after, until }, context, into);
+    }
+
+    /// Entries before this instant are final.
+    pub(crate) fn settled_until(&self) -> Timestamp {
+        self.settled_until
+    }
+
+    /// Entries currently kept (for memory accounting).
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const THRESHOLDS: Thresholds = Thresholds {
+        sl_threshold: Millis(20_000),
+        short_abandon: Millis(5_000),
+    };
+
+    fn left(secs: i64, wait_secs: i64, outcome: Outcome) -> Entry {
+        Entry::left(
+            Timestamp(secs * 1000),
+            Millis::from_secs(wait_secs),
+            outcome,
+        )
+    }
+
+    fn day_of(t: Timestamp) -> Timestamp {
+        Timestamp(t.0 - t.0.rem_euclid(86_400_000))
+    }
+
+    #[test]
+    fn boundaries_follow_the_trade_definitions() {
+        let mut tally = QueueTally::default();
+        tally.add(&left(1, 20, Outcome::Answered), THRESHOLDS); // exactly T: within
+        tally.add(&left(2, 21, Outcome::Answered), THRESHOLDS);
+        tally.add(&left(3, 5, Outcome::Abandoned), THRESHOLDS); // exactly 5 s: not short
+        tally.add(
+            &Entry::left(Timestamp(4000), Millis(4_999), Outcome::Abandoned),
+            THRESHOLDS,
+        );
+        assert_eq!(tally.answered_within_threshold, 1);
+        assert_eq!(tally.short_abandoned, 1);
+        assert_eq!(tally.abandoned_within_threshold, 2);
+        assert_eq!(tally.max_wait_answered, Some(Millis::from_secs(21)));
+    }
+
+    #[test]
+    fn settled_and_pending_entries_add_up_to_the_day() {
+        let mut log = EntryLog::<QueueTally>::new(Timestamp(0));
+        for secs in [10, 20, 30, 40] {
+            log.insert(left(secs, 1, Outcome::Answered));
+        }
+        log.insert(left(25, 1, Outcome::Answered)); // out of order
+        log.settle(Timestamp(26_000), Timestamp(0), THRESHOLDS, day_of);
+        let mut today = QueueTally::default();
+        log.tally_day(Timestamp(0), Timestamp(100_000), THRESHOLDS, &mut today);
+        assert_eq!(today.answered, 5);
+        let mut trailing = QueueTally::default();
+        log.tally_range(
+            Range {
+                after: Timestamp(20_000),
+                until: Timestamp(40_000),
+            },
+            THRESHOLDS,
+            &mut trailing,
+        );
+        assert_eq!(trailing.answered, 3, "(20, 40] holds 25, 30 and 40");
+        log.remove(&left(30, 1, Outcome::Answered));
+        let mut today = QueueTally::default();
+        log.tally_day(Timestamp(0), Timestamp(100_000), THRESHOLDS, &mut today);
+        assert_eq!(today.answered, 4);
+    }
+
+    #[test]
+    fn a_new_day_starts_from_zero() {
+        let mut log = EntryLog::<QueueTally>::new(Timestamp(0));
+        log.insert(left(86_000, 1, Outcome::Answered));
+        log.insert(left(86_500, 1, Outcome::Answered));
+        log.settle(Timestamp(86_450_000), Timestamp(0), THRESHOLDS, day_of);
+        let mut tomorrow = QueueTally::default();
+        log.tally_day(
+            Timestamp(86_400_000),
+            Timestamp(90_000_000),
+            THRESHOLDS,
+            &mut tomorrow,
+        );
+        assert_eq!(tomorrow.answered, 1);
+        let mut yesterday = QueueTally::default();
+        log.tally_day(
+            Timestamp(0),
+            Timestamp(86_399_999),
+            THRESHOLDS,
+            &mut yesterday,
+        );
+        assert_eq!(
+            yesterday.answered, 1,
+            "yesterday's settled tally was replaced; its pending log still counts"
+        );
+    }
+
+    #[test]
+    fn wait_quantiles_have_one_percent_resolution() {
+        let mut histogram = WaitHistogram::default();
+        for wait_ms in (1..=100).map(|i| i * 1000) {
+            histogram.record(wait_ms);
+        }
+        let p50 = histogram.quantile(0.5).unwrap();
+        assert!((50_000..=50_500).contains(&p50.0), "{p50:?}");
+        let p90 = histogram.quantile(0.9).unwrap();
+        assert!((90_000..=90_900).contains(&p90.0), "{p90:?}");
+        assert_eq!(WaitHistogram::default().quantile(0.5), None);
+    }
+}

@@ -1,0 +1,893 @@
+//! The indicators a supervisor reads, per queue (and channel), team, advisor and site, over a
+//! window. Field names are the public indicator names (docs/indicators.md): the JSON of
+//! `vigie replay`, and later the API, use them as they are.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::advisor::{DayTimes, Display, Status};
+use crate::config::{SlVariant, UNASSIGNED_TEAM};
+use crate::contact::QueueChannel;
+use crate::event::Channel;
+use crate::processor::SiteProcessor;
+use crate::tally::{AdvisorTally, QueueTally, Range};
+use crate::time::{Millis, Timestamp};
+
+/// The period indicators are computed over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Window {
+    /// Since the start of the site-local day.
+    #[serde(rename = "today")]
+    Today,
+    /// The trailing 15 minutes.
+    #[serde(rename = "15m")]
+    Last15m,
+    /// The trailing 30 minutes.
+    #[serde(rename = "30m")]
+    Last30m,
+    /// The trailing 60 minutes.
+    #[serde(rename = "60m")]
+    Last60m,
+}
+
+impl Window {
+    /// Every window.
+    pub const ALL: [Window; 4] = [
+        Window::Today,
+        Window::Last15m,
+        Window::Last30m,
+        Window::Last60m,
+    ];
+
+    /// The name used in views and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Window::Today => "today",
+            Window::Last15m => "15m",
+            Window::Last30m => "30m",
+            Window::Last60m => "60m",
+        }
+    }
+
+    /// The length of a trailing window.
+    pub fn trailing(self) -> Option<Millis> {
+        match self {
+            Window::Today => None,
+            Window::Last15m => Some(Millis::from_mins(15)),
+            Window::Last30m => Some(Millis::from_mins(30)),
+            Window::Last60m => Some(Millis::from_mins(60)),
+        }
+    }
+}
+
+impl fmt::Display for Window {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Window {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Window, String> {
+        Window::ALL
+            .into_iter()
+            .find(|w| w.as_str() == text)
+            .ok_or_else(|| format!("unknown window {text:?}; expected today, 15m, 30m or 60m"))
+    }
+}
+
+/// How a queue's contacts flowed through it: counted when they left the queue.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FlowIndicators {
+    /// Contacts that entered the queue (counted at entry; a transfer into the queue is a new offer).
+    pub offered: u64,
+    /// Contacts answered by an advisor.
+    pub answered: u64,
+    /// Contacts whose customer left before an answer.
+    pub abandoned: u64,
+    /// Abandons with a wait strictly below the queue's `short_abandon`.
+    pub short_abandoned: u64,
+    /// Contacts that left for voicemail, callback, timeout or closing.
+    pub dequeued: u64,
+    /// Contacts moved to another queue without an answer.
+    pub flowed_out: u64,
+    /// Answered with a wait of at most the queue's `sl_threshold`.
+    pub answered_within_threshold: u64,
+    /// Abandoned with a wait of at most the queue's `sl_threshold`.
+    pub abandoned_within_threshold: u64,
+    /// answered within T / (answered + abandoned - short abandoned).
+    pub sl_offered: Option<f64>,
+    /// answered within T / answered.
+    pub sl_answered: Option<f64>,
+    /// (answered within T + abandoned within T) / (answered + abandoned).
+    pub sl_positive: Option<f64>,
+    /// The variant named by `service_level_variant`.
+    pub service_level: Option<f64>,
+    /// Which formula `service_level` uses.
+    pub service_level_variant: SlVariant,
+    /// (abandoned - short) / (answered + abandoned - short).
+    pub abandon_rate: Option<f64>,
+    /// Average wait of answered contacts, in seconds.
+    pub asa: Option<f64>,
+    /// Longest wait of an answered contact, in seconds.
+    pub max_wait_answered: Option<f64>,
+    /// Median wait of answered contacts, in seconds (1% resolution).
+    pub wait_p50: Option<f64>,
+    /// 90th percentile wait of answered contacts, in seconds (1% resolution).
+    pub wait_p90: Option<f64>,
+}
+
+/// How contacts were handled: counted when the advisor's after-contact work ended.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HandleIndicators {
+    /// Contacts (advisor parts of contacts) completed.
+    pub handled: u64,
+    /// (talk + hold + after-contact work) / handled, in seconds.
+    pub aht: Option<f64>,
+    /// Talk time per handled contact, in seconds.
+    pub avg_talk: Option<f64>,
+    /// Hold time per handled contact, in seconds.
+    pub avg_hold: Option<f64>,
+    /// After-contact work per handled contact, in seconds.
+    pub avg_acw: Option<f64>,
+    /// Handled contacts that were put on hold at least once.
+    pub held: u64,
+    /// held / handled.
+    pub hold_rate: Option<f64>,
+}
+
+/// Advisors counted by live state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AdvisorsByState {
+    /// Ringing.
+    pub offered: u32,
+    /// In conversation.
+    pub talking: u32,
+    /// With a customer on hold.
+    pub on_hold: u32,
+    /// In after-contact work.
+    pub acw: u32,
+    /// In pause (any reason).
+    pub pause: u32,
+    /// Available and idle.
+    pub available: u32,
+    /// Logged out.
+    pub logged_out: u32,
+}
+
+impl AdvisorsByState {
+    fn count(&mut self, display: Display) {
+        let slot = match display {
+            Display::Offered => &mut self.offered,
+            Display::Talking => &mut self.talking,
+            Display::OnHold => &mut self.on_hold,
+            Display::Acw => &mut self.acw,
+            Display::Pause(_) => &mut self.pause,
+            Display::Available => &mut self.available,
+            Display::LoggedOut => &mut self.logged_out,
+        };
+        *slot += 1;
+    }
+}
+
+/// What waits in a queue right now.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LiveQueue {
+    /// Contacts waiting now.
+    pub in_queue: u64,
+    /// Age of the oldest waiting contact, in seconds.
+    pub longest_wait: Option<f64>,
+}
+
+/// A queue, or one channel of it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct QueueIndicators {
+    /// Flow through the queue.
+    #[serde(flatten)]
+    pub flow: FlowIndicators,
+    /// Handling of its answered contacts.
+    #[serde(flatten)]
+    pub handling: HandleIndicators,
+    /// Contacts transferred by an advisor after being answered from this queue.
+    pub transferred: u64,
+    /// transferred / answered.
+    pub transfer_rate: Option<f64>,
+    /// What waits now.
+    #[serde(flatten)]
+    pub live: LiveQueue,
+}
+
+/// One channel of a queue.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ChannelView {
+    /// The channel.
+    pub channel: Channel,
+    /// Its indicators.
+    #[serde(flatten)]
+    pub indicators: QueueIndicators,
+}
+
+/// A queue's view.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct QueueView {
+    /// Queue id.
+    pub queue: String,
+    /// Display name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The window of the indicators.
+    pub window: Window,
+    /// Service-level answer time T, in seconds.
+    pub sl_threshold: f64,
+    /// Service-level target, a fraction.
+    pub sl_target: f64,
+    /// Short-abandon threshold, in seconds.
+    pub short_abandon: f64,
+    /// Target average handle time, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aht_target: Option<f64>,
+    /// Indicators over all channels.
+    #[serde(flatten)]
+    pub indicators: QueueIndicators,
+    /// Advisors of the teams serving the queue, by live state.
+    pub advisors: AdvisorsByState,
+    /// The same per channel, for channels the queue saw.
+    pub channels: Vec<ChannelView>,
+}
+
+/// Time spent and contacts handled by advisors.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AdvisorIndicators {
+    /// Handling counts and averages.
+    #[serde(flatten)]
+    pub handling: HandleIndicators,
+    /// Transfers made.
+    pub transfers: u64,
+    /// transfers / handled.
+    pub transfer_rate: Option<f64>,
+    /// Offers not answered (ring no answer, rejected).
+    pub missed_offers: u64,
+    /// handling time / (handling + available idle time).
+    pub occupancy: Option<f64>,
+    /// Time talking, on hold or in after-contact work, in seconds.
+    pub handling_time: f64,
+    /// Time available and handling nothing, in seconds.
+    pub available_time: f64,
+    /// Time logged in, in seconds (window `today` only).
+    pub login_time: Option<f64>,
+    /// Time in pause status, in seconds (window `today` only).
+    pub pause_time: Option<f64>,
+    /// Pause time and number of pauses per reason (window `today` only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pauses: Vec<PauseTime>,
+}
+
+/// Pause time for one reason.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PauseTime {
+    /// Reason code.
+    pub reason: String,
+    /// Time in pause with this reason, in seconds.
+    pub time: f64,
+    /// Pauses started with this reason.
+    pub count: u32,
+}
+
+/// One advisor's view.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AdvisorView {
+    /// Advisor id.
+    pub advisor: String,
+    /// Display name, from their login.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Team id.
+    pub team: String,
+    /// The window of the indicators.
+    pub window: Window,
+    /// Live state: offered, talking, on_hold, acw, pause, available, logged_out.
+    pub state: &'static str,
+    /// Pause reason, when the status is pause (also while finishing a contact).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When the current state began.
+    pub state_since: Option<String>,
+    /// Seconds in the current state.
+    pub time_in_state: Option<f64>,
+    /// Seconds since the contact in progress was answered.
+    pub current_contact_duration: Option<f64>,
+    /// First login of the day.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_login: Option<String>,
+    /// Indicators over the window.
+    #[serde(flatten)]
+    pub indicators: AdvisorIndicators,
+}
+
+/// A team's (or the whole site's) view: contact flow through its queues, handling by its
+/// advisors.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GroupIndicators {
+    /// Flow through the campaign queues (all queues for the site).
+    #[serde(flatten)]
+    pub flow: FlowIndicators,
+    /// Handling by the members (all advisors for the site).
+    #[serde(flatten)]
+    pub advisors_indicators: AdvisorIndicators,
+    /// What waits now in those queues.
+    #[serde(flatten)]
+    pub live: LiveQueue,
+    /// Members by live state.
+    pub advisors: AdvisorsByState,
+}
+
+/// A team's view.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TeamView {
+    /// Team id.
+    pub team: String,
+    /// Display name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The window of the indicators.
+    pub window: Window,
+    /// Queues of the team's campaign.
+    pub queues: Vec<String>,
+    /// Member advisor ids.
+    pub members: Vec<String>,
+    /// Indicators.
+    #[serde(flatten)]
+    pub indicators: GroupIndicators,
+}
+
+/// Everything about a site over one window.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SiteView {
+    /// The instant the view describes, in the site's time zone.
+    pub as_of: String,
+    /// Site id.
+    pub site: String,
+    /// The window of the indicators.
+    pub window: Window,
+    /// The site as a whole.
+    pub totals: GroupIndicators,
+    /// Every queue, by id.
+    pub queues: Vec<QueueView>,
+    /// Every team, by id.
+    pub teams: Vec<TeamView>,
+    /// Every advisor, by id.
+    pub advisors: Vec<AdvisorView>,
+}
+
+fn ratio(numerator: u64, denominator: u64) -> Option<f64> {
+    (denominator > 0).then(|| numerator as f64 / denominator as f64)
+}
+
+/// Average in seconds, rounded to the millisecond.
+fn average(total: Millis, count: u64) -> Option<f64> {
+    (count > 0).then(|| (total.0 as f64 / count as f64).round() / 1000.0)
+}
+
+fn secs(span: Millis) -> f64 {
+    span.as_secs_f64()
+}
+
+impl FlowIndicators {
+    fn from_tally(tally: &QueueTally, variant: SlVariant) -> FlowIndicators {
+        let counted = (tally.answered + tally.abandoned).saturating_sub(tally.short_abandoned);
+        let sl_offered = ratio(tally.answered_within_threshold, counted);
+        let sl_answered = ratio(tally.answered_within_threshold, tally.answered);
+        let sl_positive = ratio(
+            tally.answered_within_threshold + tally.abandoned_within_threshold,
+            tally.answered + tally.abandoned,
+        );
+        FlowIndicators {
+            offered: tally.offered,
+            answered: tally.answered,
+            abandoned: tally.abandoned,
+            short_abandoned: tally.short_abandoned,
+            dequeued: tally.dequeued,
+            flowed_out: tally.flowed_out,
+            answered_within_threshold: tally.answered_within_threshold,
+            abandoned_within_threshold: tally.abandoned_within_threshold,
+            sl_offered,
+            sl_answered,
+            sl_positive,
+            service_level: match variant {
+                SlVariant::Offered => sl_offered,
+                SlVariant::Answered => sl_answered,
+                SlVariant::Positive => sl_positive,
+            },
+            service_level_variant: variant,
+            abandon_rate: ratio(
+                tally.abandoned.saturating_sub(tally.short_abandoned),
+                counted,
+            ),
+            asa: average(tally.wait_answered, tally.answered),
+            max_wait_answered: tally.max_wait_answered.map(secs),
+            wait_p50: tally.waits.quantile(0.5).map(secs),
+            wait_p90: tally.waits.quantile(0.9).map(secs),
+        }
+    }
+}
+
+impl HandleIndicators {
+    fn new(handled: u64, talk: Millis, hold: Millis, acw: Millis, held: u64) -> HandleIndicators {
+        HandleIndicators {
+            handled,
+            aht: average(talk + hold + acw, handled),
+            avg_talk: average(talk, handled),
+            avg_hold: average(hold, handled),
+            avg_acw: average(acw, handled),
+            held,
+            hold_rate: ratio(held, handled),
+        }
+    }
+}
+
+/// Handling and idle time, plus the day's times for `today`.
+#[derive(Default)]
+struct AdvisorTimes {
+    handling: Millis,
+    idle: Millis,
+    day: Option<DayTimes>,
+}
+
+impl SiteProcessor {
+    fn range(&self, window: Window, now: Timestamp) -> Range {
+        match window.trailing() {
+            Some(length) => Range {
+                after: now - length,
+                until: now,
+            },
+            None => Range {
+                after: Timestamp(self.day_of(now).start.0 - 1),
+                until: now,
+            },
+        }
+    }
+
+    fn queue_channel_tally(
+        &self,
+        qc: &QueueChannel,
+        window: Window,
+        now: Timestamp,
+        into: &mut QueueTally,
+    ) {
+        let Some(state) = self.queue_channels.get(qc) else {
+            return;
+        };
+        let thresholds = self.queue_settings[qc.queue as usize].thresholds;
+        match window {
+            Window::Today => state
+                .log
+                .tally_day(self.day_of(now).start, now, thresholds, into),
+            _ => state
+                .log
+                .tally_range(self.range(window, now), thresholds, into),
+        }
+    }
+
+    fn live_queue<'a>(
+        &self,
+        channels: impl Iterator<Item = &'a QueueChannel>,
+        now: Timestamp,
+    ) -> LiveQueue {
+        let mut in_queue = 0;
+        let mut oldest: Option<Timestamp> = None;
+        for qc in channels {
+            if let Some(state) = self.queue_channels.get(qc) {
+                in_queue += state.waiting.len() as u64;
+                if let Some((since, _)) = state.waiting.first() {
+                    oldest = Some(oldest.map_or(*since, |o| o.min(*since)));
+                }
+            }
+        }
+        LiveQueue {
+            in_queue,
+            longest_wait: oldest.map(|since| secs(now - since).max(0.0)),
+        }
+    }
+
+    /// The contact waiting longest in a queue (all channels): its id and since when.
+    pub fn longest_waiting_contact(&self, queue: &str) -> Option<(&str, Timestamp)> {
+        let index = self.queues.get(queue)?;
+        let (since, key) = self
+            .queue_channels
+            .range(
+                QueueChannel {
+                    queue: index,
+                    channel: Channel::Voice,
+                }..,
+            )
+            .take_while(|(qc, _)| qc.queue == index)
+            .filter_map(|(_, state)| state.waiting.first().copied())
+            .min()?;
+        Some((self.contact_id(key)?, since))
+    }
+
+    fn channels_of(&self, queue: u32) -> impl Iterator<Item = &QueueChannel> {
+        self.queue_channels
+            .range(
+                QueueChannel {
+                    queue,
+                    channel: Channel::ALL[0],
+                }..,
+            )
+            .take_while(move |(qc, _)| qc.queue == queue)
+            .map(|(qc, _)| qc)
+    }
+
+    fn queue_indicators(
+        &self,
+        tally: &QueueTally,
+        variant: SlVariant,
+        live: LiveQueue,
+    ) -> QueueIndicators {
+        QueueIndicators {
+            flow: FlowIndicators::from_tally(tally, variant),
+            handling: HandleIndicators::new(
+                tally.handled,
+                tally.talk,
+                tally.hold,
+                tally.acw,
+                tally.held,
+            ),
+            transferred: tally.transferred,
+            transfer_rate: ratio(tally.transferred, tally.answered),
+            live,
+        }
+    }
+
+    fn advisor_times(&self, advisor: u32, window: Window, now: Timestamp) -> AdvisorTimes {
+        let state = &self.advisor_state[advisor as usize];
+        let calendar = self.calendar;
+        let day_of = |t: Timestamp| calendar.day_of(t);
+        match window {
+            Window::Today => {
+                let day = state.day_times(self.day_of(now), now, &day_of);
+                AdvisorTimes {
+                    handling: day.handling,
+                    idle: day.idle,
+                    day: Some(day),
+                }
+            }
+            _ => {
+                let range = self.range(window, now);
+                let (handling, idle) = state.occupancy_times(range.after, range.until);
+                AdvisorTimes {
+                    handling,
+                    idle,
+                    day: None,
+                }
+            }
+        }
+    }
+
+    fn advisor_tally(&self, advisor: u32, window: Window, now: Timestamp, into: &mut AdvisorTally) {
+        let log = &self.advisor_state[advisor as usize].tally;
+        match window {
+            Window::Today => log.tally_day(self.day_of(now).start, now, (), into),
+            _ => log.tally_range(self.range(window, now), (), into),
+        }
+    }
+
+    fn advisor_indicators(&self, tally: &AdvisorTally, times: &AdvisorTimes) -> AdvisorIndicators {
+        let (login_time, pause_time, pauses) = match &times.day {
+            Some(day) => {
+                let mut pauses: Vec<PauseTime> = day
+                    .pauses
+                    .iter()
+                    .map(|(reason, time, count)| PauseTime {
+                        reason: self.reasons.name(*reason).to_owned(),
+                        time: secs(*time),
+                        count: *count,
+                    })
+                    .collect();
+                pauses.sort_by(|a, b| a.reason.cmp(&b.reason));
+                let total = day
+                    .pauses
+                    .iter()
+                    .fold(Millis::ZERO, |sum, (_, time, _)| sum + *time);
+                (Some(secs(day.logged_in)), Some(secs(total)), pauses)
+            }
+            None => (None, None, Vec::new()),
+        };
+        AdvisorIndicators {
+            handling: HandleIndicators::new(
+                tally.handled,
+                tally.talk,
+                tally.hold,
+                tally.acw,
+                tally.held,
+            ),
+            transfers: tally.transfers,
+            transfer_rate: ratio(tally.transfers, tally.handled),
+            missed_offers: tally.missed_offers,
+            occupancy: ratio(
+                times.handling.0.max(0) as u64,
+                (times.handling.0 + times.idle.0).max(0) as u64,
+            ),
+            handling_time: secs(times.handling),
+            available_time: secs(times.idle),
+            login_time,
+            pause_time,
+            pauses,
+        }
+    }
+
+    fn team_name(&self, advisor: u32) -> &str {
+        self.team_of(advisor)
+            .map_or(UNASSIGNED_TEAM, |team| self.teams.name(team))
+    }
+
+    /// One advisor's view, by index.
+    fn advisor_view_at(&self, advisor: u32, window: Window, now: Timestamp) -> AdvisorView {
+        let state = &self.advisor_state[advisor as usize];
+        let live = state.live(now);
+        let mut tally = AdvisorTally::default();
+        self.advisor_tally(advisor, window, now, &mut tally);
+        let times = self.advisor_times(advisor, window, now);
+        let zone = self.calendar.zone();
+        let first_login = times
+            .day
+            .as_ref()
+            .and_then(|d| d.first_login)
+            .map(|t| t.to_rfc3339_in(zone));
+        AdvisorView {
+            advisor: self.advisors.name(advisor).to_owned(),
+            name: state.name.as_ref().map(|(_, name)| name.to_string()),
+            team: self.team_name(advisor).to_owned(),
+            window,
+            state: display_name(live.display),
+            reason: match live.status {
+                Status::Pause(reason) => Some(self.reasons.name(reason).to_owned()),
+                _ => None,
+            },
+            state_since: live.since.map(|t| t.to_rfc3339_in(zone)),
+            time_in_state: live.since.map(|t| secs(now - t).max(0.0)),
+            current_contact_duration: live.contact_start.map(|t| secs(now - t).max(0.0)),
+            first_login,
+            indicators: self.advisor_indicators(&tally, &times),
+        }
+    }
+
+    /// Aggregates queues and advisors into a team or site view.
+    fn group_indicators(
+        &self,
+        queues: &[u32],
+        advisors: &[u32],
+        variant: SlVariant,
+        window: Window,
+        now: Timestamp,
+    ) -> GroupIndicators {
+        let mut queue_tally = QueueTally::default();
+        let channels: Vec<&QueueChannel> =
+            queues.iter().flat_map(|&q| self.channels_of(q)).collect();
+        for qc in &channels {
+            self.queue_channel_tally(qc, window, now, &mut queue_tally);
+        }
+        let mut tally = AdvisorTally::default();
+        let mut times = AdvisorTimes {
+            day: (window == Window::Today).then(DayTimes::default),
+            ..AdvisorTimes::default()
+        };
+        let mut by_state = AdvisorsByState::default();
+        for &advisor in advisors {
+            self.advisor_tally(advisor, window, now, &mut tally);
+            let own = self.advisor_times(advisor, window, now);
+            times.handling += own.handling;
+            times.idle += own.idle;
+            if let (Some(total), Some(own)) = (times.day.as_mut(), own.day.as_ref()) {
+                total.merge(own);
+            }
+            by_state.count(self.advisor_state[advisor as usize].live(now).display);
+        }
+        GroupIndicators {
+            flow: FlowIndicators::from_tally(&queue_tally, variant),
+            advisors_indicators: self.advisor_indicators(&tally, &times),
+            live: self.live_queue(channels.into_iter(), now),
+            advisors: by_state,
+        }
+    }
+
+    /// Advisors per team index (`None` for unassigned), in id order.
+    fn members(&self) -> BTreeMap<Option<u32>, Vec<u32>> {
+        let mut members: BTreeMap<Option<u32>, Vec<u32>> = BTreeMap::new();
+        let mut advisors: Vec<u32> = (0..self.advisors.len() as u32).collect();
+        advisors.sort_by(|a, b| self.advisors.name(*a).cmp(self.advisors.name(*b)));
+        for advisor in advisors {
+            members
+                .entry(self.team_of(advisor))
+                .or_default()
+                .push(advisor);
+        }
+        members
+    }
+
+    fn queue_view_at(
+        &self,
+        queue: u32,
+        window: Window,
+        now: Timestamp,
+        members: &BTreeMap<Option<u32>, Vec<u32>>,
+    ) -> QueueView {
+        let settings = &self.queue_settings[queue as usize];
+        let mut total = QueueTally::default();
+        let mut channels = Vec::new();
+        for qc in self.channels_of(queue) {
+            let mut tally = QueueTally::default();
+            self.queue_channel_tally(qc, window, now, &mut tally);
+            total.merge(&tally);
+            channels.push(ChannelView {
+                channel: qc.channel,
+                indicators: self.queue_indicators(
+                    &tally,
+                    settings.variant,
+                    self.live_queue(std::iter::once(qc), now),
+                ),
+            });
+        }
+        let mut by_state = AdvisorsByState::default();
+        for (team, advisors) in members {
+            let serves =
+                team.is_some_and(|t| self.team_settings[t as usize].queues.contains(&queue));
+            if serves {
+                for &advisor in advisors {
+                    by_state.count(self.advisor_state[advisor as usize].live(now).display);
+                }
+            }
+        }
+        QueueView {
+            queue: self.queues.name(queue).to_owned(),
+            name: settings.config.name.clone(),
+            window,
+            sl_threshold: secs(settings.thresholds.sl_threshold),
+            sl_target: settings.config.sl_target,
+            short_abandon: secs(settings.thresholds.short_abandon),
+            aht_target: settings.config.aht_target.map(|d| secs(d.millis())),
+            indicators: self.queue_indicators(
+                &total,
+                settings.variant,
+                self.live_queue(self.channels_of(queue), now),
+            ),
+            advisors: by_state,
+            channels,
+        }
+    }
+
+    fn team_view_at(
+        &self,
+        team: Option<u32>,
+        window: Window,
+        now: Timestamp,
+        members: &[u32],
+    ) -> TeamView {
+        let (id, name, queues, variant) = match team {
+            Some(team) => {
+                let settings = &self.team_settings[team as usize];
+                (
+                    settings.id.clone(),
+                    settings.name.clone(),
+                    settings.queues.clone(),
+                    settings.variant,
+                )
+            }
+            None => (
+                UNASSIGNED_TEAM.to_owned(),
+                None,
+                Vec::new(),
+                self.site.sl_variant,
+            ),
+        };
+        let mut queue_ids: Vec<String> = queues
+            .iter()
+            .map(|q| self.queues.name(*q).to_owned())
+            .collect();
+        queue_ids.sort();
+        TeamView {
+            team: id,
+            name,
+            window,
+            queues: queue_ids,
+            members: members
+                .iter()
+                .map(|a| self.advisors.name(*a).to_owned())
+                .collect(),
+            indicators: self.group_indicators(&queues, members, variant, window, now),
+        }
+    }
+
+    /// The whole site over `window`, at the processor's current instant.
+    pub fn site_view(&self, window: Window) -> SiteView {
+        let now = self.now();
+        let members = self.members();
+        let mut queue_order: Vec<u32> = (0..self.queues.len() as u32).collect();
+        queue_order.sort_by(|a, b| self.queues.name(*a).cmp(self.queues.name(*b)));
+        let queues = queue_order
+            .iter()
+            .map(|&q| self.queue_view_at(q, window, now, &members))
+            .collect();
+
+        let mut team_ids: BTreeMap<&str, Option<u32>> = BTreeMap::new();
+        for team in 0..self.teams.len() as u32 {
+            team_ids.insert(self.teams.name(team), Some(team));
+        }
+        if members.contains_key(&None) {
+            team_ids.insert(UNASSIGNED_TEAM, None);
+        }
+        let empty = Vec::new();
+        let teams = team_ids
+            .values()
+            .map(|&team| self.team_view_at(team, window, now, members.get(&team).unwrap_or(&empty)))
+            .collect();
+
+        let all_advisors: Vec<u32> = members.values().flatten().copied().collect();
+        let mut advisor_order = all_advisors.clone();
+        advisor_order.sort_by(|a, b| self.advisors.name(*a).cmp(self.advisors.name(*b)));
+        let advisors = advisor_order
+            .iter()
+            .map(|&a| self.advisor_view_at(a, window, now))
+            .collect();
+        SiteView {
+            as_of: now.to_rfc3339_in(self.calendar.zone()),
+            site: self.site.id.clone(),
+            window,
+            totals: self.group_indicators(
+                &queue_order,
+                &all_advisors,
+                self.site.sl_variant,
+                window,
+                now,
+            ),
+            queues,
+            teams,
+            advisors,
+        }
+    }
+
+    /// One queue's view, if the queue is known.
+    pub fn queue_view(&self, queue: &str, window: Window) -> Option<QueueView> {
+        let index = self.queues.get(queue)?;
+        Some(self.queue_view_at(index, window, self.now(), &self.members()))
+    }
+
+    /// One team's view, if the team is known (`unassigned` when it has members).
+    pub fn team_view(&self, team: &str, window: Window) -> Option<TeamView> {
+        let members = self.members();
+        let index = match self.teams.get(team) {
+            Some(index) => Some(index),
+            None if team == UNASSIGNED_TEAM && members.contains_key(&None) => None,
+            None => return None,
+        };
+        let empty = Vec::new();
+        Some(self.team_view_at(
+            index,
+            window,
+            self.now(),
+            members.get(&index).unwrap_or(&empty),
+        ))
+    }
+
+    /// One advisor's view, if the advisor is known.
+    pub fn advisor_view(&self, advisor: &str, window: Window) -> Option<AdvisorView> {
+        let index = self.advisors.get(advisor)?;
+        Some(self.advisor_view_at(index, window, self.now()))
+    }
+}
+
+/// The public name of a live state.
+fn display_name(display: Display) -> &'static str {
+    match display {
+        Display::Offered => "offered",
+        Display::Talking => "talking",
+        Display::OnHold => "on_hold",
+        Display::Acw => "acw",
+        Display::Pause(_) => "pause",
+        Display::Available => "available",
+        Display::LoggedOut => "logged_out",
+    }
+}
