@@ -189,13 +189,32 @@ trait WalkSink {
 struct DayAccumulator<'a, F: Fn(Timestamp) -> Day> {
     day_of: &'a F,
     times: DayTimes,
-    /// Only this day counts, when set.
+    /// Only the day starting at this instant counts, when set.
     only_day: Option<Timestamp>,
     /// Class changes, for the trailing-window log.
     classes: Option<&'a mut VecDeque<(Timestamp, Class)>>,
 }
 
 impl<F: Fn(Timestamp) -> Day> DayAccumulator<'_, F> {
+    /// Adds `[start, end)`, which lies within one day.
+    fn add(&mut self, start: Timestamp, end: Timestamp, state: State) {
+        let span = end - start;
+        let Some(times) = self.day_for(start) else {
+            return;
+        };
+        if state.status != Status::LoggedOut {
+            times.logged_in += span;
+        }
+        match state.class {
+            Class::Handling => times.handling += span,
+            Class::Idle => times.idle += span,
+            Class::Paused | Class::Out => {}
+        }
+        if let Status::Pause(reason) = state.status {
+            times.pause_entry(reason).1 += span;
+        }
+    }
+
     fn day_for(&mut self, time: Timestamp) -> Option<&mut DayTimes> {
         let day = (self.day_of)(time).start;
         if self.only_day.is_some_and(|only| only != day) {
@@ -215,23 +234,23 @@ impl<F: Fn(Timestamp) -> Day> WalkSink for DayAccumulator<'_, F> {
         {
             log.push_back((start, state.class));
         }
+        if state.status == Status::LoggedOut && state.class == Class::Out {
+            return; // Nothing accumulates while logged out and idle.
+        }
+        if let Some(only) = self.only_day {
+            // Only one day counts: clamp instead of walking day by day from far away.
+            let day = (self.day_of)(only);
+            start = start.max(day.start);
+            let end = end.min(day.end);
+            if start < end {
+                self.add(start, end, state);
+            }
+            return;
+        }
         while start < end {
             let day = (self.day_of)(start);
             let stop = end.min(day.end);
-            let span = stop - start;
-            if let Some(times) = self.day_for(start) {
-                if state.status != Status::LoggedOut {
-                    times.logged_in += span;
-                }
-                match state.class {
-                    Class::Handling => times.handling += span,
-                    Class::Idle => times.idle += span,
-                    Class::Paused | Class::Out => {}
-                }
-                if let Status::Pause(reason) = state.status {
-                    times.pause_entry(reason).1 += span;
-                }
-            }
+            self.add(start, stop, state);
             start = stop;
         }
     }

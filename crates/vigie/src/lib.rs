@@ -1,0 +1,8 @@
+//! The `vigie` command's library: configuration file, subcommands and terminal rendering.
+//!
+//! What it must not do: compute indicators (that is `vigie-core`'s job) or hide errors: every
+//! failure is returned with its context for `main` to print.
+
+pub mod config;
+pub mod render;
+pub mod replay;
