@@ -184,6 +184,8 @@ struct Leg {
     talk: Millis,
     hold: Millis,
     held: bool,
+    /// Whether this leg's transfer was already counted.
+    transferred: bool,
     phase: LegPhase,
 }
 
@@ -278,6 +280,19 @@ impl Fold {
         });
     }
 
+    /// The advisor of leg `index` transfers the contact at `time`: their conversation ends.
+    fn transfer(&mut self, index: usize, time: Timestamp) {
+        let leg = &mut self.legs[index];
+        if !leg.transferred {
+            leg.transferred = true;
+            let (advisor, qc) = (leg.advisor, leg.qc);
+            self.out
+                .records
+                .push(Record::Transfer { advisor, qc, time });
+        }
+        self.end_conversation(index, time);
+    }
+
     /// Completes leg `index` at `time` (ending its conversation first if needed).
     fn complete(&mut self, index: usize, time: Timestamp) {
         self.end_conversation(index, time);
@@ -317,7 +332,8 @@ impl Fold {
                 self.leave_queue(time, Outcome::FlowedOut);
                 self.end_offers(time);
                 if let Some(active) = self.active_leg() {
-                    self.end_conversation(active, time);
+                    // Back to a queue while talking: the advisor transferred it.
+                    self.transfer(active, time);
                 }
                 self.enter_queue(queue, time);
             }
@@ -357,6 +373,7 @@ impl Fold {
                     talk: Millis::ZERO,
                     hold: Millis::ZERO,
                     held: false,
+                    transferred: false,
                     phase: LegPhase::Talking(time),
                 });
             }
@@ -397,18 +414,31 @@ impl Fold {
             }
             FactKind::Transferred => {
                 self.end_offers(time);
+                let already_there = |fold: &Fold| {
+                    fact.queue
+                        .is_some_and(|q| fold.waiting.is_some_and(|w| w.qc.queue == q))
+                };
                 if let Some(active) = self.active_leg() {
-                    let leg = self.legs[active];
-                    self.out.records.push(Record::Transfer {
-                        advisor: leg.advisor,
-                        qc: leg.qc,
-                        time,
-                    });
-                    self.end_conversation(active, time);
-                } else {
+                    self.transfer(active, time);
+                } else if let Some(index) = fact.advisor.and_then(|advisor| {
+                    self.legs
+                        .iter()
+                        .position(|leg| leg.advisor == advisor && !leg.transferred)
+                }) {
+                    // The source ended the advisor's conversation just before the transfer
+                    // (or queued the contact in the new queue first): count the transfer.
+                    let leg = &mut self.legs[index];
+                    leg.transferred = true;
+                    let (advisor, qc) = (leg.advisor, leg.qc);
+                    self.out
+                        .records
+                        .push(Record::Transfer { advisor, qc, time });
+                } else if !already_there(self) {
                     self.leave_queue(time, Outcome::FlowedOut);
                 }
-                if let Some(queue) = fact.queue {
+                if let Some(queue) = fact.queue
+                    && !already_there(self)
+                {
                     self.leave_queue(time, Outcome::FlowedOut);
                     self.enter_queue(queue, time);
                 }
@@ -656,6 +686,63 @@ mod tests {
             held: false
         }));
         assert_eq!(derived.finished_at, Some(at(101)));
+    }
+
+    #[test]
+    fn a_transfer_stamped_with_the_new_queue_entry_or_after_the_end_counts_once() {
+        let q3 = QueueChannel {
+            queue: 3,
+            channel: Channel::Voice,
+        };
+        let expected_transfer = Record::Transfer {
+            advisor: 1,
+            qc: Some(QC),
+            time: at(40),
+        };
+        // Same second: queued(3) sorts before transferred(to 3).
+        let same_second = sorted(vec![
+            fact(0, FactKind::Queued, None, Some(0)),
+            fact(10, FactKind::Answered, Some(1), None),
+            fact(40, FactKind::Transferred, Some(1), Some(3)),
+            Fact {
+                tie: 99,
+                ..fact(40, FactKind::Queued, None, Some(3))
+            },
+        ]);
+        let derived = derive(&same_second, None);
+        let transfers = derived
+            .records
+            .iter()
+            .filter(|r| matches!(r, Record::Transfer { .. }))
+            .count();
+        let offers = derived
+            .records
+            .iter()
+            .filter(|r| matches!(r, Record::Offer { qc, .. } if *qc == q3))
+            .count();
+        assert_eq!((transfers, offers), (1, 1), "{:?}", derived.records);
+        assert!(derived.records.contains(&expected_transfer));
+        assert_eq!(derived.waiting.map(|w| w.qc), Some(q3));
+        // The source ends the conversation, then reports the transfer.
+        let ended_first = sorted(vec![
+            fact(0, FactKind::Queued, None, Some(0)),
+            fact(10, FactKind::Answered, Some(1), None),
+            fact(39, FactKind::Ended, Some(1), None),
+            fact(40, FactKind::Transferred, Some(1), Some(3)),
+        ]);
+        let derived = derive(&ended_first, None);
+        assert!(
+            derived.records.contains(&expected_transfer),
+            "{:?}",
+            derived.records
+        );
+        assert!(!derived.records.iter().any(|r| matches!(
+            r,
+            Record::Left {
+                outcome: Outcome::FlowedOut,
+                ..
+            }
+        )));
     }
 
     #[test]

@@ -220,7 +220,7 @@ impl<'a> RawEvent<'a> {
         let kind = match advisor_type {
             "login" => AdvisorEventKind::Login {
                 team: optional_id(self.team, "team")?,
-                name: optional_string(self.name, "name")?.map(Cow::into_owned),
+                name: optional_id(self.name, "name")?,
             },
             "logout" => AdvisorEventKind::Logout,
             _ => {

@@ -401,7 +401,7 @@ impl SiteProcessor {
             }
             if state.facts.len() >= MAX_EVENTS_PER_CONTACT {
                 return Err(Rejection::field(
-                    RejectReason::InvalidField,
+                    RejectReason::TooManyEvents,
                     "contact",
                     format!(
                         "contact {:?} already has {MAX_EVENTS_PER_CONTACT} events, the most one contact may have",

@@ -11,6 +11,8 @@ use serde::Serialize;
 pub enum RejectReason {
     /// The bytes are not a JSON document (or not UTF-8).
     MalformedJson,
+    /// The bytes (sent as `application/protobuf`) are not a protobuf `vigie.v1.Event`.
+    MalformedProtobuf,
     /// The JSON document is not an object.
     NotAnObject,
     /// The event is larger than the accepted maximum.
@@ -23,16 +25,21 @@ pub enum RejectReason {
     UnknownType,
     /// The event is older than the allowed lateness behind the newest event of its site.
     TooLate,
-    /// The event concerns a contact that was already completed.
+    /// The event concerns a contact whose life had already ended (completed, abandoned or
+    /// dequeued) more than the allowed lateness before, or that is remembered as ended.
     ContactCompleted,
     /// The event concerns a contact that Vigie stopped tracking after its expiry.
     ContactExpired,
+    /// The contact already has the most events one contact may have (a reused contact id or
+    /// a producer repeating itself).
+    TooManyEvents,
 }
 
 impl RejectReason {
     /// Every reason, for metrics that must show zero counts.
     pub const ALL: &'static [RejectReason] = &[
         RejectReason::MalformedJson,
+        RejectReason::MalformedProtobuf,
         RejectReason::NotAnObject,
         RejectReason::TooLarge,
         RejectReason::MissingField,
@@ -41,12 +48,14 @@ impl RejectReason {
         RejectReason::TooLate,
         RejectReason::ContactCompleted,
         RejectReason::ContactExpired,
+        RejectReason::TooManyEvents,
     ];
 
     /// The snake_case code.
     pub fn as_str(self) -> &'static str {
         match self {
             RejectReason::MalformedJson => "malformed_json",
+            RejectReason::MalformedProtobuf => "malformed_protobuf",
             RejectReason::NotAnObject => "not_an_object",
             RejectReason::TooLarge => "too_large",
             RejectReason::MissingField => "missing_field",
@@ -55,6 +64,7 @@ impl RejectReason {
             RejectReason::TooLate => "too_late",
             RejectReason::ContactCompleted => "contact_completed",
             RejectReason::ContactExpired => "contact_expired",
+            RejectReason::TooManyEvents => "too_many_events",
         }
     }
 }
