@@ -1,5 +1,6 @@
 //! Golden scenarios: small event files under `tests/golden/` with indicators computed by hand.
 //! Each expectation says how it was computed, so a reader can check it.
+#![allow(clippy::unwrap_used)] // A test fails loudly at the first surprise, on purpose.
 
 use std::path::PathBuf;
 

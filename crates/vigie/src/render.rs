@@ -29,7 +29,7 @@ fn table(headers: &[&str], text_columns: usize) -> Table {
     table
         .load_style(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic);
-    table.set_header(headers.iter().map(|h| Cell::new(h)));
+    table.set_header(headers.iter().map(Cell::new));
     for index in text_columns..headers.len() {
         if let Some(column) = table.column_mut(index) {
             column.set_cell_alignment(CellAlignment::Right);
