@@ -1,1 +1,37 @@
-//! Benchmarks of Vigie.
+//! Shared set-up of Vigie's benchmarks: the simulated days they run on.
+//!
+//! What it must not do: time anything itself or assert on timings. Benches measure; the
+//! figures go to BENCHMARKS.md with the command that produced them.
+
+use vigie_core::{Event, ProcessingConfig, SiteConfig, SiteProcessor};
+use vigie_sim::{SimConfig, Simulation};
+
+/// The size the core's targets are stated for: 10,000 advisors and 500 queues.
+pub const LARGE_ADVISORS: usize = 10_000;
+/// Queues of the large centre.
+pub const LARGE_QUEUES: usize = 500;
+
+/// A simulated day of `advisors` and `queues`, in feed order (1% duplicates, reordering
+/// within 5 s, as a real feed), with its site configuration.
+pub fn simulated_day(advisors: usize, queues: usize, seed: u64) -> (SiteConfig, Vec<Event>) {
+    let config = SimConfig {
+        advisors,
+        queues,
+        seed,
+        ..SimConfig::default()
+    };
+    let simulation =
+        Simulation::new(&config).expect("the benchmark's simulation settings are valid");
+    let site = simulation.site_config();
+    let generated: Vec<Event> = simulation.into_feed().collect();
+    // Copy the events in feed order so that each event's strings sit next to it in memory, as
+    // a freshly decoded batch does; the simulator's own allocation order scatters them.
+    let events = generated.to_vec();
+    drop(generated);
+    (site, events)
+}
+
+/// A fresh processor for the site, with default processing settings.
+pub fn processor(site: &SiteConfig) -> SiteProcessor {
+    SiteProcessor::new(site.clone(), &ProcessingConfig::default())
+}

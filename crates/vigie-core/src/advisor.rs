@@ -12,7 +12,7 @@ use smallvec::SmallVec;
 
 use crate::contact::{Phase, Span};
 use crate::tally::{AdvisorTally, EntryLog};
-use crate::time::{Day, Millis, Timestamp};
+use crate::time::{Day, DayCache, Millis, Timestamp};
 
 /// Index of an interned pause reason.
 pub(crate) type ReasonIdx = u32;
@@ -186,8 +186,8 @@ trait WalkSink {
 }
 
 /// Accumulates day times, splitting at day boundaries and keeping only `keep` days (or all).
-struct DayAccumulator<'a, F: Fn(Timestamp) -> Day> {
-    day_of: &'a F,
+struct DayAccumulator<'a> {
+    days: &'a mut DayCache,
     times: DayTimes,
     /// Only the day starting at this instant counts, when set.
     only_day: Option<Timestamp>,
@@ -195,7 +195,7 @@ struct DayAccumulator<'a, F: Fn(Timestamp) -> Day> {
     classes: Option<&'a mut VecDeque<(Timestamp, Class)>>,
 }
 
-impl<F: Fn(Timestamp) -> Day> DayAccumulator<'_, F> {
+impl DayAccumulator<'_> {
     /// Adds `[start, end)`, which lies within one day.
     fn add(&mut self, start: Timestamp, end: Timestamp, state: State) {
         let span = end - start;
@@ -216,7 +216,7 @@ impl<F: Fn(Timestamp) -> Day> DayAccumulator<'_, F> {
     }
 
     fn day_for(&mut self, time: Timestamp) -> Option<&mut DayTimes> {
-        let day = (self.day_of)(time).start;
+        let day = self.days.day_of(time).start;
         if self.only_day.is_some_and(|only| only != day) {
             return None;
         }
@@ -227,7 +227,7 @@ impl<F: Fn(Timestamp) -> Day> DayAccumulator<'_, F> {
     }
 }
 
-impl<F: Fn(Timestamp) -> Day> WalkSink for DayAccumulator<'_, F> {
+impl WalkSink for DayAccumulator<'_> {
     fn segment(&mut self, mut start: Timestamp, end: Timestamp, state: State) {
         if let Some(log) = self.classes.as_deref_mut()
             && log.back().is_none_or(|(_, class)| *class != state.class)
@@ -239,7 +239,7 @@ impl<F: Fn(Timestamp) -> Day> WalkSink for DayAccumulator<'_, F> {
         }
         if let Some(only) = self.only_day {
             // Only one day counts: clamp instead of walking day by day from far away.
-            let day = (self.day_of)(only);
+            let day = self.days.day_of(only);
             start = start.max(day.start);
             let end = end.min(day.end);
             if start < end {
@@ -248,7 +248,7 @@ impl<F: Fn(Timestamp) -> Day> WalkSink for DayAccumulator<'_, F> {
             return;
         }
         while start < end {
-            let day = (self.day_of)(start);
+            let day = self.days.day_of(start);
             let stop = end.min(day.end);
             self.add(start, stop, state);
             start = stop;
@@ -345,19 +345,20 @@ impl Advisor {
         let from = self.settled_until;
         let in_range = |t: Timestamp| t >= from && (t < to || (inclusive && t == to));
         let mut changes: SmallVec<[Timestamp; 16]> = SmallVec::new();
-        changes.extend(
-            self.statuses
-                .iter()
-                .map(|p| p.time)
-                .filter(|t| in_range(*t)),
-        );
+        for point in &self.statuses {
+            if in_range(point.time) {
+                changes.push(point.time);
+            }
+        }
         for span in &self.spans {
-            changes.extend(
-                [Some(span.start), span.end]
-                    .into_iter()
-                    .flatten()
-                    .filter(|t| in_range(*t)),
-            );
+            if in_range(span.start) {
+                changes.push(span.start);
+            }
+            if let Some(end) = span.end
+                && in_range(end)
+            {
+                changes.push(end);
+            }
         }
         changes.sort_unstable();
         changes.dedup();
@@ -391,19 +392,14 @@ impl Advisor {
     }
 
     /// Makes everything before `until` final, keeping the class log from `keep_from`.
-    pub(crate) fn settle(
-        &mut self,
-        until: Timestamp,
-        keep_from: Timestamp,
-        day_of: &impl Fn(Timestamp) -> Day,
-    ) {
-        self.tally.settle(until, keep_from, (), |t| day_of(t).start);
+    pub(crate) fn settle(&mut self, until: Timestamp, keep_from: Timestamp, days: &mut DayCache) {
+        self.tally.settle(until, keep_from, (), days);
         if until <= self.settled_until {
             return;
         }
         let mut class_log = std::mem::take(&mut self.class_log);
         let mut accumulator = DayAccumulator {
-            day_of,
+            days,
             times: std::mem::take(&mut self.settled_day),
             only_day: None,
             classes: Some(&mut class_log),
@@ -455,19 +451,14 @@ impl Advisor {
     }
 
     /// Times accumulated over `day` up to `now`.
-    pub(crate) fn day_times(
-        &self,
-        day: Day,
-        now: Timestamp,
-        day_of: &impl Fn(Timestamp) -> Day,
-    ) -> DayTimes {
+    pub(crate) fn day_times(&self, day: Day, now: Timestamp, days: &mut DayCache) -> DayTimes {
         let settled = if self.settled_day.day_start == day.start {
             self.settled_day.clone()
         } else {
             DayTimes::for_day(day.start)
         };
         let mut accumulator = DayAccumulator {
-            day_of,
+            days,
             times: settled,
             only_day: Some(day.start),
             classes: None,
@@ -536,12 +527,14 @@ mod tests {
     }
 
     fn day_of(t: Timestamp) -> Day {
-        let start = t.0 - t.0.rem_euclid(86_400_000);
-        Day {
-            date: chrono::NaiveDate::MIN,
-            start: Timestamp(start),
-            end: Timestamp(start + 86_400_000),
-        }
+        days().day_of(t)
+    }
+
+    fn days() -> DayCache {
+        DayCache::new(crate::time::DayCalendar::new(
+            chrono_tz::UTC,
+            chrono::NaiveTime::MIN,
+        ))
     }
 
     fn status(secs: i64, status: Status) -> StatusPoint {
@@ -577,7 +570,7 @@ mod tests {
     fn integrates_the_day_and_reports_live_state() {
         let advisor = advisor();
         let day = day_of(at(500));
-        let times = advisor.day_times(day, at(500), &day_of);
+        let times = advisor.day_times(day, at(500), &mut days());
         assert_eq!(times.logged_in, Millis::from_secs(490));
         assert_eq!(times.handling, Millis::from_secs(130));
         assert_eq!(times.idle, Millis::from_secs(90 + 70 + 100));
@@ -598,11 +591,11 @@ mod tests {
         let whole = advisor();
         let mut stepped = advisor();
         for until in [5, 100, 150, 230, 231, 399, 450] {
-            stepped.settle(at(until), at(0), &day_of);
+            stepped.settle(at(until), at(0), &mut days());
             let day = day_of(at(500));
             assert_eq!(
-                stepped.day_times(day, at(500), &day_of),
-                whole.day_times(day, at(500), &day_of)
+                stepped.day_times(day, at(500), &mut days()),
+                whole.day_times(day, at(500), &mut days())
             );
             assert_eq!(stepped.live(at(500)), whole.live(at(500)));
             for after in [0, 120, 210, 420] {
@@ -623,9 +616,9 @@ mod tests {
     fn a_day_boundary_restarts_the_times() {
         let mut advisor = Advisor::new(at(0));
         advisor.add_status(status(86_000, Status::Available));
-        advisor.settle(at(86_500), at(0), &day_of);
+        advisor.settle(at(86_500), at(0), &mut days());
         let today = day_of(at(86_500));
-        let times = advisor.day_times(today, at(87_000), &day_of);
+        let times = advisor.day_times(today, at(87_000), &mut days());
         assert_eq!(times.logged_in, Millis::from_secs(600));
         assert_eq!(times.first_login, None, "the login was yesterday");
     }

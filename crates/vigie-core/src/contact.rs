@@ -159,11 +159,12 @@ pub(crate) struct Waiting {
     pub since: Timestamp,
 }
 
-/// Everything derived from a contact's facts.
+/// Everything derived from a contact's facts. Transient: the processor re-derives it into
+/// reused buffers rather than storing it per contact.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Derived {
-    pub records: SmallVec<[Record; 4]>,
-    pub spans: SmallVec<[Span; 6]>,
+    pub records: Vec<Record>,
+    pub spans: Vec<Span>,
     pub waiting: Option<Waiting>,
     /// When the contact's life ended (nothing left open), if it has.
     pub finished_at: Option<Timestamp>,
@@ -189,21 +190,69 @@ struct Leg {
     phase: LegPhase,
 }
 
-struct Fold {
+/// Where a contact's life stands after its facts so far: enough to go on with one more fact
+/// that comes after all the others (the usual case) without re-reading them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct FoldState {
     channel: Option<Channel>,
     waiting: Option<Waiting>,
-    offers: SmallVec<[(AdvisorIdx, Timestamp); 2]>,
-    legs: SmallVec<[Leg; 2]>,
-    out: Derived,
+    offers: SmallVec<[(AdvisorIdx, Timestamp); 1]>,
+    legs: SmallVec<[Leg; 1]>,
 }
 
-impl Fold {
+impl FoldState {
+    /// The spans still open (offers ringing, legs in progress), cut at `end` if given.
+    pub(crate) fn open_spans(&self, end: Option<Timestamp>, out: &mut Vec<Span>) {
+        for (advisor, since) in &self.offers {
+            out.push(Span {
+                advisor: *advisor,
+                phase: Phase::Offered,
+                start: *since,
+                end,
+                leg_start: *since,
+            });
+        }
+        for leg in &self.legs {
+            let (phase, since) = match leg.phase {
+                LegPhase::Talking(since) => (Phase::Talking, since),
+                LegPhase::OnHold(since) => (Phase::OnHold, since),
+                LegPhase::Acw(since) => (Phase::Acw, since),
+            };
+            out.push(Span {
+                advisor: leg.advisor,
+                phase,
+                start: since,
+                end,
+                leg_start: leg.answered_at,
+            });
+        }
+    }
+
+    /// The queue the contact waits in, if any.
+    pub(crate) fn waiting(&self) -> Option<Waiting> {
+        self.waiting
+    }
+
+    /// Applies one fact that comes after every fact already applied: the records and the
+    /// spans it closes are appended to `out`, and `out.finished_at` tells whether the contact's
+    /// life is over.
+    pub(crate) fn step(&mut self, fact: &Fact, out: &mut Derived) {
+        Fold { state: self, out }.apply(fact);
+    }
+}
+
+struct Fold<'a> {
+    state: &'a mut FoldState,
+    out: &'a mut Derived,
+}
+
+impl Fold<'_> {
     fn channel(&self) -> Channel {
-        self.channel.unwrap_or(Channel::Voice)
+        self.state.channel.unwrap_or(Channel::Voice)
     }
 
     fn end_offers(&mut self, time: Timestamp) {
-        for (advisor, since) in self.offers.drain(..) {
+        for (advisor, since) in self.state.offers.drain(..) {
             self.out.spans.push(Span {
                 advisor,
                 phase: Phase::Offered,
@@ -215,8 +264,8 @@ impl Fold {
     }
 
     fn end_offer(&mut self, advisor: AdvisorIdx, time: Timestamp) {
-        if let Some(position) = self.offers.iter().position(|(a, _)| *a == advisor) {
-            let (_, since) = self.offers.remove(position);
+        if let Some(position) = self.state.offers.iter().position(|(a, _)| *a == advisor) {
+            let (_, since) = self.state.offers.remove(position);
             self.out.spans.push(Span {
                 advisor,
                 phase: Phase::Offered,
@@ -228,7 +277,7 @@ impl Fold {
     }
 
     fn leave_queue(&mut self, time: Timestamp, outcome: Outcome) -> Option<QueueChannel> {
-        let waiting = self.waiting.take()?;
+        let waiting = self.state.waiting.take()?;
         self.out.records.push(Record::Left {
             qc: waiting.qc,
             time,
@@ -243,20 +292,21 @@ impl Fold {
             queue,
             channel: self.channel(),
         };
-        self.waiting = Some(Waiting { qc, since: time });
+        self.state.waiting = Some(Waiting { qc, since: time });
         self.out.records.push(Record::Offer { qc, time });
     }
 
     /// The leg currently in conversation (talking or on hold).
     fn active_leg(&self) -> Option<usize> {
-        self.legs
+        self.state
+            .legs
             .iter()
             .position(|leg| !matches!(leg.phase, LegPhase::Acw(_)))
     }
 
     /// Ends the conversation of leg `index` at `time`: the advisor starts after-contact work.
     fn end_conversation(&mut self, index: usize, time: Timestamp) {
-        let leg = &mut self.legs[index];
+        let leg = &mut self.state.legs[index];
         let span = match leg.phase {
             LegPhase::Talking(since) => {
                 leg.talk += time - since;
@@ -282,7 +332,7 @@ impl Fold {
 
     /// The advisor of leg `index` transfers the contact at `time`: their conversation ends.
     fn transfer(&mut self, index: usize, time: Timestamp) {
-        let leg = &mut self.legs[index];
+        let leg = &mut self.state.legs[index];
         if !leg.transferred {
             leg.transferred = true;
             let (advisor, qc) = (leg.advisor, leg.qc);
@@ -296,7 +346,7 @@ impl Fold {
     /// Completes leg `index` at `time` (ending its conversation first if needed).
     fn complete(&mut self, index: usize, time: Timestamp) {
         self.end_conversation(index, time);
-        let leg = self.legs.remove(index);
+        let leg = self.state.legs.remove(index);
         let LegPhase::Acw(acw_since) = leg.phase else {
             unreachable!("end_conversation always leaves the leg in after-contact work")
         };
@@ -320,13 +370,13 @@ impl Fold {
 
     fn apply(&mut self, fact: &Fact) {
         let time = fact.time;
-        if self.channel.is_none() {
-            self.channel = fact.channel;
+        if self.state.channel.is_none() {
+            self.state.channel = fact.channel;
         }
         match fact.kind {
             FactKind::Queued => {
                 let Some(queue) = fact.queue else { return };
-                if self.waiting.is_some_and(|w| w.qc.queue == queue) {
+                if self.state.waiting.is_some_and(|w| w.qc.queue == queue) {
                     return; // Entering the queue it already waits in: a repeat, not a new offer.
                 }
                 self.leave_queue(time, Outcome::FlowedOut);
@@ -339,9 +389,9 @@ impl Fold {
             }
             FactKind::Offered => {
                 if let Some(advisor) = fact.advisor
-                    && !self.offers.iter().any(|(a, _)| *a == advisor)
+                    && !self.state.offers.iter().any(|(a, _)| *a == advisor)
                 {
-                    self.offers.push((advisor, time));
+                    self.state.offers.push((advisor, time));
                 }
             }
             FactKind::Missed => {
@@ -354,7 +404,7 @@ impl Fold {
                 let Some(advisor) = fact.advisor else { return };
                 self.end_offers(time);
                 if let Some(active) = self.active_leg() {
-                    if self.legs[active].advisor == advisor && self.waiting.is_none() {
+                    if self.state.legs[active].advisor == advisor && self.state.waiting.is_none() {
                         return; // Answered again by the advisor already talking: a repeat.
                     }
                     // Someone else picks up: the previous advisor's conversation is over.
@@ -366,7 +416,7 @@ impl Fold {
                         channel: self.channel(),
                     })
                 });
-                self.legs.push(Leg {
+                self.state.legs.push(Leg {
                     advisor,
                     qc,
                     answered_at: time,
@@ -379,7 +429,7 @@ impl Fold {
             }
             FactKind::Held => {
                 if let Some(active) = self.active_leg() {
-                    let leg = &mut self.legs[active];
+                    let leg = &mut self.state.legs[active];
                     if let LegPhase::Talking(since) = leg.phase {
                         leg.talk += time - since;
                         leg.phase = LegPhase::OnHold(time);
@@ -397,7 +447,7 @@ impl Fold {
             }
             FactKind::Resumed => {
                 if let Some(active) = self.active_leg() {
-                    let leg = &mut self.legs[active];
+                    let leg = &mut self.state.legs[active];
                     if let LegPhase::OnHold(since) = leg.phase {
                         leg.hold += time - since;
                         leg.phase = LegPhase::Talking(time);
@@ -414,20 +464,21 @@ impl Fold {
             }
             FactKind::Transferred => {
                 self.end_offers(time);
-                let already_there = |fold: &Fold| {
+                let already_there = |fold: &Fold<'_>| {
                     fact.queue
-                        .is_some_and(|q| fold.waiting.is_some_and(|w| w.qc.queue == q))
+                        .is_some_and(|q| fold.state.waiting.is_some_and(|w| w.qc.queue == q))
                 };
                 if let Some(active) = self.active_leg() {
                     self.transfer(active, time);
                 } else if let Some(index) = fact.advisor.and_then(|advisor| {
-                    self.legs
+                    self.state
+                        .legs
                         .iter()
                         .position(|leg| leg.advisor == advisor && !leg.transferred)
                 }) {
                     // The source ended the advisor's conversation just before the transfer
                     // (or queued the contact in the new queue first): count the transfer.
-                    let leg = &mut self.legs[index];
+                    let leg = &mut self.state.legs[index];
                     leg.transferred = true;
                     let (advisor, qc) = (leg.advisor, leg.qc);
                     self.out
@@ -455,7 +506,7 @@ impl Fold {
                 if let Some(active) = self.active_leg()
                     && fact
                         .advisor
-                        .is_none_or(|advisor| advisor == self.legs[active].advisor)
+                        .is_none_or(|advisor| advisor == self.state.legs[active].advisor)
                 {
                     self.end_conversation(active, time);
                 }
@@ -464,94 +515,118 @@ impl Fold {
                 Some(advisor) => {
                     // That advisor's leg in after-contact work first, else their conversation.
                     let index = self
+                        .state
                         .legs
                         .iter()
                         .position(|leg| {
                             leg.advisor == advisor && matches!(leg.phase, LegPhase::Acw(_))
                         })
-                        .or_else(|| self.legs.iter().position(|leg| leg.advisor == advisor));
+                        .or_else(|| {
+                            self.state
+                                .legs
+                                .iter()
+                                .position(|leg| leg.advisor == advisor)
+                        });
                     if let Some(index) = index {
                         self.complete(index, time);
                     }
                 }
                 None => {
-                    while !self.legs.is_empty() {
+                    while !self.state.legs.is_empty() {
                         self.complete(0, time);
                     }
                 }
             },
         }
-        let open = self.waiting.is_some() || !self.offers.is_empty() || !self.legs.is_empty();
+        let open = self.state.waiting.is_some()
+            || !self.state.offers.is_empty()
+            || !self.state.legs.is_empty();
         self.out.finished_at = if open { None } else { Some(time) };
-    }
-
-    fn finish(mut self, expired_at: Option<Timestamp>) -> Derived {
-        self.out.waiting = self.waiting;
-        for (advisor, since) in &self.offers {
-            self.out.spans.push(Span {
-                advisor: *advisor,
-                phase: Phase::Offered,
-                start: *since,
-                end: expired_at,
-                leg_start: *since,
-            });
-        }
-        for leg in &self.legs {
-            let (phase, since) = match leg.phase {
-                LegPhase::Talking(since) => (Phase::Talking, since),
-                LegPhase::OnHold(since) => (Phase::OnHold, since),
-                LegPhase::Acw(since) => (Phase::Acw, since),
-            };
-            self.out.spans.push(Span {
-                advisor: leg.advisor,
-                phase,
-                start: since,
-                end: expired_at,
-                leg_start: leg.answered_at,
-            });
-        }
-        if expired_at.is_some() {
-            // Given up: it no longer waits anywhere, and nothing of it is counted as handled.
-            self.out.waiting = None;
-        }
-        self.out
     }
 }
 
-/// Derives a contact from its facts (sorted by [`insert_fact`]). With `expired_at`, whatever
-/// is still open is cut at that instant.
-pub(crate) fn derive(facts: &[Fact], expired_at: Option<Timestamp>) -> Derived {
+/// Derives a contact from its facts (sorted by [`insert_fact`]) into `out`, reusing its
+/// buffers, and returns where its life stands. With `expired_at`, whatever is still open is
+/// cut at that instant.
+pub(crate) fn derive_into(
+    facts: &[Fact],
+    expired_at: Option<Timestamp>,
+    out: &mut Derived,
+) -> FoldState {
+    out.records.clear();
+    out.spans.clear();
+    out.finished_at = None;
+    let mut state = FoldState::default();
     let mut fold = Fold {
-        channel: None,
-        waiting: None,
-        offers: SmallVec::new(),
-        legs: SmallVec::new(),
-        out: Derived::default(),
+        state: &mut state,
+        out,
     };
     for fact in facts {
         fold.apply(fact);
     }
-    fold.finish(expired_at)
+    state.open_spans(expired_at, &mut out.spans);
+    // Given up, it no longer waits anywhere.
+    out.waiting = if expired_at.is_some() {
+        None
+    } else {
+        state.waiting
+    };
+    state
+}
+
+/// Derives a contact from its facts (see [`derive_into`]).
+#[cfg(test)]
+pub(crate) fn derive(facts: &[Fact], expired_at: Option<Timestamp>) -> Derived {
+    let mut out = Derived::default();
+    derive_into(facts, expired_at, &mut out);
+    out
+}
+
+/// Whether `fact` sorts after every fact of `facts` (it can then be applied with
+/// [`FoldState::step`]).
+pub(crate) fn comes_last(facts: &[Fact], fact: &Fact) -> bool {
+    facts
+        .last()
+        .is_none_or(|last| last.sort_key() <= fact.sort_key())
 }
 
 /// Reports the items of `old` missing from `new` (`false`: removed) then those of `new`
 /// missing from `old` (`true`: added), as multisets.
 pub(crate) fn diff<T: PartialEq + Copy>(old: &[T], new: &[T], mut change: impl FnMut(T, bool)) {
     // Contacts have a handful of items and the common case is a pure append, so a quadratic
-    // matching with a bitmask beats sorting.
-    let mut matched = SmallVec::<[bool; 16]>::from_elem(false, new.len());
+    // matching beats sorting; the matches fit a 64-bit mask but for pathological contacts.
+    if new.len() > 64 {
+        let mut matched = vec![false; new.len()];
+        for item in old {
+            match new
+                .iter()
+                .enumerate()
+                .position(|(i, n)| !matched[i] && n == item)
+            {
+                Some(i) => matched[i] = true,
+                None => change(*item, false),
+            }
+        }
+        for (item, matched) in new.iter().zip(matched) {
+            if !matched {
+                change(*item, true);
+            }
+        }
+        return;
+    }
+    let mut matched: u64 = 0;
     for item in old {
         match new
             .iter()
             .enumerate()
-            .position(|(i, n)| !matched[i] && n == item)
+            .position(|(i, n)| matched & (1 << i) == 0 && n == item)
         {
-            Some(i) => matched[i] = true,
+            Some(i) => matched |= 1 << i,
             None => change(*item, false),
         }
     }
     for (i, item) in new.iter().enumerate() {
-        if !matched[i] {
+        if matched & (1 << i) == 0 {
             change(*item, true);
         }
     }

@@ -10,13 +10,16 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use crate::advisor::{Advisor, Status, StatusPoint};
 use crate::config::{ProcessingConfig, QueueConfig, SiteConfig, SlVariant};
-use crate::contact::{Derived, Fact, FactKind, QueueChannel, Record, derive, diff, insert_fact};
+use crate::contact::{
+    Derived, Fact, FactKind, FoldState, QueueChannel, Record, comes_last, derive_into, diff,
+    insert_fact,
+};
 use crate::event::{
     AdvisorEvent, AdvisorEventKind, AdvisorStatus, ContactEvent, ContactEventKind, Event, EventBody,
 };
 use crate::reject::{RejectReason, Rejection};
 use crate::tally::{Entry, EntryKind, EntryLog, QueueTally, Thresholds};
-use crate::time::{Day, DayCalendar, Millis, Timestamp};
+use crate::time::{Day, DayCache, DayCalendar, Millis, Timestamp};
 
 /// The longest trailing window; entries are kept this long behind the newest event.
 pub(crate) const LONGEST_WINDOW: Millis = Millis::from_mins(60);
@@ -26,7 +29,10 @@ pub const MAX_EVENTS_PER_CONTACT: usize = 512;
 
 /// Entities are settled when the horizon moved at least this much since their last settling,
 /// so that a busy entity does not walk its timeline on every event.
-const SETTLE_STEP: Millis = Millis(1_000);
+const SETTLE_STEP: Millis = Millis(60_000);
+
+/// How often (in event time) contacts are checked for expiry.
+const EXPIRY_SCAN_STEP: Millis = Millis(60_000);
 
 /// What became of an event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,8 +104,11 @@ pub(crate) struct QueueChannelState {
 #[derive(Clone, Debug)]
 struct ContactState {
     id: Box<str>,
+    /// Sorted by time: the contact is re-derived from them on every change.
     facts: Vec<Fact>,
-    derived: Derived,
+    /// Where its life stands after all the facts.
+    fold: FoldState,
+    finished_at: Option<Timestamp>,
     last_time: Timestamp,
 }
 
@@ -111,25 +120,29 @@ enum Gone {
 }
 
 /// Strings interned to dense indices, in order of first appearance.
+///
+/// Looked up by a 128-bit hash of the string, so that a lookup touches the table only, not
+/// the string's memory (a collision among a site's names has a negligible probability, ~2^-100).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Interner {
-    index: FxHashMap<Box<str>, u32>,
+    index: FxHashMap<u128, u32>,
     names: Vec<Box<str>>,
 }
 
 impl Interner {
     pub(crate) fn intern(&mut self, name: &str) -> (u32, bool) {
-        if let Some(index) = self.index.get(name) {
+        let key = hash_id(name);
+        if let Some(index) = self.index.get(&key) {
             return (*index, false);
         }
         let index = u32::try_from(self.names.len()).expect("fewer than 4 billion distinct names");
         self.names.push(name.into());
-        self.index.insert(name.into(), index);
+        self.index.insert(key, index);
         (index, true)
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<u32> {
-        self.index.get(name).copied()
+        self.index.get(&hash_id(name)).copied()
     }
 
     pub(crate) fn name(&self, index: u32) -> &str {
@@ -138,6 +151,12 @@ impl Interner {
 
     pub(crate) fn len(&self) -> usize {
         self.names.len()
+    }
+
+    /// Room for `additional` more names without growing.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.index.reserve(additional);
+        self.names.reserve_exact(additional);
     }
 }
 
@@ -160,7 +179,8 @@ pub struct SiteProcessor {
     gone: FxHashMap<u128, (Timestamp, Gone)>,
     gone_order: VecDeque<(Timestamp, u128)>,
     finishing: BinaryHeap<Reverse<(Timestamp, u128)>>,
-    expiring: BinaryHeap<Reverse<(Timestamp, u128)>>,
+    /// The watermark at the last expiry scan.
+    expiry_scanned: Timestamp,
     pub(crate) queues: Interner,
     pub(crate) queue_settings: Vec<QueueSettings>,
     pub(crate) queue_channels: BTreeMap<QueueChannel, QueueChannelState>,
@@ -173,6 +193,9 @@ pub struct SiteProcessor {
     stats: ProcessorStats,
     touched_queues: Vec<QueueChannel>,
     touched_advisors: Vec<u32>,
+    /// Reused derivation buffers (before and after a change).
+    scratch: (Derived, Derived),
+    days: DayCache,
 }
 
 fn hash_id(id: &str) -> u128 {
@@ -200,7 +223,7 @@ impl SiteProcessor {
             gone: FxHashMap::default(),
             gone_order: VecDeque::new(),
             finishing: BinaryHeap::new(),
-            expiring: BinaryHeap::new(),
+            expiry_scanned: Timestamp::MIN,
             queues: Interner::default(),
             queue_settings: Vec::new(),
             queue_channels: BTreeMap::new(),
@@ -213,6 +236,8 @@ impl SiteProcessor {
             stats: ProcessorStats::default(),
             touched_queues: Vec::new(),
             touched_advisors: Vec::new(),
+            scratch: (Derived::default(), Derived::default()),
+            days: DayCache::new(calendar),
             site,
         };
         processor.load_configuration();
@@ -225,6 +250,9 @@ impl SiteProcessor {
             let index = self.queue_index(&queue.id);
             self.queue_settings[index as usize] = QueueSettings::from_config(queue.clone(), &site);
         }
+        let rostered: usize = site.teams.iter().map(|t| t.advisors.len()).sum();
+        self.advisors.reserve(rostered);
+        self.advisor_state.reserve_exact(rostered);
         for team in &site.teams {
             let index = self.team_index(&team.id);
             let queues = team.queues.iter().map(|q| self.queue_index(q)).collect();
@@ -394,7 +422,7 @@ impl SiteProcessor {
             return Err(gone_rejection(*gone, &contact.contact, *finished));
         }
         if let Some(state) = self.contacts.get(&key) {
-            if let Some(finished) = state.derived.finished_at
+            if let Some(finished) = state.finished_at
                 && event.time > finished + self.lateness
             {
                 return Err(gone_rejection(Gone::Completed, &contact.contact, finished));
@@ -438,29 +466,45 @@ impl SiteProcessor {
             queue,
             channel: contact.channel,
         };
-        let expiry = self.contact_expiry;
         let state = self.contacts.entry(key).or_insert_with(|| ContactState {
             id: contact.contact.as_str().into(),
             facts: Vec::with_capacity(8),
-            derived: Derived::default(),
+            fold: FoldState::default(),
+            finished_at: None,
             last_time: event.time,
         });
-        if state.facts.is_empty() {
-            self.expiring.push(Reverse((event.time + expiry, key)));
+        let (mut old, mut new) = std::mem::take(&mut self.scratch);
+        let in_order = comes_last(&state.facts, &fact);
+        if in_order {
+            // In order, the usual case: go on from where the contact stood. Only what was
+            // open can change; what was already derived stays as it is, and every record of
+            // this step is new.
+            old.records.clear();
+            old.spans.clear();
+            state.fold.open_spans(None, &mut old.spans);
+            old.waiting = state.fold.waiting();
+            old.finished_at = state.finished_at;
+            new.records.clear();
+            new.spans.clear();
+            state.fold.step(&fact, &mut new);
+            state.fold.open_spans(None, &mut new.spans);
+            new.waiting = state.fold.waiting();
+            state.facts.push(fact);
+        } else {
+            // Out of order: derive the whole contact again, before and after.
+            derive_into(&state.facts, None, &mut old);
+            insert_fact(&mut state.facts, fact);
+            state.fold = derive_into(&state.facts, None, &mut new);
         }
-        insert_fact(&mut state.facts, fact);
         state.last_time = state.last_time.max(event.time);
-        let old = std::mem::take(&mut state.derived);
-        let new = derive(&state.facts, None);
+        state.finished_at = new.finished_at;
         if let Some(finished) = new.finished_at
             && old.finished_at != Some(finished)
         {
             self.finishing.push(Reverse((finished, key)));
         }
         self.apply_change(key, &old, &new);
-        if let Some(state) = self.contacts.get_mut(&key) {
-            state.derived = new;
-        }
+        self.scratch = (old, new);
         Ok(())
     }
 
@@ -621,38 +665,43 @@ impl SiteProcessor {
             let still_finished = self
                 .contacts
                 .get(&key)
-                .is_some_and(|c| c.derived.finished_at == Some(finished));
+                .is_some_and(|c| c.finished_at == Some(finished));
             if still_finished {
                 self.contacts.remove(&key);
                 self.remember_gone(key, finished, Gone::Completed);
             }
         }
-        // Contacts silent for longer than the expiry: given up.
-        while let Some(&Reverse((deadline, key))) = self.expiring.peek() {
-            if deadline > self.watermark {
-                break;
+        // Contacts silent for longer than the expiry: given up. A scan every minute of event
+        // time is cheap (only contacts in progress are kept) and needs no index.
+        if self.watermark >= self.expiry_scanned + EXPIRY_SCAN_STEP {
+            self.expiry_scanned = self.watermark;
+            let expiry = self.contact_expiry;
+            let watermark = self.watermark;
+            let mut due: Vec<(Timestamp, u128)> = self
+                .contacts
+                .iter()
+                .filter(|(_, c)| c.finished_at.is_none() && c.last_time + expiry <= watermark)
+                .map(|(key, c)| (c.last_time, *key))
+                .collect();
+            due.sort_unstable();
+            for (last_time, key) in due {
+                self.expire(key, (last_time + expiry).max(horizon));
             }
-            self.expiring.pop();
-            let Some(state) = self.contacts.get(&key) else {
-                continue;
-            };
-            let due = state.last_time + self.contact_expiry;
-            if due > self.watermark {
-                self.expiring.push(Reverse((due, key)));
-                continue;
-            }
-            if state.derived.finished_at.is_some() {
-                continue; // Completed: released by the finishing queue.
-            }
-            let expired_at = due.max(horizon);
-            let Some(state) = self.contacts.remove(&key) else {
-                continue;
-            };
-            let derived = derive(&state.facts, Some(expired_at));
-            self.apply_change(key, &state.derived, &derived);
-            self.remember_gone(key, expired_at, Gone::Expired);
-            self.stats.contacts_expired += 1;
         }
+    }
+
+    /// Gives up a contact at `expired_at`, freeing its queue and advisors.
+    fn expire(&mut self, key: u128, expired_at: Timestamp) {
+        let Some(state) = self.contacts.remove(&key) else {
+            return;
+        };
+        let (mut old, mut new) = std::mem::take(&mut self.scratch);
+        derive_into(&state.facts, None, &mut old);
+        derive_into(&state.facts, Some(expired_at), &mut new);
+        self.apply_change(key, &old, &new);
+        self.scratch = (old, new);
+        self.remember_gone(key, expired_at, Gone::Expired);
+        self.stats.contacts_expired += 1;
     }
 
     fn remember_gone(&mut self, key: u128, at: Timestamp, gone: Gone) {
@@ -664,8 +713,7 @@ impl SiteProcessor {
     fn settle_touched(&mut self) {
         let horizon = self.settle_horizon();
         let keep_from = self.watermark - LONGEST_WINDOW;
-        let calendar = self.calendar;
-        let day_start = |t: Timestamp| calendar.day_of(t).start;
+        let mut days = self.days;
         let mut queues = std::mem::take(&mut self.touched_queues);
         queues.sort_unstable();
         queues.dedup();
@@ -674,21 +722,21 @@ impl SiteProcessor {
             if let Some(state) = self.queue_channels.get_mut(&qc)
                 && state.log.settled_until() + SETTLE_STEP <= horizon
             {
-                state.log.settle(horizon, keep_from, thresholds, day_start);
+                state.log.settle(horizon, keep_from, thresholds, &mut days);
             }
         }
         self.touched_queues = queues;
         let mut advisors = std::mem::take(&mut self.touched_advisors);
         advisors.sort_unstable();
         advisors.dedup();
-        let day_of = |t: Timestamp| calendar.day_of(t);
         for advisor in advisors.drain(..) {
             let state = &mut self.advisor_state[advisor as usize];
             if state.settled_until() + SETTLE_STEP <= horizon {
-                state.settle(horizon, keep_from, &day_of);
+                state.settle(horizon, keep_from, &mut days);
             }
         }
         self.touched_advisors = advisors;
+        self.days = days;
     }
 
     /// The id of the contact waiting longest in a queue-channel.

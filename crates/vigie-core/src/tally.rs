@@ -13,7 +13,7 @@ use hdrhistogram::Histogram;
 
 use crate::contact::Outcome;
 use crate::event::DequeueReason;
-use crate::time::{Millis, Timestamp};
+use crate::time::{DayCache, Millis, Timestamp};
 
 /// Waits are histogrammed in units of this many milliseconds.
 pub(crate) const WAIT_HISTOGRAM_UNIT_MS: i64 = 100;
@@ -302,6 +302,8 @@ pub(crate) struct EntryLog<T> {
     entries: VecDeque<Entry>,
     /// Entries before this instant are final and counted in `settled`.
     settled_until: Timestamp,
+    /// How many of `entries` lie before `settled_until` (changes only ever come after).
+    settled_count: usize,
     /// Start of the day `settled` belongs to.
     settled_day: Timestamp,
     settled: T,
@@ -339,6 +341,7 @@ impl<T: Tally> EntryLog<T> {
         EntryLog {
             entries: VecDeque::new(),
             settled_until,
+            settled_count: 0,
             settled_day: Timestamp::MIN,
             settled: T::default(),
         }
@@ -350,13 +353,13 @@ impl<T: Tally> EntryLog<T> {
             entry.time >= self.settled_until,
             "entries before the horizon never change"
         );
-        let position = match self.entries.back() {
+        match self.entries.back() {
             Some(last) if last.time > entry.time => {
-                self.entries.partition_point(|e| e.time <= entry.time)
+                let position = self.entries.partition_point(|e| e.time <= entry.time);
+                self.entries.insert(position, entry);
             }
-            _ => self.entries.len(),
-        };
-        self.entries.insert(position, entry);
+            _ => self.entries.push_back(entry),
+        }
     }
 
     /// Removes an entry previously inserted (at or after the settled horizon).
@@ -381,25 +384,32 @@ impl<T: Tally> EntryLog<T> {
         until: Timestamp,
         keep_from: Timestamp,
         context: T::Context,
-        day_start_of: impl Fn(Timestamp) -> Timestamp,
+        days: &mut DayCache,
     ) {
         if until > self.settled_until {
-            let from = self
+            while let Some(entry) = self
                 .entries
-                .partition_point(|e| e.time < self.settled_until);
-            for entry in self.entries.range(from..).take_while(|e| e.time < until) {
-                let day = day_start_of(entry.time);
+                .get(self.settled_count)
+                .filter(|e| e.time < until)
+            {
+                let day = days.day_of(entry.time).start;
                 if day != self.settled_day {
                     self.settled = T::default();
                     self.settled_day = day;
                 }
                 self.settled.add_entry(entry, context);
+                self.settled_count += 1;
             }
             self.settled_until = until;
         }
         let keep_from = keep_from.min(self.settled_until);
         while self.entries.front().is_some_and(|e| e.time < keep_from) {
             self.entries.pop_front();
+            self.settled_count -= 1;
+        }
+        // A burst can leave a large buffer behind: give most of it back.
+        if self.entries.capacity() > 64 && self.entries.capacity() > 4 * self.entries.len() {
+            self.entries.shrink_to(2 * self.entries.len());
         }
     }
 
@@ -459,8 +469,11 @@ mod tests {
         )
     }
 
-    fn day_of(t: Timestamp) -> Timestamp {
-        Timestamp(t.0 - t.0.rem_euclid(86_400_000))
+    fn days() -> DayCache {
+        DayCache::new(crate::time::DayCalendar::new(
+            chrono_tz::UTC,
+            chrono::NaiveTime::MIN,
+        ))
     }
 
     #[test]
@@ -486,7 +499,7 @@ mod tests {
             log.insert(left(secs, 1, Outcome::Answered));
         }
         log.insert(left(25, 1, Outcome::Answered)); // out of order
-        log.settle(Timestamp(26_000), Timestamp(0), THRESHOLDS, day_of);
+        log.settle(Timestamp(26_000), Timestamp(0), THRESHOLDS, &mut days());
         let mut today = QueueTally::default();
         log.tally_day(Timestamp(0), Timestamp(100_000), THRESHOLDS, &mut today);
         assert_eq!(today.answered, 5);
@@ -511,7 +524,7 @@ mod tests {
         let mut log = EntryLog::<QueueTally>::new(Timestamp(0));
         log.insert(left(86_000, 1, Outcome::Answered));
         log.insert(left(86_500, 1, Outcome::Answered));
-        log.settle(Timestamp(86_450_000), Timestamp(0), THRESHOLDS, day_of);
+        log.settle(Timestamp(86_450_000), Timestamp(0), THRESHOLDS, &mut days());
         let mut tomorrow = QueueTally::default();
         log.tally_day(
             Timestamp(86_400_000),

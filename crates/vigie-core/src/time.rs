@@ -195,6 +195,36 @@ impl DayCalendar {
     }
 }
 
+/// A [`DayCalendar`] that remembers the last day it computed: successive instants usually fall
+/// in the same day, and time-zone arithmetic is the costly part.
+#[derive(Clone, Copy, Debug)]
+pub struct DayCache {
+    calendar: DayCalendar,
+    day: Option<Day>,
+}
+
+impl DayCache {
+    /// A cache over `calendar`.
+    pub fn new(calendar: DayCalendar) -> DayCache {
+        DayCache {
+            calendar,
+            day: None,
+        }
+    }
+
+    /// The day that contains `time`.
+    pub fn day_of(&mut self, time: Timestamp) -> Day {
+        match self.day {
+            Some(day) if day.contains(time) => day,
+            _ => {
+                let day = self.calendar.day_of(time);
+                self.day = Some(day);
+                day
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

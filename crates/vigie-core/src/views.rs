@@ -14,7 +14,7 @@ use crate::contact::QueueChannel;
 use crate::event::Channel;
 use crate::processor::SiteProcessor;
 use crate::tally::{AdvisorTally, QueueTally, Range};
-use crate::time::{Millis, Timestamp};
+use crate::time::{DayCache, Millis, Timestamp};
 
 /// The period indicators are computed over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -544,11 +544,10 @@ impl SiteProcessor {
 
     fn advisor_times(&self, advisor: u32, window: Window, now: Timestamp) -> AdvisorTimes {
         let state = &self.advisor_state[advisor as usize];
-        let calendar = self.calendar;
-        let day_of = |t: Timestamp| calendar.day_of(t);
+        let mut days = DayCache::new(self.calendar);
         match window {
             Window::Today => {
-                let day = state.day_times(self.day_of(now), now, &day_of);
+                let day = state.day_times(days.day_of(now), now, &mut days);
                 AdvisorTimes {
                     handling: day.handling,
                     idle: day.idle,

@@ -3,12 +3,12 @@
 use std::path::Path;
 
 use anyhow::Context;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use vigie_core::config::ConfigErrors;
 use vigie_core::{ProcessingConfig, SiteConfig};
 
 /// The whole configuration file (documented in docs/configuration.md).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct VigieConfig {
     /// How the processor trades exactness under disorder for memory.

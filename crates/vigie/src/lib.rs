@@ -6,3 +6,5 @@
 pub mod config;
 pub mod render;
 pub mod replay;
+pub mod sim;
+pub mod staffing;

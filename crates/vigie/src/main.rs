@@ -4,7 +4,7 @@
 //! prints; the computing is in the library crates.
 
 use clap::{Parser, Subcommand};
-use vigie::replay;
+use vigie::{replay, sim, staffing};
 
 /// Real-time supervision for contact centres: live service level, waits, advisor states and
 /// handling indicators computed from telephony and CRM events.
@@ -27,18 +27,45 @@ enum Command {
     /// Rejected lines are listed on standard error with their line number and reason; a bad
     /// line never stops the replay.
     Replay(replay::ReplayArgs),
+    /// Write a simulated contact-centre day as JSON Lines, with its site configuration.
+    ///
+    /// The day is realistic (intraday arrival profile, Poisson arrivals, lognormal talk and
+    /// after-contact work, holds, transfers, abandonment by caller patience, shifts, breaks and
+    /// lunch) and deterministic: the same seed and options give the same events.
+    Sim(sim::SimArgs),
+    /// Required advisors for a service-level or ASA target: Erlang C, or Erlang A with
+    /// --patience.
+    ///
+    /// For one interval (--volume) or every interval of a forecast (--forecast FILE.csv).
+    Staffing(staffing::StaffingArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Replay(args) => replay::run(args),
+        Command::Sim(args) => sim::run(args),
+        Command::Staffing(args) => staffing::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // The reader went away (`vigie replay ... | head`): nothing left to say.
+        Err(error) if is_broken_pipe(&error) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("vigie: {error:#}");
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .and_then(|e| e.io_error_kind())
+                == Some(std::io::ErrorKind::BrokenPipe)
+    })
 }

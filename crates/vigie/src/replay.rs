@@ -40,8 +40,9 @@ pub struct ReplayArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
-    /// Configuration file (sites, queues, teams, processing). Without it, every site gets the
-    /// defaults: UTC, day starting at midnight, 20 s / 80% / 5 s short abandon.
+    /// Configuration file (sites, queues, teams, processing). Without it, a `.toml` file next
+    /// to the events with the same name (as `vigie sim` writes) is used if present; otherwise
+    /// every site gets the defaults: UTC, day starting at midnight, 20 s / 80% / 5 s.
     #[arg(long, env = "VIGIE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Only this site (by default every site of the file is printed).
@@ -160,8 +161,16 @@ pub fn apply_lines(
 
 /// Runs `vigie replay`.
 pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
+    let companion = crate::sim::companion_config(&args.input);
     let config = match &args.config {
         Some(path) => VigieConfig::load(path)?,
+        None if args.input.as_os_str() != "-" && companion.is_file() => {
+            eprintln!(
+                "using the configuration {} found next to the events",
+                companion.display()
+            );
+            VigieConfig::load(&companion)?
+        }
         None => VigieConfig::default(),
     };
     let mut processor = Processor::new(config.sites, config.processing);

@@ -1,0 +1,76 @@
+//! Throughput of the core processor on a simulated day of the large centre, next to
+//! baselines measured in the same run: the floor any deduplicating consumer pays (hashing each
+//! event id into a set) and the JSON decoding of the same events.
+//!
+//! `cargo bench -p vigie-benches --bench core`
+
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use rustc_hash::FxHashSet;
+use vigie_benches::{LARGE_ADVISORS, LARGE_QUEUES, processor, simulated_day};
+use vigie_core::{DEFAULT_MAX_EVENT_BYTES, Outcome, Window, decode_json};
+use xxhash_rust::xxh3::xxh3_128;
+
+fn core(c: &mut Criterion) {
+    let (site, events) = simulated_day(LARGE_ADVISORS, LARGE_QUEUES, 1);
+    let mut group = c.benchmark_group("core-day-10k-advisors-500-queues");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(events.len() as u64));
+
+    group.bench_function("apply", |b| {
+        b.iter_batched(
+            || processor(&site),
+            |mut processor| {
+                for event in &events {
+                    if let Outcome::Rejected(rejection) = processor.apply(event) {
+                        panic!("the simulated day is valid: {rejection}");
+                    }
+                }
+                processor
+            },
+            BatchSize::PerIteration,
+        );
+    });
+
+    group.bench_function("baseline-dedupe-floor", |b| {
+        b.iter(|| {
+            let mut seen = FxHashSet::default();
+            for event in &events {
+                seen.insert(xxh3_128(event.id.as_bytes()));
+            }
+            black_box(seen.len())
+        });
+    });
+    group.finish();
+
+    let lines: Vec<String> = events.iter().take(200_000).map(|e| e.to_json()).collect();
+    let mut decode = c.benchmark_group("decode-json");
+    decode.throughput(Throughput::Elements(lines.len() as u64));
+    decode.sample_size(10);
+    decode.bench_function("200k-events", |b| {
+        b.iter(|| {
+            for line in &lines {
+                black_box(decode_json(line.as_bytes(), DEFAULT_MAX_EVENT_BYTES).ok());
+            }
+        });
+    });
+    decode.finish();
+
+    // Computing the whole site view (every queue, team and advisor) at the end of the day.
+    let mut full = processor(&site);
+    for event in &events {
+        full.apply(event);
+    }
+    let mut views = c.benchmark_group("site-view-10k-advisors");
+    views.sample_size(10);
+    for window in [Window::Today, Window::Last15m] {
+        views.bench_function(window.as_str(), |b| {
+            b.iter(|| black_box(full.site_view(window)))
+        });
+    }
+    views.finish();
+}
+
+criterion_group!(benches, core);
+criterion_main!(benches);
