@@ -198,6 +198,8 @@ pub(crate) struct FoldState {
     waiting: Option<Waiting>,
     offers: SmallVec<[(AdvisorIdx, Timestamp); 1]>,
     legs: SmallVec<[Leg; 1]>,
+    /// When the last thing open closed, while nothing is open.
+    finished_at: Option<Timestamp>,
 }
 
 impl FoldState {
@@ -541,7 +543,14 @@ impl Fold<'_> {
         let open = self.state.waiting.is_some()
             || !self.state.offers.is_empty()
             || !self.state.legs.is_empty();
-        self.out.finished_at = if open { None } else { Some(time) };
+        // The life ends when its last open part closes; a later fact that changes nothing
+        // (an `ended` with nobody talking) does not move the end.
+        self.state.finished_at = if open {
+            None
+        } else {
+            self.state.finished_at.or(Some(time))
+        };
+        self.out.finished_at = self.state.finished_at;
     }
 }
 

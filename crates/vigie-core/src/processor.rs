@@ -834,3 +834,143 @@ impl Processor {
         self.sites.values()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{DEFAULT_MAX_EVENT_BYTES, decode_json};
+
+    fn processor() -> SiteProcessor {
+        SiteProcessor::new(SiteConfig::with_defaults("s"), &ProcessingConfig::default())
+    }
+
+    fn event(id: &str, time: &str, rest: &str) -> Event {
+        let json = format!(r#"{{"id":"{id}","time":"2026-03-02T{time}Z","site":"s",{rest}}}"#);
+        decode_json(json.as_bytes(), DEFAULT_MAX_EVENT_BYTES).unwrap()
+    }
+
+    fn queued(id: &str, time: &str, contact: &str) -> Event {
+        event(
+            id,
+            time,
+            &format!(
+                r#""type":"contact.queued","contact":"{contact}","queue":"q","channel":"voice""#
+            ),
+        )
+    }
+
+    fn abandoned(id: &str, time: &str, contact: &str) -> Event {
+        event(
+            id,
+            time,
+            &format!(r#""type":"contact.abandoned","contact":"{contact}""#),
+        )
+    }
+
+    fn reason(outcome: Outcome) -> Option<RejectReason> {
+        match outcome {
+            Outcome::Rejected(rejection) => Some(rejection.reason),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn an_event_older_than_the_allowed_lateness_is_too_late_unless_it_is_a_duplicate() {
+        let mut p = processor();
+        assert_eq!(p.apply(&queued("1", "10:00:00", "c1")), Outcome::Applied);
+        assert_eq!(p.apply(&queued("2", "10:01:00", "c2")), Outcome::Applied);
+        // 30 s behind the newest event is still in time; 30.001 s is not.
+        assert_eq!(p.apply(&queued("3", "10:00:30", "c3")), Outcome::Applied);
+        let late = p.apply(&queued("4", "10:00:29.999", "c4"));
+        assert_eq!(reason(late), Some(RejectReason::TooLate));
+        // A redelivery of an event already applied is a duplicate, however late.
+        assert_eq!(p.apply(&queued("1", "10:00:00", "c1")), Outcome::Duplicate);
+        assert_eq!(p.stats().rejected.get(&RejectReason::TooLate), Some(&1));
+        assert_eq!(p.stats().duplicates, 1);
+    }
+
+    #[test]
+    fn an_event_long_after_a_contact_ended_is_refused_as_completed() {
+        let mut p = processor();
+        p.apply(&queued("1", "10:00:00", "c1"));
+        p.apply(&abandoned("2", "10:00:10", "c1"));
+        // Within the allowed lateness of the end, events are still accepted (reordering).
+        assert_eq!(
+            p.apply(&event(
+                "3",
+                "10:00:40",
+                r#""type":"contact.ended","contact":"c1""#
+            )),
+            Outcome::Applied
+        );
+        let answer = event(
+            "4",
+            "10:00:41",
+            r#""type":"contact.answered","contact":"c1","advisor":"a""#,
+        );
+        assert_eq!(
+            reason(p.apply(&answer)),
+            Some(RejectReason::ContactCompleted)
+        );
+        // Once the horizon passes its end the contact is released, and still refused.
+        p.apply(&queued("5", "10:05:00", "c2"));
+        assert_eq!(p.memory_items().contacts, 1);
+        let held = event("6", "10:04:59", r#""type":"contact.held","contact":"c1""#);
+        assert_eq!(reason(p.apply(&held)), Some(RejectReason::ContactCompleted));
+    }
+
+    #[test]
+    fn a_contact_silent_beyond_its_expiry_is_given_up_and_refused_afterwards() {
+        let mut p = processor();
+        p.apply(&queued("1", "00:00:00", "c1"));
+        assert_eq!(p.site_view(crate::Window::Today).totals.live.in_queue, 1);
+        // Twelve hours and a minute later, another contact moves time on.
+        p.apply(&queued("2", "12:01:00", "c2"));
+        assert_eq!(p.stats().contacts_expired, 1);
+        assert_eq!(
+            p.site_view(crate::Window::Today).totals.live.in_queue,
+            1,
+            "only c2 waits"
+        );
+        let late = abandoned("3", "12:01:01", "c1");
+        assert_eq!(reason(p.apply(&late)), Some(RejectReason::ContactExpired));
+    }
+
+    #[test]
+    fn a_runaway_contact_is_capped() {
+        let mut p = processor();
+        p.apply(&queued("q", "10:00:00", "c1"));
+        for n in 1..MAX_EVENTS_PER_CONTACT {
+            let held = event(
+                &format!("h{n}"),
+                "10:00:01",
+                r#""type":"contact.held","contact":"c1""#,
+            );
+            assert_eq!(p.apply(&held), Outcome::Applied);
+        }
+        let one_more = event(
+            "last",
+            "10:00:02",
+            r#""type":"contact.held","contact":"c1""#,
+        );
+        assert_eq!(
+            reason(p.apply(&one_more)),
+            Some(RejectReason::TooManyEvents)
+        );
+    }
+
+    #[test]
+    fn events_are_routed_to_their_site() {
+        let mut processor = Processor::new(Vec::new(), ProcessingConfig::default());
+        let mut other = queued("1", "10:00:00", "c1");
+        other.site = "lyon".into();
+        processor.apply(&queued("1", "10:00:00", "c1"));
+        assert_eq!(
+            processor.apply(&other),
+            Outcome::Applied,
+            "ids are per site"
+        );
+        let sites: Vec<&str> = processor.sites().map(|s| s.site().id.as_str()).collect();
+        assert_eq!(sites, vec!["lyon", "s"]);
+    }
+}
