@@ -12,26 +12,40 @@ use vigie_benches::{LARGE_ADVISORS, LARGE_QUEUES, processor, simulated_day};
 use vigie_core::{DEFAULT_MAX_EVENT_BYTES, Outcome, Window, decode_json};
 use xxhash_rust::xxh3::xxh3_128;
 
+/// Applies every event of the day to a fresh processor.
+fn apply_day(
+    b: &mut criterion::Bencher<'_>,
+    site: &vigie_core::SiteConfig,
+    events: &[vigie_core::Event],
+) {
+    b.iter_batched(
+        || processor(site),
+        |mut processor| {
+            for event in events {
+                if let Outcome::Rejected(rejection) = processor.apply(event) {
+                    panic!("the simulated day is valid: {rejection}");
+                }
+            }
+            processor
+        },
+        BatchSize::PerIteration,
+    );
+}
+
 fn core(c: &mut Criterion) {
+    // A centre whose state fits in the processor's caches, for comparison.
+    let (small_site, small_events) = simulated_day(1_000, 50, 1);
+    let mut small = c.benchmark_group("core-day-1k-advisors-50-queues");
+    small.sample_size(10);
+    small.throughput(Throughput::Elements(small_events.len() as u64));
+    small.bench_function("apply", |b| apply_day(b, &small_site, &small_events));
+    small.finish();
+
     let (site, events) = simulated_day(LARGE_ADVISORS, LARGE_QUEUES, 1);
     let mut group = c.benchmark_group("core-day-10k-advisors-500-queues");
     group.sample_size(10);
     group.throughput(Throughput::Elements(events.len() as u64));
-
-    group.bench_function("apply", |b| {
-        b.iter_batched(
-            || processor(&site),
-            |mut processor| {
-                for event in &events {
-                    if let Outcome::Rejected(rejection) = processor.apply(event) {
-                        panic!("the simulated day is valid: {rejection}");
-                    }
-                }
-                processor
-            },
-            BatchSize::PerIteration,
-        );
-    });
+    group.bench_function("apply", |b| apply_day(b, &site, &events));
 
     group.bench_function("baseline-dedupe-floor", |b| {
         b.iter(|| {

@@ -278,6 +278,7 @@ impl Fold<'_> {
         }
     }
 
+    /// The contact leaves the queue it waits in (if any); its rings end with the wait.
     fn leave_queue(&mut self, time: Timestamp, outcome: Outcome) -> Option<QueueChannel> {
         let waiting = self.state.waiting.take()?;
         self.out.records.push(Record::Left {
@@ -286,6 +287,7 @@ impl Fold<'_> {
             wait: time - waiting.since,
             outcome,
         });
+        self.end_offers(time);
         Some(waiting.qc)
     }
 
@@ -382,11 +384,12 @@ impl Fold<'_> {
                     return; // Entering the queue it already waits in: a repeat, not a new offer.
                 }
                 self.leave_queue(time, Outcome::FlowedOut);
-                self.end_offers(time);
                 if let Some(active) = self.active_leg() {
                     // Back to a queue while talking: the advisor transferred it.
                     self.transfer(active, time);
                 }
+                // Each wait has the channel its `contact.queued` names.
+                self.state.channel = fact.channel.or(self.state.channel);
                 self.enter_queue(queue, time);
             }
             FactKind::Offered => {
@@ -412,12 +415,10 @@ impl Fold<'_> {
                     // Someone else picks up: the previous advisor's conversation is over.
                     self.end_conversation(active, time);
                 }
-                let qc = self.leave_queue(time, Outcome::Answered).or_else(|| {
-                    fact.queue.map(|queue| QueueChannel {
-                        queue,
-                        channel: self.channel(),
-                    })
-                });
+                let channel = fact.channel.unwrap_or(self.channel());
+                let qc = self
+                    .leave_queue(time, Outcome::Answered)
+                    .or_else(|| fact.queue.map(|queue| QueueChannel { queue, channel }));
                 self.state.legs.push(Leg {
                     advisor,
                     qc,
@@ -465,7 +466,8 @@ impl Fold<'_> {
                 }
             }
             FactKind::Transferred => {
-                self.end_offers(time);
+                // Rings end only if the contact leaves a queue: a transfer by the talking
+                // advisor leaves other advisors' rings alone.
                 let already_there = |fold: &Fold<'_>| {
                     fact.queue
                         .is_some_and(|q| fold.state.waiting.is_some_and(|w| w.qc.queue == q))
@@ -497,11 +499,9 @@ impl Fold<'_> {
                 }
             }
             FactKind::Abandoned => {
-                self.end_offers(time);
                 self.leave_queue(time, Outcome::Abandoned);
             }
             FactKind::Dequeued(reason) => {
-                self.end_offers(time);
                 self.leave_queue(time, Outcome::Dequeued(reason));
             }
             FactKind::Ended => {

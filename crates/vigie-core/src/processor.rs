@@ -31,9 +31,6 @@ pub const MAX_EVENTS_PER_CONTACT: usize = 512;
 /// so that a busy entity does not walk its timeline on every event.
 const SETTLE_STEP: Millis = Millis(60_000);
 
-/// How often (in event time) contacts are checked for expiry.
-const EXPIRY_SCAN_STEP: Millis = Millis(60_000);
-
 /// What became of an event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -92,6 +89,8 @@ pub(crate) struct TeamSettings {
     pub name: Option<String>,
     pub queues: Vec<u32>,
     pub variant: SlVariant,
+    /// Configured in the site (else only named by logins, and listed while it has members).
+    pub configured: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -110,6 +109,8 @@ struct ContactState {
     fold: FoldState,
     finished_at: Option<Timestamp>,
     last_time: Timestamp,
+    /// Its deadline in the expiry index.
+    deadline: Timestamp,
 }
 
 /// Why a contact is remembered after it was released.
@@ -179,8 +180,9 @@ pub struct SiteProcessor {
     gone: FxHashMap<u128, (Timestamp, Gone)>,
     gone_order: VecDeque<(Timestamp, u128)>,
     finishing: BinaryHeap<Reverse<(Timestamp, u128)>>,
-    /// The watermark at the last expiry scan.
-    expiry_scanned: Timestamp,
+    /// Contacts in progress by expiry deadline. A deadline is moved forward lazily, when it
+    /// comes due while the contact had events since.
+    expiries: BTreeSet<(Timestamp, u128)>,
     pub(crate) queues: Interner,
     pub(crate) queue_settings: Vec<QueueSettings>,
     pub(crate) queue_channels: BTreeMap<QueueChannel, QueueChannelState>,
@@ -223,7 +225,7 @@ impl SiteProcessor {
             gone: FxHashMap::default(),
             gone_order: VecDeque::new(),
             finishing: BinaryHeap::new(),
-            expiry_scanned: Timestamp::MIN,
+            expiries: BTreeSet::new(),
             queues: Interner::default(),
             queue_settings: Vec::new(),
             queue_channels: BTreeMap::new(),
@@ -260,6 +262,7 @@ impl SiteProcessor {
             settings.name = team.name.clone();
             settings.queues = queues;
             settings.variant = team.sl_variant.unwrap_or(site.sl_variant);
+            settings.configured = true;
             for advisor in &team.advisors {
                 let advisor = self.advisor_index(advisor);
                 self.roster.insert(advisor, index);
@@ -335,6 +338,7 @@ impl SiteProcessor {
                 name: None,
                 queues: Vec::new(),
                 variant: self.site.sl_variant,
+                configured: false,
             });
         }
         index
@@ -472,7 +476,11 @@ impl SiteProcessor {
             fold: FoldState::default(),
             finished_at: None,
             last_time: event.time,
+            deadline: event.time + self.contact_expiry,
         });
+        if state.facts.is_empty() {
+            self.expiries.insert((state.deadline, key));
+        }
         let (mut old, mut new) = std::mem::take(&mut self.scratch);
         let in_order = comes_last(&state.facts, &fact);
         if in_order {
@@ -666,26 +674,28 @@ impl SiteProcessor {
                 .contacts
                 .get(&key)
                 .is_some_and(|c| c.finished_at == Some(finished));
-            if still_finished {
-                self.contacts.remove(&key);
+            if still_finished && let Some(state) = self.contacts.remove(&key) {
+                self.expiries.remove(&(state.deadline, key));
                 self.remember_gone(key, finished, Gone::Completed);
             }
         }
-        // Contacts silent for longer than the expiry: given up. A scan every minute of event
-        // time is cheap (only contacts in progress are kept) and needs no index.
-        if self.watermark >= self.expiry_scanned + EXPIRY_SCAN_STEP {
-            self.expiry_scanned = self.watermark;
-            let expiry = self.contact_expiry;
-            let watermark = self.watermark;
-            let mut due: Vec<(Timestamp, u128)> = self
-                .contacts
-                .iter()
-                .filter(|(_, c)| c.finished_at.is_none() && c.last_time + expiry <= watermark)
-                .map(|(key, c)| (c.last_time, *key))
-                .collect();
-            due.sort_unstable();
-            for (last_time, key) in due {
-                self.expire(key, (last_time + expiry).max(horizon));
+        // Contacts silent for `contact_expiry`: given up exactly at their last event plus the
+        // expiry. Checked on every advance of the newest event time, so that instant is never
+        // behind what queues and advisors have settled.
+        while let Some(&(deadline, key)) = self.expiries.first() {
+            if deadline > self.watermark {
+                break;
+            }
+            self.expiries.pop_first();
+            let Some(state) = self.contacts.get_mut(&key) else {
+                continue;
+            };
+            let due = state.last_time + self.contact_expiry;
+            if due > self.watermark {
+                state.deadline = due;
+                self.expiries.insert((due, key));
+            } else if state.finished_at.is_none() {
+                self.expire(key, due);
             }
         }
     }

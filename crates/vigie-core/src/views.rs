@@ -813,7 +813,10 @@ impl SiteProcessor {
 
         let mut team_ids: BTreeMap<&str, Option<u32>> = BTreeMap::new();
         for team in 0..self.teams.len() as u32 {
-            team_ids.insert(self.teams.name(team), Some(team));
+            // Teams only named by logins are listed while they have members.
+            if self.team_settings[team as usize].configured || members.contains_key(&Some(team)) {
+                team_ids.insert(self.teams.name(team), Some(team));
+            }
         }
         if members.contains_key(&None) {
             team_ids.insert(UNASSIGNED_TEAM, None);
@@ -858,9 +861,14 @@ impl SiteProcessor {
     pub fn team_view(&self, team: &str, window: Window) -> Option<TeamView> {
         let members = self.members();
         let index = match self.teams.get(team) {
-            Some(index) => Some(index),
+            Some(index)
+                if self.team_settings[index as usize].configured
+                    || members.contains_key(&Some(index)) =>
+            {
+                Some(index)
+            }
             None if team == UNASSIGNED_TEAM && members.contains_key(&None) => None,
-            None => return None,
+            _ => return None,
         };
         let empty = Vec::new();
         Some(self.team_view_at(
