@@ -513,6 +513,24 @@ impl Advisor {
     }
 
     /// Items kept in memory (for memory accounting).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.tally.heap_bytes()
+            + if self.statuses.spilled() {
+                self.statuses.capacity() * size_of::<StatusPoint>()
+            } else {
+                0
+            }
+            + self.spans.capacity() * size_of::<Span>()
+            + self.class_log.capacity() * size_of::<(Timestamp, Class)>()
+            + self.name.as_ref().map_or(0, |(_, name)| name.len())
+            + if self.settled_day.pauses.spilled() {
+                self.settled_day.pauses.capacity() * 24
+            } else {
+                0
+            }
+    }
+
     pub(crate) fn kept_items(&self) -> usize {
         self.statuses.len() + self.spans.len() + self.class_log.len() + self.tally.len()
     }

@@ -74,6 +74,9 @@ pub struct MemoryItems {
     pub queue_entries: usize,
     /// Advisor timeline items and log entries.
     pub advisor_items: usize,
+    /// Estimated bytes (inline and heap, from capacities) by kind: contacts in progress and
+    /// remembered ones, event ids, queues, advisors.
+    pub estimated_bytes: BTreeMap<&'static str, usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -302,7 +305,45 @@ impl SiteProcessor {
             event_ids: self.seen_ids.len(),
             queue_entries: self.queue_channels.values().map(|q| q.log.len()).sum(),
             advisor_items: self.advisor_state.iter().map(Advisor::kept_items).sum(),
+            estimated_bytes: self.estimated_bytes(),
         }
+    }
+
+    fn estimated_bytes(&self) -> BTreeMap<&'static str, usize> {
+        use std::mem::size_of;
+        // A hash table slot costs its entry plus one control byte.
+        let table = |capacity: usize, entry: usize| capacity * (entry + 1);
+        let contacts = table(self.contacts.capacity(), size_of::<(u128, ContactState)>())
+            + self
+                .contacts
+                .values()
+                .map(|c| c.facts.capacity() * size_of::<Fact>() + c.id.len())
+                .sum::<usize>();
+        let remembered = table(self.gone.capacity(), size_of::<(u128, (Timestamp, Gone))>())
+            + self.gone_order.capacity() * size_of::<(Timestamp, u128)>()
+            + self.expiries.len() * size_of::<(Timestamp, u128)>()
+            + self.finishing.capacity() * size_of::<Reverse<(Timestamp, u128)>>();
+        let ids = table(self.seen_ids.capacity(), size_of::<u128>())
+            + self.seen_order.capacity() * size_of::<(Timestamp, u128)>();
+        let queues = self
+            .queue_channels
+            .values()
+            .map(|q| size_of::<QueueChannelState>() + q.log.heap_bytes() + q.waiting.len() * 32)
+            .sum();
+        let advisors = self.advisor_state.capacity() * size_of::<Advisor>()
+            + self
+                .advisor_state
+                .iter()
+                .map(Advisor::heap_bytes)
+                .sum::<usize>()
+            + table(self.advisors.len(), size_of::<(u128, u32)>());
+        BTreeMap::from([
+            ("contacts", contacts),
+            ("remembered_contacts", remembered),
+            ("event_ids", ids),
+            ("queues", queues),
+            ("advisors", advisors),
+        ])
     }
 
     /// Advances the clock used for live figures (time in state, longest wait, trailing

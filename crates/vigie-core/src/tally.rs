@@ -450,6 +450,11 @@ impl<T: Tally> EntryLog<T> {
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
+
+    /// Heap bytes held by the log (capacity of its buffer).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<Entry>()
+    }
 }
 
 #[cfg(test)]
