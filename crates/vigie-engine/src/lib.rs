@@ -1,0 +1,580 @@
+//! The engine: the single task that owns Vigie's processor.
+//!
+//! Events come in batches through a bounded channel (a full channel makes the sender wait:
+//! backpressure up to the source); each batch is answered with the outcome of every event, so
+//! that the source acknowledges only what was accepted. A clock tick advances the processor's
+//! time for live figures. Readers never touch the processor directly: they send it queries (a
+//! closure run on the engine's task) and listen to a broadcast of updates, where a slow reader
+//! lags and is told so, and never slows the engine.
+//!
+//! What it must not do: know where events come from or who reads, do I/O other than its
+//! channels, or block on a reader.
+
+mod metrics;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use vigie_core::config::HumanDuration;
+use vigie_core::{Event, Outcome, Processor, Timestamp};
+
+pub use metrics::EngineMetrics;
+
+/// Settings of the engine (`[engine]` in `vigie.toml`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// How often the processor's clock advances when no event comes (live figures: time in
+    /// state, longest wait, trailing windows).
+    #[serde(default = "default_tick")]
+    pub tick: HumanDuration,
+    /// How often every site gets an update notification even without events, so that readers
+    /// refresh time-based figures.
+    #[serde(default = "default_refresh")]
+    pub refresh: HumanDuration,
+    /// Batches that may wait for the engine before senders are held back.
+    #[serde(default = "default_input_capacity")]
+    pub input_capacity: usize,
+    /// Update notifications kept for slow readers before they are told they lagged.
+    #[serde(default = "default_update_capacity")]
+    pub update_capacity: usize,
+}
+
+fn default_tick() -> HumanDuration {
+    HumanDuration(Duration::from_millis(100))
+}
+
+fn default_refresh() -> HumanDuration {
+    HumanDuration::secs(1)
+}
+
+fn default_input_capacity() -> usize {
+    64
+}
+
+fn default_update_capacity() -> usize {
+    4096
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            tick: default_tick(),
+            refresh: default_refresh(),
+            input_capacity: default_input_capacity(),
+            update_capacity: default_update_capacity(),
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Checks the settings; `path` prefixes the field names in messages.
+    pub fn validate(&self, path: &str) -> Result<(), vigie_core::config::ConfigErrors> {
+        let mut problems = Vec::new();
+        if self.tick.0 < Duration::from_millis(10) || self.tick.0 > Duration::from_secs(10) {
+            problems.push(format!(
+                "{path}.tick: must be between 10ms and 10s, found {}",
+                self.tick
+            ));
+        }
+        if self.refresh.0 < self.tick.0 {
+            problems.push(format!(
+                "{path}.refresh: must be at least tick ({})",
+                self.tick
+            ));
+        }
+        if self.input_capacity == 0 {
+            problems.push(format!("{path}.input_capacity: must be at least 1"));
+        }
+        if self.update_capacity < 16 {
+            problems.push(format!("{path}.update_capacity: must be at least 16"));
+        }
+        vigie_core::config::ConfigErrors(problems).into_result()
+    }
+}
+
+/// The source of the current time, so that tests can drive it.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// The system's clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp(i64::try_from(now.as_millis()).unwrap_or(i64::MAX))
+    })
+}
+
+/// What the source knows about a site's feed, shown with its figures.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SiteFeed {
+    /// Replaying the day after a start: figures are not complete yet.
+    pub recovering: bool,
+    /// Whether the source saw a gap or a reset of the stream (figures may miss events).
+    pub gap: Option<String>,
+}
+
+impl SiteFeed {
+    /// Whether the figures of the site can be trusted as complete.
+    pub fn complete(&self) -> bool {
+        !self.recovering && self.gap.is_none()
+    }
+}
+
+/// A site changed: readers of its views should refresh.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Update {
+    /// The site.
+    pub site: Arc<str>,
+    /// Increases with every update of the site.
+    pub seq: u64,
+    /// The processor's instant for the site.
+    pub as_of: Timestamp,
+}
+
+/// What queries read: the processor and what is known of each site's feed.
+#[derive(Debug)]
+pub struct EngineState {
+    /// The processor of every site.
+    pub processor: Processor,
+    /// The feed of each site, as its source reported it.
+    pub feeds: BTreeMap<String, SiteFeed>,
+    /// The latest update sequence of each site.
+    pub sequences: BTreeMap<String, u64>,
+}
+
+impl EngineState {
+    /// The feed of a site (a site never reported on is complete).
+    pub fn feed(&self, site: &str) -> SiteFeed {
+        self.feeds.get(site).cloned().unwrap_or_default()
+    }
+}
+
+type Query = Box<dyn FnOnce(&EngineState) + Send>;
+
+enum Command {
+    Query(Query),
+    Feed { site: String, feed: SiteFeed },
+}
+
+struct Batch {
+    events: Vec<Event>,
+    reply: Option<oneshot::Sender<Vec<Outcome>>>,
+}
+
+/// The engine stopped: it no longer takes events or answers queries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the engine has stopped")]
+pub struct EngineStopped;
+
+/// A cheap handle to the engine, for sources and readers.
+#[derive(Clone, Debug)]
+pub struct EngineHandle {
+    input: mpsc::Sender<Batch>,
+    commands: mpsc::Sender<Command>,
+    updates: broadcast::Sender<Update>,
+}
+
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch")
+            .field("events", &self.events.len())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Query(_) => f.write_str("Query"),
+            Command::Feed { site, feed } => f
+                .debug_struct("Feed")
+                .field("site", site)
+                .field("feed", feed)
+                .finish(),
+        }
+    }
+}
+
+impl EngineHandle {
+    /// Queues a batch, waiting while the engine's input is full (backpressure). The receiver
+    /// yields the outcome of each event, in order, once the batch is applied.
+    pub async fn submit(
+        &self,
+        events: Vec<Event>,
+    ) -> Result<oneshot::Receiver<Vec<Outcome>>, EngineStopped> {
+        let (reply, outcome) = oneshot::channel();
+        self.input
+            .send(Batch {
+                events,
+                reply: Some(reply),
+            })
+            .await
+            .map_err(|_| EngineStopped)?;
+        Ok(outcome)
+    }
+
+    /// Applies a batch and waits for the outcomes.
+    pub async fn apply(&self, events: Vec<Event>) -> Result<Vec<Outcome>, EngineStopped> {
+        self.submit(events).await?.await.map_err(|_| EngineStopped)
+    }
+
+    /// Queues a batch whose outcomes nobody needs (a simulated feed).
+    pub async fn feed(&self, events: Vec<Event>) -> Result<(), EngineStopped> {
+        self.input
+            .send(Batch {
+                events,
+                reply: None,
+            })
+            .await
+            .map_err(|_| EngineStopped)
+    }
+
+    /// Records what the source knows about a site's feed (recovering, gaps).
+    pub async fn set_feed(&self, site: &str, feed: SiteFeed) -> Result<(), EngineStopped> {
+        self.commands
+            .send(Command::Feed {
+                site: site.to_owned(),
+                feed,
+            })
+            .await
+            .map_err(|_| EngineStopped)
+    }
+
+    /// Runs `read` on the engine's task with its state, and returns what it computed. Keep it
+    /// short: the engine applies nothing meanwhile.
+    pub async fn query<R: Send + 'static>(
+        &self,
+        read: impl FnOnce(&EngineState) -> R + Send + 'static,
+    ) -> Result<R, EngineStopped> {
+        let (reply, answer) = oneshot::channel();
+        let query: Query = Box::new(move |state| {
+            // The asker may have gone away; then nobody needs the answer.
+            let _ = reply.send(read(state));
+        });
+        self.commands
+            .send(Command::Query(query))
+            .await
+            .map_err(|_| EngineStopped)?;
+        answer.await.map_err(|_| EngineStopped)
+    }
+
+    /// Subscribes to update notifications. A reader that falls behind gets
+    /// [`broadcast::error::RecvError::Lagged`] and should read a fresh snapshot.
+    pub fn subscribe(&self) -> broadcast::Receiver<Update> {
+        self.updates.subscribe()
+    }
+}
+
+/// The engine task. Build it with [`Engine::new`], then `run` it.
+pub struct Engine {
+    config: EngineConfig,
+    state: EngineState,
+    input: mpsc::Receiver<Batch>,
+    commands: mpsc::Receiver<Command>,
+    updates: broadcast::Sender<Update>,
+    metrics: EngineMetrics,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine owning `processor`, and the handle to reach it.
+    pub fn new(
+        config: EngineConfig,
+        processor: Processor,
+        metrics: EngineMetrics,
+        clock: Clock,
+    ) -> (Engine, EngineHandle) {
+        let (input_tx, input) = mpsc::channel(config.input_capacity.max(1));
+        let (commands_tx, commands) = mpsc::channel(1024);
+        let (updates, _) = broadcast::channel(config.update_capacity.max(16));
+        let sequences = processor
+            .sites()
+            .map(|site| (site.site().id.clone(), 0))
+            .collect();
+        let engine = Engine {
+            config,
+            state: EngineState {
+                processor,
+                feeds: BTreeMap::new(),
+                sequences,
+            },
+            input,
+            commands,
+            updates: updates.clone(),
+            metrics,
+            clock,
+        };
+        let handle = EngineHandle {
+            input: input_tx,
+            commands: commands_tx,
+            updates,
+        };
+        (engine, handle)
+    }
+
+    /// Runs until every handle is dropped, then applies what is still queued and returns the
+    /// final state.
+    pub async fn run(mut self) -> EngineState {
+        let mut tick = tokio::time::interval(self.config.tick.0);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_refresh = tokio::time::Instant::now();
+        let mut input_open = true;
+        let mut commands_open = true;
+        while input_open || commands_open {
+            tokio::select! {
+                biased;
+                command = self.commands.recv(), if commands_open => match command {
+                    Some(command) => self.command(command),
+                    None => commands_open = false,
+                },
+                batch = self.input.recv(), if input_open => match batch {
+                    Some(batch) => self.apply(batch),
+                    None => input_open = false,
+                },
+                _ = tick.tick() => {
+                    self.advance();
+                    if last_refresh.elapsed() >= self.config.refresh.0 {
+                        last_refresh = tokio::time::Instant::now();
+                        let sites: Vec<String> = self.state.sequences.keys().cloned().collect();
+                        for site in sites {
+                            self.notify(&site);
+                        }
+                    }
+                }
+            }
+        }
+        self.advance();
+        self.state
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Query(query) => query(&self.state),
+            Command::Feed { site, feed } => {
+                self.metrics.set_feed(&site, &feed);
+                self.state.feeds.insert(site.clone(), feed);
+                self.notify(&site);
+            }
+        }
+    }
+
+    fn advance(&mut self) {
+        self.state.processor.advance_to((self.clock)());
+        let stats = self.state.processor.sites().map(|s| s.stats());
+        self.metrics.observe_processor(stats);
+    }
+
+    fn apply(&mut self, batch: Batch) {
+        let started = std::time::Instant::now();
+        let mut outcomes = Vec::with_capacity(batch.events.len());
+        let mut touched: Vec<&str> = Vec::new();
+        for event in &batch.events {
+            let outcome = self.state.processor.apply(event);
+            self.metrics.count(&outcome);
+            if outcome == Outcome::Applied && touched.last() != Some(&event.site.as_str()) {
+                touched.push(&event.site);
+            }
+            outcomes.push(outcome);
+        }
+        self.metrics
+            .observe_batch(batch.events.len(), started.elapsed());
+        touched.sort_unstable();
+        touched.dedup();
+        let touched: Vec<String> = touched.into_iter().map(str::to_owned).collect();
+        for site in &touched {
+            self.notify(site);
+        }
+        if let Some(reply) = batch.reply {
+            // The sender may have stopped waiting (shutting down): the events are applied anyway.
+            let _ = reply.send(outcomes);
+        }
+    }
+
+    fn notify(&mut self, site: &str) {
+        let seq = self.state.sequences.entry(site.to_owned()).or_default();
+        *seq += 1;
+        let as_of = self
+            .state
+            .processor
+            .site(site)
+            .map_or(Timestamp::MIN, |s| s.now());
+        // Nobody listening is fine: there is nothing to deliver.
+        let _ = self.updates.send(Update {
+            site: site.into(),
+            seq: *seq,
+            as_of,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigie_core::{
+        DEFAULT_MAX_EVENT_BYTES, ProcessingConfig, RejectReason, Window, decode_json,
+    };
+
+    fn event(id: &str, time: &str) -> Event {
+        let json = format!(
+            r#"{{"id":"{id}","type":"contact.queued","time":"2026-03-02T{time}Z","site":"s","contact":"c{id}","queue":"q","channel":"voice"}}"#
+        );
+        decode_json(json.as_bytes(), DEFAULT_MAX_EVENT_BYTES).unwrap()
+    }
+
+    fn engine(clock: Clock) -> (Engine, EngineHandle, prometheus_client::registry::Registry) {
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = EngineMetrics::new(&mut registry);
+        let processor = Processor::new(Vec::new(), ProcessingConfig::default());
+        let (engine, handle) = Engine::new(EngineConfig::default(), processor, metrics, clock);
+        (engine, handle, registry)
+    }
+
+    fn fixed_clock(at: &str) -> Clock {
+        let at = Timestamp::parse_rfc3339(at).unwrap();
+        Arc::new(move || at)
+    }
+
+    #[tokio::test]
+    async fn batches_are_answered_event_by_event_and_readers_are_notified() {
+        let (engine, handle, registry) = engine(fixed_clock("2026-03-02T10:00:00Z"));
+        let task = tokio::spawn(engine.run());
+        let mut updates = handle.subscribe();
+        let outcomes = handle
+            .apply(vec![
+                event("1", "09:00:00"),
+                event("1", "09:00:00"),
+                event("2", "08:00:00"),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(outcomes[0], Outcome::Applied);
+        assert_eq!(outcomes[1], Outcome::Duplicate);
+        assert!(matches!(&outcomes[2], Outcome::Rejected(r) if r.reason == RejectReason::TooLate));
+        let update = tokio::time::timeout(Duration::from_secs(5), updates.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&*update.site, "s");
+        let waiting = handle
+            .query(|state| {
+                state
+                    .processor
+                    .site("s")
+                    .map(|s| s.site_view(Window::Today).totals.live.in_queue)
+            })
+            .await
+            .unwrap();
+        assert_eq!(waiting, Some(1));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(text.contains("vigie_events_applied_total 1"), "{text}");
+        assert!(text.contains("vigie_events_duplicate_total 1"), "{text}");
+        assert!(
+            text.contains(r#"vigie_events_rejected_total{reason="too_late"} 1"#),
+            "{text}"
+        );
+        drop(handle);
+        drop(updates);
+        let state = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(state.processor.site("s").unwrap().stats().applied, 1);
+    }
+
+    #[tokio::test]
+    async fn the_clock_advances_live_figures_without_events() {
+        let now = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let clock_now = now.clone();
+        let clock: Clock =
+            Arc::new(move || Timestamp(clock_now.load(std::sync::atomic::Ordering::SeqCst)));
+        let (engine, handle, _registry) = engine(clock);
+        tokio::spawn(engine.run());
+        let queued = event("1", "09:00:00");
+        now.store(queued.time.0, std::sync::atomic::Ordering::SeqCst);
+        handle.apply(vec![queued.clone()]).await.unwrap();
+        now.store(queued.time.0 + 90_000, std::sync::atomic::Ordering::SeqCst);
+        let longest = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let longest = handle
+                    .query(|state| {
+                        state
+                            .processor
+                            .site("s")
+                            .unwrap()
+                            .site_view(Window::Today)
+                            .totals
+                            .live
+                            .longest_wait
+                    })
+                    .await
+                    .unwrap();
+                if longest == Some(90.0) {
+                    break longest;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(longest, Some(90.0));
+    }
+
+    #[tokio::test]
+    async fn a_full_input_holds_the_sender_back() {
+        let mut config = EngineConfig {
+            input_capacity: 1,
+            ..EngineConfig::default()
+        };
+        config.tick = HumanDuration(Duration::from_millis(10));
+        let mut registry = prometheus_client::registry::Registry::default();
+        let processor = Processor::new(Vec::new(), ProcessingConfig::default());
+        let (engine, handle) = Engine::new(
+            config,
+            processor,
+            EngineMetrics::new(&mut registry),
+            fixed_clock("2026-03-02T10:00:00Z"),
+        );
+        // The engine is not running: the first batch fills the channel, the second waits.
+        handle.feed(vec![event("1", "09:00:00")]).await.unwrap();
+        let blocked = tokio::time::timeout(
+            Duration::from_millis(100),
+            handle.feed(vec![event("2", "09:00:01")]),
+        )
+        .await;
+        assert!(blocked.is_err(), "the sender must wait for room");
+        tokio::spawn(engine.run());
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            handle.feed(vec![event("2", "09:00:01")]),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let config = EngineConfig {
+            input_capacity: 0,
+            refresh: HumanDuration(Duration::from_millis(1)),
+            ..EngineConfig::default()
+        };
+        let problems = config.validate("engine").unwrap_err().to_string();
+        assert!(problems.contains("engine.input_capacity"), "{problems}");
+        assert!(problems.contains("engine.refresh"), "{problems}");
+    }
+}

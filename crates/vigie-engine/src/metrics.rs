@@ -1,0 +1,165 @@
+//! The engine's Prometheus metrics: what was applied, dropped and refused, and how long it took.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use vigie_core::{Outcome, ProcessorStats, RejectReason};
+
+use crate::SiteFeed;
+
+/// Label of rejections.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+/// Label of per-site gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SiteLabel {
+    site: String,
+}
+
+/// The engine's metrics, registered once in the process's registry.
+#[derive(Clone, Debug)]
+pub struct EngineMetrics {
+    applied: Counter,
+    duplicates: Counter,
+    rejected: Family<ReasonLabel, Counter>,
+    apply_seconds: Histogram,
+    batch_events: Histogram,
+    contacts_tracked: Gauge,
+    contacts_expired: Counter,
+    expired_seen: std::sync::Arc<AtomicU64>,
+    site_complete: Family<SiteLabel, Gauge>,
+    site_recovering: Family<SiteLabel, Gauge>,
+}
+
+impl EngineMetrics {
+    /// Registers the engine's metrics in `registry`.
+    pub fn new(registry: &mut Registry) -> EngineMetrics {
+        let metrics = EngineMetrics {
+            applied: Counter::default(),
+            duplicates: Counter::default(),
+            rejected: Family::default(),
+            apply_seconds: Histogram::new(exponential_buckets(0.000_01, 4.0, 10)),
+            batch_events: Histogram::new(exponential_buckets(1.0, 4.0, 8)),
+            contacts_tracked: Gauge::default(),
+            contacts_expired: Counter::default(),
+            expired_seen: Default::default(),
+            site_complete: Family::default(),
+            site_recovering: Family::default(),
+        };
+        registry.register(
+            "vigie_events_applied",
+            "Events applied to the indicators",
+            metrics.applied.clone(),
+        );
+        registry.register(
+            "vigie_events_duplicate",
+            "Events dropped because their id was already applied",
+            metrics.duplicates.clone(),
+        );
+        registry.register(
+            "vigie_events_rejected",
+            "Events refused by the processor or the decoder, by reason",
+            metrics.rejected.clone(),
+        );
+        for reason in RejectReason::ALL {
+            // Every reason shows, at zero until it happens.
+            drop(metrics.rejected.get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            }));
+        }
+        registry.register(
+            "vigie_engine_apply_seconds",
+            "Time the engine took to apply one batch of events",
+            metrics.apply_seconds.clone(),
+        );
+        registry.register(
+            "vigie_engine_batch_events",
+            "Events per batch applied",
+            metrics.batch_events.clone(),
+        );
+        registry.register(
+            "vigie_contacts_tracked",
+            "Contacts in progress (or just completed) held by the processor",
+            metrics.contacts_tracked.clone(),
+        );
+        registry.register(
+            "vigie_contacts_expired",
+            "Contacts given up after contact_expiry without an event",
+            metrics.contacts_expired.clone(),
+        );
+        registry.register(
+            "vigie_site_complete",
+            "1 when a site's figures are complete (not recovering, no gap seen in its feed)",
+            metrics.site_complete.clone(),
+        );
+        registry.register(
+            "vigie_site_recovering",
+            "1 while a site replays its day after a start",
+            metrics.site_recovering.clone(),
+        );
+        metrics
+    }
+
+    /// Counts one event's outcome. Decoding rejections are counted by the source with
+    /// [`EngineMetrics::count_rejection`].
+    pub fn count(&self, outcome: &Outcome) {
+        match outcome {
+            Outcome::Applied => {
+                self.applied.inc();
+            }
+            Outcome::Duplicate => {
+                self.duplicates.inc();
+            }
+            Outcome::Rejected(rejection) => self.count_rejection(rejection.reason),
+        }
+    }
+
+    /// Counts an event refused before it reached the processor (it could not be decoded).
+    pub fn count_rejection(&self, reason: RejectReason) {
+        self.rejected
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            })
+            .inc();
+    }
+
+    pub(crate) fn observe_batch(&self, events: usize, took: Duration) {
+        self.apply_seconds.observe(took.as_secs_f64());
+        self.batch_events.observe(events as f64);
+    }
+
+    pub(crate) fn observe_processor(&self, sites: impl Iterator<Item = ProcessorStats>) {
+        let (mut tracked, mut expired) = (0, 0);
+        for stats in sites {
+            tracked += stats.contacts_tracked;
+            expired += stats.contacts_expired;
+        }
+        self.contacts_tracked
+            .set(i64::try_from(tracked).unwrap_or(i64::MAX));
+        let seen = self.expired_seen.swap(expired, Ordering::Relaxed);
+        if expired > seen {
+            self.contacts_expired.inc_by(expired - seen);
+        }
+    }
+
+    pub(crate) fn set_feed(&self, site: &str, feed: &SiteFeed) {
+        let label = SiteLabel {
+            site: site.to_owned(),
+        };
+        self.site_complete
+            .get_or_create(&label)
+            .set(i64::from(feed.complete()));
+        self.site_recovering
+            .get_or_create(&label)
+            .set(i64::from(feed.recovering));
+    }
+}
