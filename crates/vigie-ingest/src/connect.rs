@@ -1,0 +1,176 @@
+//! Connecting to NATS and making sure the event stream exists.
+
+use async_nats::jetstream::{self, stream};
+use async_nats::{Client, ConnectOptions};
+
+use crate::config::{NatsConfig, Storage, StreamConfig};
+
+/// What can go wrong at the NATS edge.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// A credentials file could not be read.
+    #[error("cannot read {what} {path}: {source}")]
+    Credentials {
+        /// What the file holds.
+        what: &'static str,
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The connection failed.
+    #[error("cannot connect to NATS at {url}: {source}")]
+    Connect {
+        /// The servers tried.
+        url: String,
+        /// Why.
+        source: async_nats::ConnectError,
+    },
+    /// The stream could not be created or found.
+    #[error("event stream {stream}: {message}")]
+    Stream {
+        /// The stream.
+        stream: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A consumer could not be created or read.
+    #[error("consumer {consumer}: {message}")]
+    Consumer {
+        /// The consumer.
+        consumer: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Publishing failed.
+    #[error("publishing to {subject}: {message}")]
+    Publish {
+        /// The subject.
+        subject: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The engine stopped while events were in flight.
+    #[error("the engine stopped")]
+    EngineStopped,
+}
+
+async fn read_secret_file(
+    path: &std::path::Path,
+    what: &'static str,
+) -> Result<String, IngestError> {
+    tokio::fs::read_to_string(path)
+        .await
+        .map(|text| text.trim().to_owned())
+        .map_err(|source| IngestError::Credentials {
+            what,
+            path: path.display().to_string(),
+            source,
+        })
+}
+
+/// Connects with the configured credentials and TLS, retrying the first connection until the
+/// connect timeout elapses. Secrets are never logged.
+pub async fn connect(config: &NatsConfig) -> Result<(Client, jetstream::Context), IngestError> {
+    let mut options = ConnectOptions::new()
+        .name(&config.name)
+        .connection_timeout(config.connect_timeout.0)
+        .max_reconnects(None);
+    if let (Some(user), Some(password)) = (&config.user, &config.password) {
+        options = options.user_and_password(user.clone(), password.0.clone());
+    }
+    if let Some(token) = &config.token {
+        options = options.token(token.0.clone());
+    }
+    if let Some(path) = &config.nkey_seed_file {
+        options = options.nkey(read_secret_file(path, "the NKey seed file").await?);
+    }
+    if let Some(path) = &config.credentials_file {
+        options =
+            options
+                .credentials_file(path)
+                .await
+                .map_err(|source| IngestError::Credentials {
+                    what: "the credentials file",
+                    path: path.display().to_string(),
+                    source,
+                })?;
+    }
+    if let Some(ca) = &config.tls_ca_file {
+        options = options.add_root_certificates(ca.clone());
+    }
+    if let (Some(cert), Some(key)) = (&config.tls_cert_file, &config.tls_key_file) {
+        options = options.add_client_certificate(cert.clone(), key.clone());
+    }
+    if config.tls_required {
+        options = options.require_tls(true);
+    }
+    let servers: Vec<&str> = config.url.split(',').map(str::trim).collect();
+    let client = options
+        .connect(servers.as_slice())
+        .await
+        .map_err(|source| IngestError::Connect {
+            url: config.url.clone(),
+            source,
+        })?;
+    let context = jetstream::new(client.clone());
+    Ok((client, context))
+}
+
+/// The stream configuration Vigie creates when the stream is missing.
+pub fn stream_config(config: &StreamConfig) -> stream::Config {
+    stream::Config {
+        name: config.name.clone(),
+        subjects: vec![format!("{}.>", config.subject_prefix)],
+        retention: stream::RetentionPolicy::Limits,
+        max_age: config.max_age.0,
+        storage: match config.storage {
+            Storage::File => stream::StorageType::File,
+            Storage::Memory => stream::StorageType::Memory,
+        },
+        duplicate_window: config.duplicate_window.0,
+        num_replicas: config.replicas,
+        description: Some("Contact-centre events for Vigie (contract v1)".to_owned()),
+        ..Default::default()
+    }
+}
+
+/// Creates the event stream if it is missing (when allowed), or binds to the existing one, and
+/// checks that it captures the events' subjects.
+pub async fn ensure_stream(
+    context: &jetstream::Context,
+    config: &StreamConfig,
+) -> Result<stream::Stream, IngestError> {
+    let error = |message: String| IngestError::Stream {
+        stream: config.name.clone(),
+        message,
+    };
+    let mut stream = if config.create {
+        context
+            .get_or_create_stream(stream_config(config))
+            .await
+            .map_err(|e| error(e.to_string()))?
+    } else {
+        context.get_stream(&config.name).await.map_err(|e| {
+            error(format!(
+                "{e} (nats.stream.create is false: create the stream, or let Vigie create it)"
+            ))
+        })?
+    };
+    let info = stream.info().await.map_err(|e| error(e.to_string()))?;
+    let wanted = format!("{}.>", config.subject_prefix);
+    let covered = info.config.subjects.iter().any(|subject| {
+        subject == &wanted
+            || subject == ">"
+            || subject
+                .strip_suffix(".>")
+                .is_some_and(|prefix| wanted.starts_with(&format!("{prefix}.")))
+    });
+    if !covered {
+        return Err(error(format!(
+            "it captures {:?}, not the events' subjects {wanted:?}: fix nats.stream.subject_prefix or the stream",
+            info.config.subjects
+        )));
+    }
+    Ok(stream)
+}

@@ -1,0 +1,12 @@
+//! Vigie's NATS JetStream edge: it consumes the events of the configured sites from the event
+//! stream (recovering the day first), hands them to the engine in batches, acknowledges what
+//! the engine accepted, and dead-letters what it refused; and it publishes events for tools.
+//!
+//! What it must not do: compute indicators, know the API or the notifiers, or acknowledge an
+//! event before the engine has accepted it.
+
+pub mod config;
+mod connect;
+
+pub use config::{ConsumerConfig, NatsConfig, Secret, Storage, StreamConfig};
+pub use connect::{IngestError, connect, ensure_stream};
