@@ -68,6 +68,14 @@ pub struct NatsConfig {
     /// Subject prefix of dead letters: a refused event of site S goes to `<prefix>.S`.
     #[serde(default = "default_dead_letter_prefix")]
     pub dead_letter_prefix: String,
+    /// Stream keeping the dead letters (created with the event stream's settings when
+    /// `stream.create` is true).
+    #[serde(default = "default_dead_letter_stream")]
+    pub dead_letter_stream: String,
+}
+
+fn default_dead_letter_stream() -> String {
+    "VIGIE_DLQ".to_owned()
 }
 
 fn default_url() -> String {
@@ -104,6 +112,7 @@ impl Default for NatsConfig {
             stream: StreamConfig::default(),
             consumer: ConsumerConfig::default(),
             dead_letter_prefix: default_dead_letter_prefix(),
+            dead_letter_stream: default_dead_letter_stream(),
         }
     }
 }
@@ -213,6 +222,14 @@ pub struct ConsumerConfig {
     /// Time the server waits for an acknowledgement before delivering again.
     #[serde(default = "default_ack_wait")]
     pub ack_wait: HumanDuration,
+    /// At start, the day is replayed from the site's day start minus this much, so that
+    /// advisors logged in and contacts in progress at the day's start are known.
+    #[serde(default = "default_recovery_lookback")]
+    pub recovery_lookback: HumanDuration,
+}
+
+fn default_recovery_lookback() -> HumanDuration {
+    HumanDuration::secs(4 * 3600)
 }
 
 fn default_durable_prefix() -> String {
@@ -238,6 +255,7 @@ impl Default for ConsumerConfig {
             batch: default_batch(),
             max_ack_pending: default_max_ack_pending(),
             ack_wait: default_ack_wait(),
+            recovery_lookback: default_recovery_lookback(),
         }
     }
 }

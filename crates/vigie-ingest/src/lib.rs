@@ -7,6 +7,13 @@
 
 pub mod config;
 mod connect;
+mod consume;
+mod metrics;
 
 pub use config::{ConsumerConfig, NatsConfig, Secret, Storage, StreamConfig};
 pub use connect::{IngestError, connect, ensure_stream};
+pub use consume::{
+    CONTENT_TYPE, Ingest, ORIGINAL_SEQUENCE, ORIGINAL_SUBJECT, PROTOBUF, REJECT_DETAIL,
+    REJECT_FIELD, REJECT_REASON, SiteSource, decode_message,
+};
+pub use metrics::IngestMetrics;

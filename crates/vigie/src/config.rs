@@ -1,11 +1,16 @@
 //! The `vigie.toml` file: every component's settings, nested.
 
+use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::Context;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use vigie_core::config::ConfigErrors;
 use vigie_core::{ProcessingConfig, SiteConfig};
+use vigie_engine::EngineConfig;
+use vigie_ingest::NatsConfig;
 
 /// The whole configuration file (documented in docs/configuration.md).
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -17,7 +22,40 @@ pub struct VigieConfig {
     /// The sites, their queues and teams.
     #[serde(default, rename = "site")]
     pub sites: Vec<SiteConfig>,
+    /// The engine that owns the processor.
+    #[serde(default)]
+    pub engine: EngineConfig,
+    /// NATS: where events come from. Without it, `vigie serve` runs the embedded demo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats: Option<NatsConfig>,
+    /// The HTTP server: metrics, health and readiness.
+    #[serde(default)]
+    pub http: HttpConfig,
 }
+
+/// The HTTP server of `vigie serve`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on: `/metrics` (Prometheus), `/healthz`, `/readyz`.
+    #[serde(default = "default_http_listen")]
+    pub listen: SocketAddr,
+}
+
+fn default_http_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: default_http_listen(),
+        }
+    }
+}
+
+/// Environment variables that are not configuration keys.
+const NOT_CONFIGURATION: &[&str] = &["config", "token", "log"];
 
 impl VigieConfig {
     /// Reads, parses and validates a configuration file, reporting every problem at once.
@@ -26,6 +64,36 @@ impl VigieConfig {
             .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
         VigieConfig::parse(&text)
             .with_context(|| format!("in the configuration file {}", path.display()))
+    }
+
+    /// The configuration of `vigie serve`: defaults, then the file (if any), then `VIGIE_*`
+    /// environment variables (`VIGIE_NATS__URL` sets `nats.url`, `VIGIE_HTTP__LISTEN` sets
+    /// `http.listen`), validated as a whole. Flags are applied by the caller, last.
+    pub fn layered(path: Option<&Path>) -> anyhow::Result<VigieConfig> {
+        let mut figment = Figment::from(Serialized::defaults(VigieConfig::default()));
+        if let Some(path) = path {
+            if !path.is_file() {
+                anyhow::bail!(
+                    "cannot read the configuration file {}: no such file",
+                    path.display()
+                );
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment.merge(
+            Env::prefixed("VIGIE_")
+                .split("__")
+                .ignore(NOT_CONFIGURATION),
+        );
+        let config: VigieConfig = figment.extract().map_err(|error| {
+            let problems: Vec<String> = error.into_iter().map(|e| e.to_string()).collect();
+            anyhow::anyhow!(
+                "{} problem(s) in the configuration:\n  - {}",
+                problems.len(),
+                problems.join("\n  - ")
+            )
+        })?;
+        Ok(config)
     }
 
     /// Parses and validates configuration text.
@@ -40,6 +108,22 @@ impl VigieConfig {
         let mut errors = ConfigErrors::default();
         if let Err(problems) = self.processing.validate("processing") {
             errors.extend(problems);
+        }
+        if let Err(problems) = self.engine.validate("engine") {
+            errors.extend(problems);
+        }
+        if let Some(nats) = &self.nats {
+            if let Err(problems) = nats.validate("nats") {
+                errors.extend(problems);
+            }
+            for (index, site) in self.sites.iter().enumerate() {
+                if !NatsConfig::site_is_subject_token(&site.id) {
+                    errors.0.push(format!(
+                        "site[{index}].id: {:?} cannot be a NATS subject token (no dots, spaces or wildcards)",
+                        site.id
+                    ));
+                }
+            }
         }
         let mut ids = std::collections::BTreeSet::new();
         for (index, site) in self.sites.iter().enumerate() {

@@ -6,5 +6,6 @@
 pub mod config;
 pub mod render;
 pub mod replay;
+pub mod serve;
 pub mod sim;
 pub mod staffing;

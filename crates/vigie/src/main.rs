@@ -4,7 +4,7 @@
 //! prints; the computing is in the library crates.
 
 use clap::{Parser, Subcommand};
-use vigie::{replay, sim, staffing};
+use vigie::{replay, serve, sim, staffing};
 
 /// Real-time supervision for contact centres: live service level, waits, advisor states and
 /// handling indicators computed from telephony and CRM events.
@@ -22,6 +22,11 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the service: consume events from NATS JetStream (`--nats` or the configuration), or
+    /// with no NATS the embedded demo centre; serve metrics, health and readiness over HTTP.
+    ///
+    /// Stops on SIGINT or SIGTERM after applying and acknowledging what is in flight.
+    Serve(serve::ServeArgs),
     /// Apply a JSON Lines file of events and print the indicators (no broker needed).
     ///
     /// Rejected lines are listed on standard error with their line number and reason; a bad
@@ -43,6 +48,7 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
+        Command::Serve(args) => serve::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Sim(args) => sim::run(args),
         Command::Staffing(args) => staffing::run(args),

@@ -1,0 +1,615 @@
+//! Consuming a site's events: recovery of the day, then live, through a durable pull
+//! consumer; acknowledgements only once the engine accepted; dead letters for the rest.
+//!
+//! Per site, one task fetches and decodes, and hands batches to the engine (waiting when the
+//! engine is busy: backpressure up to NATS); a second task takes the engine's outcomes in
+//! order, acknowledges accepted events and dead-letters refused ones.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::consumer::pull::{self, MessagesErrorKind};
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy};
+use async_nats::jetstream::message::{AckKind, Message};
+use async_nats::jetstream::{self, Context};
+use futures::StreamExt;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+use vigie_core::{
+    DEFAULT_MAX_EVENT_BYTES, DayCalendar, Event, Outcome, RejectReason, Rejection, Timestamp,
+    decode_json,
+};
+use vigie_engine::{Clock, EngineHandle, EngineMetrics, SiteFeed};
+
+use crate::config::{NatsConfig, StreamConfig};
+use crate::connect::{IngestError, ensure_stream, stream_config};
+use crate::metrics::IngestMetrics;
+
+/// The header that marks a protobuf payload.
+pub const CONTENT_TYPE: &str = "Content-Type";
+/// Its value for protobuf.
+pub const PROTOBUF: &str = "application/protobuf";
+/// Headers added to dead letters.
+pub const REJECT_REASON: &str = "Vigie-Reject-Reason";
+/// The field at fault, when there is one.
+pub const REJECT_FIELD: &str = "Vigie-Reject-Field";
+/// The human explanation.
+pub const REJECT_DETAIL: &str = "Vigie-Reject-Detail";
+/// The subject the event was published on.
+pub const ORIGINAL_SUBJECT: &str = "Vigie-Original-Subject";
+/// Its sequence in the event stream.
+pub const ORIGINAL_SEQUENCE: &str = "Vigie-Original-Sequence";
+
+/// A site to consume.
+#[derive(Clone, Debug)]
+pub struct SiteSource {
+    /// Site id.
+    pub site: String,
+    /// Its day, for the start of recovery.
+    pub calendar: DayCalendar,
+}
+
+/// The consumer of every configured site.
+pub struct Ingest {
+    config: Arc<NatsConfig>,
+    context: Context,
+    sites: Vec<SiteSource>,
+    engine: EngineHandle,
+    engine_metrics: EngineMetrics,
+    metrics: IngestMetrics,
+    clock: Clock,
+    ready: watch::Sender<BTreeMap<String, bool>>,
+}
+
+impl std::fmt::Debug for Ingest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingest")
+            .field("sites", &self.sites)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How one message was read.
+enum Read {
+    /// Decoded: its index in the batch sent to the engine.
+    Event(usize),
+    /// Refused before the engine.
+    Refused(Rejection),
+}
+
+/// A batch waiting for the engine's outcomes, in fetch order.
+struct InFlight {
+    messages: Vec<Message>,
+    reads: Vec<Read>,
+    outcomes: Option<oneshot::Receiver<Vec<Outcome>>>,
+    /// The last message said nothing more was pending: recovery is over once this is applied.
+    caught_up: bool,
+}
+
+impl Ingest {
+    /// Prepares the consumption of `sites` (ensuring the streams exist).
+    pub async fn new(
+        config: NatsConfig,
+        context: Context,
+        sites: Vec<SiteSource>,
+        engine: EngineHandle,
+        engine_metrics: EngineMetrics,
+        metrics: IngestMetrics,
+        clock: Clock,
+    ) -> Result<Ingest, IngestError> {
+        ensure_stream(&context, &config.stream).await?;
+        ensure_dead_letters(&context, &config).await?;
+        let ready = watch::Sender::new(sites.iter().map(|s| (s.site.clone(), false)).collect());
+        Ok(Ingest {
+            config: Arc::new(config),
+            context,
+            sites,
+            engine,
+            engine_metrics,
+            metrics,
+            clock,
+            ready,
+        })
+    }
+
+    /// Per site, whether it has caught up with its stream (recovery over).
+    pub fn ready(&self) -> watch::Receiver<BTreeMap<String, bool>> {
+        self.ready.subscribe()
+    }
+
+    /// Consumes until `shutdown` is cancelled; then finishes what is in flight (the engine's
+    /// outcomes are awaited and acknowledged) and returns.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), IngestError> {
+        let ready = Arc::new(self.ready);
+        let mut tasks = tokio::task::JoinSet::new();
+        for source in self.sites {
+            let site = SiteIngest {
+                config: self.config.clone(),
+                context: self.context.clone(),
+                source,
+                engine: self.engine.clone(),
+                engine_metrics: self.engine_metrics.clone(),
+                metrics: self.metrics.clone(),
+                clock: self.clock.clone(),
+                ready: ready.clone(),
+            };
+            tasks.spawn(site.run(shutdown.clone()));
+        }
+        let mut result = Ok(());
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    shutdown.cancel();
+                    result = Err(error);
+                }
+                Err(panicked) => {
+                    shutdown.cancel();
+                    result = Err(IngestError::Consumer {
+                        consumer: "site task".into(),
+                        message: panicked.to_string(),
+                    });
+                }
+            }
+        }
+        result
+    }
+}
+
+/// Creates the dead-letter stream when missing (if streams may be created).
+async fn ensure_dead_letters(context: &Context, config: &NatsConfig) -> Result<(), IngestError> {
+    let stream = StreamConfig {
+        name: config.dead_letter_stream.clone(),
+        subject_prefix: config.dead_letter_prefix.clone(),
+        ..config.stream.clone()
+    };
+    let mut settings = stream_config(&stream);
+    settings.description = Some("Events Vigie refused, with the reason in headers".to_owned());
+    if config.stream.create {
+        context
+            .get_or_create_stream(settings)
+            .await
+            .map_err(|e| IngestError::Stream {
+                stream: stream.name.clone(),
+                message: e.to_string(),
+            })?;
+    }
+    Ok(())
+}
+
+struct SiteIngest {
+    config: Arc<NatsConfig>,
+    context: Context,
+    source: SiteSource,
+    engine: EngineHandle,
+    engine_metrics: EngineMetrics,
+    metrics: IngestMetrics,
+    clock: Clock,
+    ready: Arc<watch::Sender<BTreeMap<String, bool>>>,
+}
+
+/// Decodes a message's payload: protobuf when its header says so, JSON otherwise.
+pub fn decode_message(headers: Option<&HeaderMap>, payload: &[u8]) -> Result<Event, Rejection> {
+    let protobuf = headers
+        .and_then(|h| h.get(CONTENT_TYPE))
+        .is_some_and(|value| value.as_str().eq_ignore_ascii_case(PROTOBUF));
+    if protobuf {
+        vigie_proto::decode_protobuf(payload, DEFAULT_MAX_EVENT_BYTES)
+    } else {
+        decode_json(payload, DEFAULT_MAX_EVENT_BYTES)
+    }
+}
+
+impl SiteIngest {
+    fn durable_name(&self) -> String {
+        format!(
+            "{}-{}",
+            self.config.consumer.durable_prefix, self.source.site
+        )
+    }
+
+    async fn consumer(
+        &self,
+        deliver: DeliverPolicy,
+    ) -> Result<jetstream::consumer::Consumer<pull::Config>, IngestError> {
+        let name = self.durable_name();
+        let error = |message: String| IngestError::Consumer {
+            consumer: name.clone(),
+            message,
+        };
+        let stream = self
+            .context
+            .get_stream(&self.config.stream.name)
+            .await
+            .map_err(|e| error(e.to_string()))?;
+        // A start always rebuilds the day from the stream: the consumer starts over from there.
+        match stream.delete_consumer(&name).await {
+            Ok(_) => debug!(consumer = %name, "replaced the durable consumer"),
+            Err(e) => debug!(consumer = %name, error = %e, "no durable consumer to replace"),
+        }
+        let consumer = stream
+            .create_consumer(pull::Config {
+                durable_name: Some(name.clone()),
+                description: Some(format!("Vigie, site {}", self.source.site)),
+                deliver_policy: deliver,
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: self.config.consumer.ack_wait.0,
+                max_ack_pending: self.config.consumer.max_ack_pending,
+                filter_subject: self.config.stream.site_filter(&self.source.site),
+                max_batch: i64::try_from(self.config.consumer.batch).unwrap_or(i64::MAX),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| error(e.to_string()))?;
+        Ok(consumer)
+    }
+
+    fn recovery_start(&self) -> Timestamp {
+        let day = self.source.calendar.day_of((self.clock)());
+        day.start - self.config.consumer.recovery_lookback.millis()
+    }
+
+    async fn set_feed(&self, feed: SiteFeed) {
+        // The engine stops only at shutdown, after the sources: nothing to report to then.
+        let _ = self.engine.set_feed(&self.source.site, feed).await;
+    }
+
+    async fn run(self, shutdown: CancellationToken) -> Result<(), IngestError> {
+        let site = self.source.site.clone();
+        let start = self.recovery_start();
+        info!(site = %site, from = %start, "recovering the day from the event stream");
+        self.set_feed(SiteFeed {
+            recovering: true,
+            gap: None,
+        })
+        .await;
+        let start_time = chrono::DateTime::from_timestamp_millis(start.0).unwrap_or_default();
+        let mut consumer = self
+            .consumer(DeliverPolicy::ByStartTime { start_time })
+            .await?;
+        let pending = consumer
+            .info()
+            .await
+            .map_err(|e| IngestError::Consumer {
+                consumer: self.durable_name(),
+                message: e.to_string(),
+            })?
+            .num_pending;
+        let shared = Arc::new(self);
+        if pending == 0 {
+            shared.caught_up().await;
+        }
+
+        let (in_flight_tx, in_flight) = mpsc::channel::<InFlight>(8);
+        let acker = tokio::spawn(shared.clone().acknowledge(in_flight));
+        let mut last_sequence: u64 = 0;
+        let mut backoff = Duration::from_millis(100);
+        'consume: while !shutdown.is_cancelled() {
+            let stream = consumer
+                .stream()
+                .max_messages_per_batch(shared.config.consumer.batch)
+                .heartbeat(Duration::from_secs(5))
+                .expires(Duration::from_secs(30))
+                .messages()
+                .await;
+            let mut messages = match stream {
+                Ok(messages) => messages.ready_chunks(shared.config.consumer.batch),
+                Err(error) => {
+                    shared.metrics.fetch_errors.inc();
+                    warn!(site = %site, %error, "cannot pull from the event stream; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break 'consume,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            loop {
+                let chunk = tokio::select! {
+                    _ = shutdown.cancelled() => break 'consume,
+                    chunk = messages.next() => chunk,
+                };
+                let Some(chunk) = chunk else {
+                    continue 'consume;
+                };
+                let mut batch = Vec::with_capacity(chunk.len());
+                let mut restart = None;
+                for item in chunk {
+                    match item {
+                        Ok(message) => batch.push(message),
+                        Err(error) => {
+                            shared.metrics.fetch_errors.inc();
+                            match error.kind() {
+                                MessagesErrorKind::ConsumerDeleted => {
+                                    restart = Some("the consumer was deleted")
+                                }
+                                MessagesErrorKind::MissingHeartbeat
+                                | MessagesErrorKind::NoResponders => {
+                                    warn!(site = %site, %error, "the event stream is not answering; waiting for it");
+                                }
+                                _ => {
+                                    warn!(site = %site, %error, "pulling from the event stream failed; retrying");
+                                    restart = restart.or(Some("pulling failed"));
+                                }
+                            }
+                        }
+                    }
+                }
+                if !batch.is_empty() {
+                    backoff = Duration::from_millis(100);
+                    let in_flight = shared.read_batch(batch, &mut last_sequence).await?;
+                    if in_flight_tx.send(in_flight).await.is_err() {
+                        break 'consume;
+                    }
+                }
+                if let Some(why) = restart {
+                    warn!(site = %site, why, "resuming the consumer after the last message read");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break 'consume,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    consumer = match shared.resume(last_sequence).await {
+                        Ok(consumer) => consumer,
+                        Err(error) => {
+                            warn!(site = %site, %error, "cannot recreate the consumer; retrying");
+                            continue;
+                        }
+                    };
+                    continue 'consume;
+                }
+            }
+        }
+        drop(in_flight_tx);
+        match acker.await {
+            Ok(result) => result,
+            Err(panicked) => Err(IngestError::Consumer {
+                consumer: shared.durable_name(),
+                message: panicked.to_string(),
+            }),
+        }
+    }
+
+    /// A new consumer starting after `last_sequence`, checking whether the stream lost or
+    /// reset messages meanwhile.
+    async fn resume(
+        &self,
+        last_sequence: u64,
+    ) -> Result<jetstream::consumer::Consumer<pull::Config>, IngestError> {
+        let mut stream = self
+            .context
+            .get_stream(&self.config.stream.name)
+            .await
+            .map_err(|e| IngestError::Stream {
+                stream: self.config.stream.name.clone(),
+                message: e.to_string(),
+            })?;
+        let state = stream
+            .info()
+            .await
+            .map_err(|e| IngestError::Stream {
+                stream: self.config.stream.name.clone(),
+                message: e.to_string(),
+            })?
+            .state
+            .clone();
+        if state.last_sequence < last_sequence {
+            self.report_gap(format!(
+                "the event stream was reset (its last sequence is {}, Vigie had read up to {last_sequence})",
+                state.last_sequence
+            ))
+            .await;
+            return self.consumer(DeliverPolicy::All).await;
+        }
+        if state.first_sequence > last_sequence + 1 {
+            self.report_gap(format!(
+                "the event stream dropped messages {}..{} before Vigie read them",
+                last_sequence + 1,
+                state.first_sequence - 1
+            ))
+            .await;
+        }
+        self.consumer(DeliverPolicy::ByStartSequence {
+            start_sequence: last_sequence + 1,
+        })
+        .await
+    }
+
+    async fn report_gap(&self, gap: String) {
+        warn!(site = %self.source.site, gap = %gap, "events may be missing: figures are marked incomplete");
+        self.metrics.gaps.inc();
+        let recovering = !self
+            .ready
+            .borrow()
+            .get(&self.source.site)
+            .copied()
+            .unwrap_or(false);
+        self.set_feed(SiteFeed {
+            recovering,
+            gap: Some(gap),
+        })
+        .await;
+    }
+
+    /// Decodes a batch and hands the events to the engine (waiting while it is busy).
+    async fn read_batch(
+        &self,
+        messages: Vec<Message>,
+        last_sequence: &mut u64,
+    ) -> Result<InFlight, IngestError> {
+        let mut events = Vec::with_capacity(messages.len());
+        let mut reads = Vec::with_capacity(messages.len());
+        let mut caught_up = false;
+        for message in &messages {
+            self.metrics.received.inc();
+            if let Ok(info) = message.info() {
+                if info.delivered > 1 {
+                    self.metrics.redeliveries.inc();
+                } else if info.stream_sequence <= *last_sequence {
+                    self.report_gap(format!(
+                        "the event stream went back from sequence {} to {}",
+                        *last_sequence, info.stream_sequence
+                    ))
+                    .await;
+                }
+                *last_sequence = (*last_sequence).max(info.stream_sequence);
+                self.metrics
+                    .lag
+                    .set(i64::try_from(info.pending).unwrap_or(i64::MAX));
+                caught_up = info.pending == 0;
+            }
+            match decode_message(message.headers.as_ref(), &message.payload) {
+                Ok(event) if event.site != self.source.site => {
+                    reads.push(Read::Refused(Rejection::field(
+                        RejectReason::InvalidField,
+                        "site",
+                        format!(
+                            "event of site {:?} published on {}, the subject of site {:?}",
+                            event.site, message.subject, self.source.site
+                        ),
+                    )))
+                }
+                Ok(event) => {
+                    reads.push(Read::Event(events.len()));
+                    events.push(event);
+                }
+                Err(rejection) => reads.push(Read::Refused(rejection)),
+            }
+        }
+        let outcomes = if events.is_empty() {
+            None
+        } else {
+            Some(
+                self.engine
+                    .submit(events)
+                    .await
+                    .map_err(|_| IngestError::EngineStopped)?,
+            )
+        };
+        Ok(InFlight {
+            messages,
+            reads,
+            outcomes,
+            caught_up,
+        })
+    }
+
+    async fn caught_up(&self) {
+        let already = self
+            .ready
+            .borrow()
+            .get(&self.source.site)
+            .copied()
+            .unwrap_or(false);
+        if !already {
+            info!(site = %self.source.site, "recovery complete: live");
+            self.ready.send_modify(|ready| {
+                ready.insert(self.source.site.clone(), true);
+            });
+            let gap = None;
+            self.set_feed(SiteFeed {
+                recovering: false,
+                gap,
+            })
+            .await;
+        }
+    }
+
+    /// Takes the engine's outcomes in order: acknowledges what it accepted (or already had),
+    /// dead-letters what it refused.
+    async fn acknowledge(
+        self: Arc<Self>,
+        mut in_flight: mpsc::Receiver<InFlight>,
+    ) -> Result<(), IngestError> {
+        while let Some(batch) = in_flight.recv().await {
+            let outcomes = match batch.outcomes {
+                Some(outcomes) => outcomes.await.map_err(|_| IngestError::EngineStopped)?,
+                None => Vec::new(),
+            };
+            for (message, read) in batch.messages.iter().zip(&batch.reads) {
+                let refused = match read {
+                    Read::Event(index) => match outcomes.get(*index) {
+                        Some(Outcome::Rejected(rejection)) => Some(rejection.clone()),
+                        _ => None,
+                    },
+                    Read::Refused(rejection) => {
+                        self.engine_metrics.count_rejection(rejection.reason);
+                        Some(rejection.clone())
+                    }
+                };
+                match refused {
+                    None => self.ack(message, AckKind::Ack).await,
+                    Some(rejection) => {
+                        // Terminated only once kept as a dead letter: else it comes again.
+                        if self.dead_letter(message, &rejection).await {
+                            self.ack(message, AckKind::Term).await;
+                        }
+                    }
+                }
+            }
+            if batch.caught_up {
+                self.caught_up().await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn ack(&self, message: &Message, kind: AckKind) {
+        if let Err(error) = message.ack_with(kind).await {
+            // The server delivers it again after ack_wait: deduplication absorbs it.
+            self.metrics.ack_errors.inc();
+            debug!(site = %self.source.site, %error, "acknowledgement not sent");
+        }
+    }
+
+    /// Publishes a refused message to the dead-letter subject with the reason in headers;
+    /// true once the dead-letter stream stored it.
+    async fn dead_letter(&self, message: &Message, rejection: &Rejection) -> bool {
+        let subject = format!("{}.{}", self.config.dead_letter_prefix, self.source.site);
+        let mut headers = message.headers.clone().unwrap_or_default();
+        headers.insert(REJECT_REASON, rejection.reason.as_str());
+        if let Some(field) = rejection.field {
+            headers.insert(REJECT_FIELD, field);
+        }
+        // Header values are one line.
+        let detail: String = rejection
+            .detail
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        headers.insert(REJECT_DETAIL, detail.as_str());
+        headers.insert(ORIGINAL_SUBJECT, message.subject.as_str());
+        if let Ok(info) = message.info() {
+            headers.insert(ORIGINAL_SEQUENCE, info.stream_sequence.to_string().as_str());
+            // The same message dead-lettered twice (redelivery) is stored once.
+            headers.insert(
+                async_nats::header::NATS_MESSAGE_ID,
+                format!("dlq-{}", info.stream_sequence).as_str(),
+            );
+        }
+        let stored = match self
+            .context
+            .publish_with_headers(subject.clone(), headers, message.payload.clone())
+            .await
+        {
+            Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        match stored {
+            Ok(()) => {
+                self.metrics.dead_lettered(rejection.reason);
+                info!(site = %self.source.site, reason = %rejection.reason, detail = %rejection.detail, "event dead-lettered");
+                true
+            }
+            Err(error) => {
+                self.metrics.dead_letter_errors.inc();
+                warn!(site = %self.source.site, %subject, %error, "cannot dead-letter a refused event; it will come again");
+                false
+            }
+        }
+    }
+}

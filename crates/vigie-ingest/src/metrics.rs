@@ -1,0 +1,107 @@
+//! The ingestion's Prometheus metrics.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use vigie_core::RejectReason;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+/// What the consumer received, redelivered, dead-lettered and failed to do.
+#[derive(Clone, Debug)]
+pub struct IngestMetrics {
+    /// Messages received from the event stream (redeliveries included).
+    pub received: Counter,
+    /// Messages the server delivered more than once.
+    pub redeliveries: Counter,
+    /// Messages the server still holds for the consumer (from the last message's metadata).
+    pub lag: Gauge,
+    /// Gaps or resets of the event stream seen.
+    pub gaps: Counter,
+    /// Failed pulls from the stream.
+    pub fetch_errors: Counter,
+    /// Acknowledgements that could not be sent.
+    pub ack_errors: Counter,
+    /// Refused events that could not be stored as dead letters (they come again).
+    pub dead_letter_errors: Counter,
+    dead_lettered: Family<ReasonLabel, Counter>,
+    dead_lettered_total: Counter,
+}
+
+impl IngestMetrics {
+    /// Registers the ingestion's metrics in `registry`.
+    pub fn new(registry: &mut Registry) -> IngestMetrics {
+        let metrics = IngestMetrics {
+            received: Counter::default(),
+            redeliveries: Counter::default(),
+            lag: Gauge::default(),
+            gaps: Counter::default(),
+            fetch_errors: Counter::default(),
+            ack_errors: Counter::default(),
+            dead_letter_errors: Counter::default(),
+            dead_lettered: Family::default(),
+            dead_lettered_total: Counter::default(),
+        };
+        registry.register(
+            "vigie_events_received",
+            "Messages received from the event stream",
+            metrics.received.clone(),
+        );
+        registry.register(
+            "vigie_ingest_redeliveries",
+            "Messages delivered again by the server (not acknowledged in time, or after a restart)",
+            metrics.redeliveries.clone(),
+        );
+        registry.register(
+            "vigie_ingest_consumer_lag",
+            "Messages the server still holds for Vigie's consumer",
+            metrics.lag.clone(),
+        );
+        registry.register(
+            "vigie_ingest_gaps",
+            "Gaps or resets seen in the event stream",
+            metrics.gaps.clone(),
+        );
+        registry.register(
+            "vigie_ingest_fetch_errors",
+            "Failed pulls from the event stream",
+            metrics.fetch_errors.clone(),
+        );
+        registry.register(
+            "vigie_ingest_ack_errors",
+            "Acknowledgements that could not be sent",
+            metrics.ack_errors.clone(),
+        );
+        registry.register(
+            "vigie_ingest_dead_letter_errors",
+            "Refused events that could not be stored as dead letters",
+            metrics.dead_letter_errors.clone(),
+        );
+        registry.register(
+            "vigie_events_dead_lettered",
+            "Refused events kept on the dead-letter subject",
+            metrics.dead_lettered_total.clone(),
+        );
+        registry.register(
+            "vigie_events_dead_lettered_by_reason",
+            "Refused events kept on the dead-letter subject, by reason",
+            metrics.dead_lettered.clone(),
+        );
+        metrics
+    }
+
+    /// Counts an event kept as a dead letter.
+    pub fn dead_lettered(&self, reason: RejectReason) {
+        self.dead_lettered_total.inc();
+        self.dead_lettered
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            })
+            .inc();
+    }
+}

@@ -1,0 +1,451 @@
+//! `vigie serve`: the service. Consumes a site's events from NATS JetStream, or, with no NATS
+//! configured, runs the embedded demo centre; serves metrics, health and readiness over HTTP.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use chrono::{NaiveTime, Timelike};
+use clap::{Args, ValueEnum};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use vigie_core::{Processor, SiteConfig, Timestamp, Window};
+use vigie_engine::{Clock, Engine, EngineHandle, EngineMetrics, system_clock};
+use vigie_ingest::{Ingest, IngestMetrics, NatsConfig, SiteSource};
+use vigie_sim::{SimConfig, Simulation};
+
+use crate::config::VigieConfig;
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per record.
+    Human,
+    /// One JSON object per record (for log collectors).
+    Json,
+}
+
+/// Arguments of `vigie serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Configuration file (`vigie.toml`). `VIGIE_*` environment variables override it
+    /// (`VIGIE_NATS__URL`, `VIGIE_HTTP__LISTEN`...), and these flags override both.
+    #[arg(long, env = "VIGIE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Consume events from this NATS server (`nats://host:4222`) instead of running the demo.
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
+    /// Address of the HTTP server (`/metrics`, `/healthz`, `/readyz`).
+    #[arg(long, value_name = "ADDRESS")]
+    pub http: Option<std::net::SocketAddr>,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+    /// Advisors of the demo centre (without NATS).
+    #[arg(long, default_value_t = 60)]
+    pub demo_advisors: usize,
+    /// Queues of the demo centre.
+    #[arg(long, default_value_t = 7)]
+    pub demo_queues: usize,
+    /// Seed of the demo centre's simulation.
+    #[arg(long, default_value_t = 1)]
+    pub demo_seed: u64,
+}
+
+/// Sets up logging: `RUST_LOG` (or `VIGIE_LOG`) filters, default `info`.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIE_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    // A second initialisation (tests running several services) keeps the first.
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Runs `vigie serve` until SIGINT or SIGTERM.
+pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("vigie")
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        serve(args, shutdown).await
+    })
+}
+
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => info!("SIGINT: stopping"),
+        _ = terminate => info!("SIGTERM: stopping"),
+    }
+    shutdown.cancel();
+}
+
+/// What `/readyz` and `vigie_ready` report.
+type Readiness = watch::Receiver<BTreeMap<String, bool>>;
+
+/// The service, until `shutdown` is cancelled; then it stops consuming, lets the engine apply
+/// and acknowledge what is in flight, and returns.
+pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let mut config = VigieConfig::layered(args.config.as_deref())?;
+    if let Some(url) = &args.nats {
+        config.nats.get_or_insert_with(NatsConfig::default).url = url.clone();
+    }
+    if let Some(listen) = args.http {
+        config.http.listen = listen;
+    }
+    let demo = match config.nats {
+        Some(_) => None,
+        None => Some(demo_centre(args)?),
+    };
+    if let Some(demo) = &demo {
+        config.sites = vec![demo.site.clone()];
+    }
+    config.validate()?;
+
+    let mut registry = Registry::default();
+    let engine_metrics = EngineMetrics::new(&mut registry);
+    let ready_gauge = Gauge::<i64>::default();
+    registry.register(
+        "vigie_ready",
+        "1 once every site has recovered its day and is live",
+        ready_gauge.clone(),
+    );
+    let ingest_metrics = IngestMetrics::new(&mut registry);
+    let registry = Arc::new(registry);
+
+    let clock = system_clock();
+    let processor = Processor::new(config.sites.clone(), config.processing.clone());
+    let (engine, handle) = Engine::new(
+        config.engine.clone(),
+        processor,
+        engine_metrics.clone(),
+        clock.clone(),
+    );
+    let engine_task = tokio::spawn(engine.run());
+
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
+    info!(address = %config.http.listen, "metrics on /metrics, health on /healthz and /readyz");
+
+    let (source, ready): (tokio::task::JoinHandle<anyhow::Result<()>>, Readiness) = match (
+        &config.nats,
+        demo,
+    ) {
+        (Some(nats), _) => {
+            let (_client, context) = vigie_ingest::connect(nats).await?;
+            info!(url = %nats.url, stream = %nats.stream.name, sites = config.sites.len(), "connected to NATS");
+            let sites = config
+                .sites
+                .iter()
+                .map(|site| SiteSource {
+                    site: site.id.clone(),
+                    calendar: site.calendar(),
+                })
+                .collect();
+            let ingest = Ingest::new(
+                nats.clone(),
+                context,
+                sites,
+                handle.clone(),
+                engine_metrics,
+                ingest_metrics,
+                clock.clone(),
+            )
+            .await?;
+            let ready = ingest.ready();
+            let token = shutdown.clone();
+            (
+                tokio::spawn(async move { ingest.run(token).await.map_err(anyhow::Error::from) }),
+                ready,
+            )
+        }
+        (None, Some(demo)) => {
+            warn!(
+                "no NATS configured: serving the embedded demo centre (simulated events; not for production)"
+            );
+            let (ready_tx, ready) = watch::channel(BTreeMap::from([(demo.site.id.clone(), false)]));
+            let feed = demo_feed(
+                demo,
+                handle.clone(),
+                clock.clone(),
+                ready_tx,
+                shutdown.clone(),
+            );
+            (tokio::spawn(feed), ready)
+        }
+        (None, None) => unreachable!("the demo is prepared whenever NATS is not configured"),
+    };
+    tokio::spawn(track_readiness(ready.clone(), ready_gauge));
+    tokio::spawn(log_summaries(handle.clone(), shutdown.clone()));
+
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(HttpState { registry, ready });
+    let http_shutdown = shutdown.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
+            .await
+    });
+
+    let source_result = source
+        .await
+        .context("the event source stopped abnormally")?;
+    if let Err(error) = &source_result {
+        warn!(error = %format!("{error:#}"), "the event source failed: stopping");
+        shutdown.cancel();
+    }
+    drop(handle);
+    // The engine ends when its last handle is gone (the summary logger drops its own at
+    // shutdown): what was queued is applied first.
+    let state = tokio::time::timeout(Duration::from_secs(30), engine_task)
+        .await
+        .context("the engine did not stop within 30 s")?
+        .context("the engine stopped abnormally")?;
+    for site in state.processor.sites() {
+        let stats = site.stats();
+        info!(site = %site.site().id, applied = stats.applied, duplicates = stats.duplicates, "stopped");
+    }
+    shutdown.cancel();
+    match tokio::time::timeout(Duration::from_secs(10), http).await {
+        Ok(Ok(Err(error))) => warn!(%error, "HTTP server error"),
+        Err(_) => warn!("the HTTP server did not stop within 10 s"),
+        _ => {}
+    }
+    source_result
+}
+
+#[derive(Clone)]
+struct HttpState {
+    registry: Arc<Registry>,
+    ready: Readiness,
+}
+
+async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
+    let mut text = String::new();
+    match prometheus_client::encoding::text::encode(&mut text, &state.registry) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        ),
+        Err(error) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain")],
+            error.to_string(),
+        ),
+    }
+}
+
+async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
+    let sites = state.ready.borrow().clone();
+    let ready = sites.values().all(|ready| *ready);
+    let body = serde_json::json!({ "ready": ready, "sites": sites });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+}
+
+async fn track_readiness(mut ready: Readiness, gauge: Gauge<i64>) {
+    loop {
+        let all = ready.borrow_and_update().values().all(|ready| *ready);
+        gauge.set(i64::from(all));
+        if ready.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Logs a line per site every 10 seconds: what a supervisor would glance at.
+async fn log_summaries(handle: EngineHandle, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(10));
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let summaries = handle
+            .query(|state| {
+                state
+                    .processor
+                    .sites()
+                    .map(|site| {
+                        let view = site.site_view(Window::Today);
+                        let totals = view.totals;
+                        let stats = site.stats();
+                        (
+                            view.site,
+                            view.as_of,
+                            totals,
+                            stats,
+                            state.feed(&site.site().id).complete(),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await;
+        let Ok(summaries) = summaries else { return };
+        for (site, as_of, totals, stats, complete) in summaries {
+            let by_state = totals.advisors;
+            info!(
+                site = %site,
+                as_of = %as_of,
+                complete,
+                events = stats.applied,
+                service_level = ?totals.flow.service_level.map(|sl| (sl * 1000.0).round() / 10.0),
+                abandon_rate = ?totals.flow.abandon_rate.map(|r| (r * 1000.0).round() / 10.0),
+                in_queue = totals.live.in_queue,
+                longest_wait = ?totals.live.longest_wait,
+                available = by_state.available,
+                busy = by_state.offered + by_state.talking + by_state.on_hold + by_state.acw,
+                pause = by_state.pause,
+                "today"
+            );
+        }
+    }
+}
+
+/// The embedded demo centre: a simulated site in the machine's time zone.
+struct Demo {
+    site: SiteConfig,
+    config: SimConfig,
+}
+
+fn local_zone() -> String {
+    iana_time_zone::get_timezone()
+        .ok()
+        .filter(|name| name.parse::<chrono_tz::Tz>().is_ok())
+        .unwrap_or_else(|| "UTC".to_owned())
+}
+
+/// The simulated day around `now`: it opened four hours ago (or at midnight) and runs for
+/// twelve hours (or until midnight), so that the demo is busy whatever the time.
+fn demo_day(base: &SimConfig, now: Timestamp) -> SimConfig {
+    let zone: chrono_tz::Tz = base.time_zone.parse().unwrap_or(chrono_tz::UTC);
+    let local = now.to_utc().with_timezone(&zone);
+    let hour = local.hour();
+    let open_hour = hour.saturating_sub(4);
+    let open = NaiveTime::from_hms_opt(open_hour, 0, 0).unwrap_or(NaiveTime::MIN);
+    let close = if open_hour + 12 >= 24 {
+        NaiveTime::from_hms_opt(23, 59, 0).unwrap_or(NaiveTime::MIN)
+    } else {
+        NaiveTime::from_hms_opt(open_hour + 12, 0, 0).unwrap_or(NaiveTime::MIN)
+    };
+    SimConfig {
+        date: local.date_naive(),
+        open,
+        close,
+        ..base.clone()
+    }
+}
+
+fn demo_centre(args: &ServeArgs) -> anyhow::Result<Demo> {
+    let base = SimConfig {
+        seed: args.demo_seed,
+        site_id: "demo".to_owned(),
+        site_name: Some("Demo centre (simulated)".to_owned()),
+        time_zone: local_zone(),
+        advisors: args.demo_advisors,
+        queues: args.demo_queues,
+        ..SimConfig::default()
+    };
+    let config = demo_day(&base, system_clock()());
+    let simulation =
+        Simulation::new(&config).map_err(|errors| anyhow::anyhow!("demo centre: {errors}"))?;
+    Ok(Demo {
+        site: simulation.site_config(),
+        config: base,
+    })
+}
+
+/// Feeds the engine with the demo day as the clock advances: what happened since the day's
+/// opening at once, then each event when its time comes. A new day starts when one ends.
+async fn demo_feed(
+    demo: Demo,
+    handle: EngineHandle,
+    clock: Clock,
+    ready: watch::Sender<BTreeMap<String, bool>>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    loop {
+        let day = demo_day(&demo.config, clock());
+        let simulation =
+            Simulation::new(&day).map_err(|errors| anyhow::anyhow!("demo centre: {errors}"))?;
+        let over = simulation.close_time() + vigie_core::Millis::from_mins(60);
+        info!(date = %day.date, open = %day.open, close = %day.close, "demo centre: a new simulated day");
+        let mut feed = simulation.into_feed();
+        let mut first = true;
+        loop {
+            let now = clock();
+            let mut batch = Vec::new();
+            while let Some(event) = feed.next_until(now) {
+                batch.push(event);
+                if batch.len() == 4096 {
+                    handle.feed(std::mem::take(&mut batch)).await?;
+                }
+            }
+            if first {
+                first = false;
+                // Batches are applied in order: once this one is, the day so far is.
+                handle.apply(batch).await?;
+                ready.send_modify(|ready| ready.values_mut().for_each(|r| *r = true));
+                info!("demo centre: live");
+            } else if !batch.is_empty() {
+                handle.feed(batch).await?;
+            }
+            if now > over {
+                break;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        }
+    }
+}
