@@ -9,6 +9,7 @@ pub mod config;
 mod connect;
 mod consume;
 mod metrics;
+pub mod publish;
 
 pub use config::{ConsumerConfig, NatsConfig, Secret, Storage, StreamConfig};
 pub use connect::{IngestError, connect, ensure_stream};
@@ -17,3 +18,7 @@ pub use consume::{
     REJECT_FIELD, REJECT_REASON, SiteSource, decode_message,
 };
 pub use metrics::IngestMetrics;
+pub use publish::{
+    Outgoing, PublishOutcome, PublishStats, Publisher, PublisherConfig, Report, RetryPolicy,
+    WireFormat,
+};

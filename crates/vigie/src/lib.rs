@@ -4,6 +4,7 @@
 //! failure is returned with its context for `main` to print.
 
 pub mod config;
+pub mod publish;
 pub mod render;
 pub mod replay;
 pub mod serve;

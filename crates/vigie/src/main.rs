@@ -4,7 +4,7 @@
 //! prints; the computing is in the library crates.
 
 use clap::{Parser, Subcommand};
-use vigie::{replay, serve, sim, staffing};
+use vigie::{publish, replay, serve, sim, staffing};
 
 /// Real-time supervision for contact centres: live service level, waits, advisor states and
 /// handling indicators computed from telephony and CRM events.
@@ -43,6 +43,17 @@ enum Command {
     ///
     /// For one interval (--volume) or every interval of a forecast (--forecast FILE.csv).
     Staffing(staffing::StaffingArgs),
+    /// Publish a JSON Lines file of events to NATS JetStream, as a connector does.
+    ///
+    /// Each event goes to `<subject prefix>.<site>.<type>` with `Nats-Msg-Id` = its id, so the
+    /// server drops what it already has (reported as duplicates). Lines that do not decode are
+    /// reported as not sent and never stop the run. Duplicates and failures are reported per
+    /// line on standard error, then a summary.
+    ///
+    /// Exit status: 0 when every event sent was stored or already there; 1 when an event could
+    /// not be published (after retries), on SIGINT or SIGTERM before the end of the input, on a
+    /// connection or read error, or, with --strict, when a line was not sent.
+    Publish(publish::PublishArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -52,6 +63,7 @@ fn main() -> std::process::ExitCode {
         Command::Replay(args) => replay::run(args),
         Command::Sim(args) => sim::run(args),
         Command::Staffing(args) => staffing::run(args),
+        Command::Publish(args) => publish::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

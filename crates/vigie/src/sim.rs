@@ -1,4 +1,5 @@
-//! `vigie sim`: write a simulated contact-centre day as JSON Lines.
+//! `vigie sim`: write a simulated contact-centre day as JSON Lines, or publish it to NATS
+//! JetStream live (`--nats`, in [`live`]).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -12,6 +13,11 @@ use vigie_core::Millis;
 use vigie_sim::{SimConfig, Simulation};
 
 use crate::config::VigieConfig;
+use crate::publish::FormatArg;
+
+mod live;
+
+pub use live::Speed;
 
 /// Arguments of `vigie sim`.
 #[derive(Args, Debug)]
@@ -58,6 +64,46 @@ pub struct SimArgs {
     /// Share of the roster absent that day, at unchanged volume: queues then overflow.
     #[arg(long, default_value_t = 0.0)]
     pub absent: f64,
+    /// Publish the day to NATS JetStream at this URL instead of writing it: what happened
+    /// before --start at once, then the rest paced by --speed (or --rate), with a progress bar;
+    /// Ctrl-C stops after the acknowledgements in flight. The site configuration is written
+    /// only with --config-out.
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with = "out",
+        help_heading = "Publishing to NATS"
+    )]
+    pub nats: Option<String>,
+    /// Configuration file whose `[nats]` section gives the credentials, TLS and the stream
+    /// (`--nats` sets the URL).
+    #[arg(long, requires = "nats", help_heading = "Publishing to NATS")]
+    pub config: Option<PathBuf>,
+    /// Simulated time per real time: 1 is real time, 60 an hour per minute, `max` as fast as
+    /// the acknowledgements allow.
+    #[arg(long, default_value = "1", value_parser = live::parse_speed, requires = "nats", help_heading = "Publishing to NATS")]
+    pub speed: Speed,
+    /// Publish N events per second whatever their times (load generation), from the start of
+    /// the day, instead of pacing by the simulated clock.
+    #[arg(long, value_name = "N", value_parser = live::parse_rate, requires = "nats", conflicts_with_all = ["speed", "start"], help_heading = "Publishing to NATS")]
+    pub rate: Option<f64>,
+    /// Local time of the site (HH:MM) from which publication is paced; the events before it
+    /// are published at once. Default: now if today is the simulated date and the centre is
+    /// open, otherwise the opening time.
+    #[arg(long, value_name = "HH:MM", value_parser = live::parse_start, requires = "nats", help_heading = "Publishing to NATS")]
+    pub start: Option<NaiveTime>,
+    /// Events sent and not yet acknowledged, at most (1 to 4096).
+    #[arg(long, default_value_t = 256, value_parser = crate::publish::parse_window, requires = "nats", help_heading = "Publishing to NATS")]
+    pub window: usize,
+    /// Encoding of the published events.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "json",
+        requires = "nats",
+        help_heading = "Publishing to NATS"
+    )]
+    pub format: FormatArg,
 }
 
 fn parse_hours(text: &str) -> Result<(NaiveTime, NaiveTime), String> {
@@ -143,6 +189,9 @@ pub fn run(args: &SimArgs) -> anyhow::Result<()> {
             toml::to_string(&file).context("cannot write the site configuration as TOML")?
         );
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(url) = &args.nats {
+        return live::run(args, &config, simulation, url, config_out.as_deref());
     }
 
     let started = Instant::now();

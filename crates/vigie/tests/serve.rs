@@ -1,0 +1,249 @@
+//! `vigie serve` as a process: the embedded demo, and a NATS feed interrupted by SIGTERM with
+//! no acknowledged event lost.
+#![allow(clippy::unwrap_used)] // A test fails loudly at the first surprise, on purpose.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{Duration as Days, NaiveTime};
+use vigie::config::VigieConfig;
+use vigie_core::Event;
+use vigie_ingest::publish::PublisherConfig;
+use vigie_sim::{SimConfig, Simulation};
+use vigie_tests::nats::{NatsServer, Signal, publish_events, signal, wait_within, within};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A plain HTTP GET on 127.0.0.1: the status code and the body.
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split(' ').nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// Polls `check` every 50 ms until it returns a value, at most `WAIT`.
+fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The value of a metric line (`name value`, or `name{labels} value`), if present.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+fn serve(args: &[&str], dir: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_vigie"))
+        .arg("serve")
+        .args(args)
+        .current_dir(dir)
+        .env_remove("VIGIE_CONFIG")
+        .env("VIGIE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn with_no_argument_it_serves_the_demo_centre_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = serve(&["--http", &format!("127.0.0.1:{port}")], dir.path());
+    let ready = eventually("the demo ready", || {
+        get(port, "/readyz").filter(|(status, _)| *status == 200)
+    });
+    assert!(ready.1.contains(r#""ready":true"#), "{}", ready.1);
+    assert_eq!(get(port, "/healthz").unwrap(), (200, "ok\n".to_owned()));
+    let metrics = get(port, "/metrics").unwrap().1;
+    assert!(
+        metric(&metrics, "vigie_events_applied_total").unwrap() > 0.0,
+        "{metrics}"
+    );
+    assert_eq!(metric(&metrics, "vigie_ready"), Some(1.0), "{metrics}");
+    signal(child.id(), Signal::TERM);
+    let output = wait_within(&mut child, WAIT);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("serving the embedded demo centre"), "{log}");
+    assert!(log.contains("SIGTERM: stopping"), "{log}");
+}
+
+/// A small day tomorrow, and the configuration of its site.
+fn day() -> (VigieConfig, Vec<Event>) {
+    let zone: chrono_tz::Tz = "Europe/Paris".parse().unwrap();
+    let date = chrono::Utc::now().with_timezone(&zone).date_naive() + Days::days(1);
+    let config = SimConfig {
+        seed: 11,
+        advisors: 24,
+        queues: 4,
+        date,
+        open: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+        close: NaiveTime::from_hms_opt(12, 0, 0).unwrap(),
+        ..SimConfig::default()
+    };
+    let simulation = Simulation::new(&config).unwrap();
+    let site = simulation.site_config();
+    (
+        VigieConfig {
+            sites: vec![site],
+            ..VigieConfig::default()
+        },
+        simulation.collect(),
+    )
+}
+
+/// The `applied` and `duplicates` of the final log line of a site.
+fn stopped_counts(log: &str) -> (u64, u64) {
+    let line = log
+        .lines()
+        .rev()
+        .find(|line| line.contains(" stopped "))
+        .unwrap_or_else(|| panic!("{log}"));
+    let field = |name: &str| -> u64 {
+        let start = line.find(&format!("{name}=")).unwrap() + name.len() + 1;
+        line[start..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (field("applied"), field("duplicates"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_feed_loses_no_acknowledged_event() {
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (config, events) = day();
+    let site = config.sites[0].id.clone();
+    std::fs::write(
+        dir.path().join("vigie.toml"),
+        toml::to_string(&config).unwrap(),
+    )
+    .unwrap();
+    let (_client, context) = server.connect_with_stream().await;
+    let publisher = PublisherConfig::new(&server.nats_config().stream);
+    let port = free_port();
+    let args = [
+        "--config",
+        "vigie.toml",
+        "--nats",
+        &server.url(),
+        "--http",
+        &format!("127.0.0.1:{port}"),
+    ];
+    let mut child = serve(&args, dir.path());
+    tokio::task::spawn_blocking(move || {
+        eventually("ready", || get(port, "/readyz").filter(|(s, _)| *s == 200))
+    })
+    .await
+    .unwrap();
+
+    // The feed runs while Vigie is told to stop, once it has applied a third of the day.
+    let feed = {
+        let (context, publisher, events) = (context.clone(), publisher.clone(), events.clone());
+        tokio::spawn(async move {
+            for chunk in events.chunks(200) {
+                publish_events(&context, publisher.clone(), chunk, WAIT).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let third = events.len() as f64 / 3.0;
+    tokio::task::spawn_blocking(move || {
+        eventually("a third of the day applied", || {
+            let metrics = get(port, "/metrics")?.1;
+            (metric(&metrics, "vigie_events_applied_total")? >= third).then_some(())
+        })
+    })
+    .await
+    .unwrap();
+    signal(child.id(), Signal::TERM);
+    let output = tokio::task::spawn_blocking(move || wait_within(&mut child, WAIT))
+        .await
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{log}");
+    let (applied, duplicates) = stopped_counts(&log);
+    within("the feed", WAIT, feed).await.unwrap();
+
+    // Everything the consumer acknowledged was applied before the process ended.
+    let stream = context.get_stream("VIGIE_EVENTS").await.unwrap();
+    let consumer = stream.consumer_info(format!("vigie-{site}")).await.unwrap();
+    let acknowledged = consumer.ack_floor.consumer_sequence;
+    assert!(acknowledged > 0, "{consumer:?}");
+    assert!(
+        acknowledged <= applied + duplicates,
+        "acknowledged {acknowledged}, applied {applied} + {duplicates}"
+    );
+    assert!(
+        (applied as usize) < events.len(),
+        "the stop came during the feed"
+    );
+
+    // Started again, it recovers the whole day from the stream.
+    let mut child = serve(&args, dir.path());
+    let total = events.len() as f64;
+    tokio::task::spawn_blocking(move || {
+        eventually("the whole day applied after the restart", || {
+            let metrics = get(port, "/metrics")?.1;
+            (metric(&metrics, "vigie_events_applied_total")? >= total).then_some(())
+        })
+    })
+    .await
+    .unwrap();
+    let metrics = tokio::task::spawn_blocking(move || get(port, "/metrics").unwrap().1)
+        .await
+        .unwrap();
+    assert_eq!(
+        metric(&metrics, "vigie_events_applied_total"),
+        Some(total),
+        "{metrics}"
+    );
+    signal(child.id(), Signal::TERM);
+    let output = tokio::task::spawn_blocking(move || wait_within(&mut child, WAIT))
+        .await
+        .unwrap();
+    assert!(output.status.success());
+}

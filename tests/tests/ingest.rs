@@ -1,0 +1,432 @@
+//! Ingestion from a real nats-server (started by each test on its own port and storage): the
+//! figures Vigie computes from the stream equal those of a replay of the same events, through
+//! duplicates, reordering, a NATS crash, a Vigie crash, and bad input.
+#![allow(clippy::unwrap_used)] // A test fails loudly at the first surprise, on purpose.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use chrono::{Duration as Days, NaiveTime};
+use prometheus_client::registry::Registry;
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use vigie_core::{Event, ProcessingConfig, Processor, SiteConfig, Window};
+use vigie_engine::{Engine, EngineConfig, EngineHandle, EngineMetrics, EngineState, system_clock};
+use vigie_ingest::publish::{PublishOutcome, Publisher, PublisherConfig};
+use vigie_ingest::{Ingest, IngestMetrics, NatsConfig, SiteSource};
+use vigie_sim::{Disorder, SimConfig, Simulation};
+use vigie_tests::nats::{NatsServer, publish_events, read_subject, within};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A small simulated day tomorrow (so that every event is later than the test's clock and
+/// views are taken at the newest event, as a replay takes them).
+fn day(seed: u64) -> (SiteConfig, Vec<Event>) {
+    let zone: chrono_tz::Tz = "Europe/Paris".parse().unwrap();
+    let tomorrow = chrono::Utc::now().with_timezone(&zone).date_naive() + Days::days(1);
+    let config = SimConfig {
+        seed,
+        advisors: 24,
+        queues: 4,
+        date: tomorrow,
+        open: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+        close: NaiveTime::from_hms_opt(11, 0, 0).unwrap(),
+        ..SimConfig::default()
+    };
+    let simulation = Simulation::new(&config).unwrap();
+    (simulation.site_config(), simulation.collect())
+}
+
+/// The views a replay of `events` (in this order) gives, every window.
+fn replay(site: &SiteConfig, events: &[Event]) -> Vec<Value> {
+    let mut processor = Processor::new(vec![site.clone()], ProcessingConfig::default());
+    for event in events {
+        processor.apply(event);
+    }
+    let site = processor.site(&site.id).unwrap();
+    Window::ALL
+        .iter()
+        .map(|w| serde_json::to_value(site.site_view(*w)).unwrap())
+        .collect()
+}
+
+/// Vigie's engine and ingestion, in this process, on the test's server.
+struct Vigie {
+    handle: EngineHandle,
+    shutdown: CancellationToken,
+    ingest: JoinHandle<Result<(), vigie_ingest::IngestError>>,
+    engine: JoinHandle<EngineState>,
+    ready: watch::Receiver<BTreeMap<String, bool>>,
+    registry: Registry,
+    site: String,
+}
+
+impl Vigie {
+    async fn start(nats: NatsConfig, site: &SiteConfig) -> Vigie {
+        let mut registry = Registry::default();
+        let engine_metrics = EngineMetrics::new(&mut registry);
+        let ingest_metrics = IngestMetrics::new(&mut registry);
+        let processor = Processor::new(vec![site.clone()], ProcessingConfig::default());
+        let (engine, handle) = Engine::new(
+            EngineConfig::default(),
+            processor,
+            engine_metrics.clone(),
+            system_clock(),
+        );
+        let engine = tokio::spawn(engine.run());
+        let (_client, context) = within("connecting", WAIT, vigie_ingest::connect(&nats))
+            .await
+            .unwrap();
+        let sources = vec![SiteSource {
+            site: site.id.clone(),
+            calendar: site.calendar(),
+        }];
+        let ingest = within(
+            "preparing the ingestion",
+            WAIT,
+            Ingest::new(
+                nats,
+                context,
+                sources,
+                handle.clone(),
+                engine_metrics,
+                ingest_metrics,
+                system_clock(),
+            ),
+        )
+        .await
+        .unwrap();
+        let ready = ingest.ready();
+        let shutdown = CancellationToken::new();
+        let ingest = tokio::spawn(ingest.run(shutdown.clone()));
+        Vigie {
+            handle,
+            shutdown,
+            ingest,
+            engine,
+            ready,
+            registry,
+            site: site.id.clone(),
+        }
+    }
+
+    async fn wait_ready(&mut self) {
+        within(
+            "recovery",
+            WAIT,
+            self.ready.wait_for(|sites| sites.values().all(|r| *r)),
+        )
+        .await
+        .unwrap();
+    }
+
+    /// Waits until `events` distinct events were applied.
+    async fn wait_applied(&self, events: u64) {
+        within(&format!("{events} events applied"), WAIT, async {
+            loop {
+                let site = self.site.clone();
+                let applied = self
+                    .handle
+                    .query(move |state| {
+                        state.processor.site(&site).map_or(0, |s| s.stats().applied)
+                    })
+                    .await
+                    .unwrap();
+                if applied >= events {
+                    assert_eq!(applied, events, "more events applied than published");
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+    }
+
+    async fn views(&self) -> Vec<Value> {
+        let site = self.site.clone();
+        self.handle
+            .query(move |state| {
+                let site = state.processor.site(&site).unwrap();
+                Window::ALL
+                    .iter()
+                    .map(|w| serde_json::to_value(site.site_view(*w)).unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap()
+    }
+
+    fn metrics(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry).unwrap();
+        text
+    }
+
+    /// Stops as on SIGTERM: consumption stops, what is in flight is applied and acknowledged.
+    async fn stop(self) -> EngineState {
+        self.shutdown.cancel();
+        within("the ingestion stopping", WAIT, self.ingest)
+            .await
+            .unwrap()
+            .unwrap();
+        drop(self.handle);
+        within("the engine stopping", WAIT, self.engine)
+            .await
+            .unwrap()
+    }
+
+    /// Stops as on a crash: nothing is finished.
+    fn kill(self) {
+        self.ingest.abort();
+        self.engine.abort();
+    }
+}
+
+fn stored(outcome: &PublishOutcome) -> bool {
+    matches!(outcome, PublishOutcome::Stored { .. })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_through_nats_gives_the_figures_of_a_replay() {
+    let server = NatsServer::start();
+    let (site, events) = day(1);
+    let (_client, context) = server.connect_with_stream().await;
+    let reports = publish_events(
+        &context,
+        PublisherConfig::new(&server.nats_config().stream),
+        &events,
+        WAIT,
+    )
+    .await;
+    assert!(
+        reports.iter().all(|r| stored(&r.outcome)),
+        "every event stored"
+    );
+    let mut vigie = Vigie::start(server.nats_config(), &site).await;
+    vigie.wait_ready().await;
+    vigie.wait_applied(events.len() as u64).await;
+    assert_eq!(vigie.views().await, replay(&site, &events));
+    let metrics = vigie.metrics();
+    assert!(
+        metrics.contains(&format!("vigie_events_applied_total {}", events.len())),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!("vigie_events_received_total {}", events.len())),
+        "{metrics}"
+    );
+    vigie.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_and_reordering_in_the_feed_change_nothing() {
+    let server = NatsServer::start();
+    let (site, events) = day(2);
+    // 5% duplicates and reordering within 20 s, as an at-least-once feed delivers.
+    let feed: Vec<Event> = Disorder::new(
+        events.clone().into_iter(),
+        9,
+        0.05,
+        vigie_core::Millis::from_secs(20),
+    )
+    .collect();
+    assert!(feed.len() > events.len());
+    let (_client, context) = server.connect_with_stream().await;
+    // The server drops copies with the same Nats-Msg-Id; some copies are sent without one, as
+    // a careless producer would, so that Vigie's own deduplication is exercised too.
+    let mut publisher = Publisher::new(
+        context.clone(),
+        PublisherConfig::new(&server.nats_config().stream),
+    );
+    let mut seen = std::collections::HashSet::new();
+    let mut reports = Vec::new();
+    for (index, event) in feed.iter().enumerate() {
+        let mut message = publisher.event_message(index as u64, event, None).unwrap();
+        if !seen.insert(event.id.clone()) && index % 2 == 0 {
+            message.headers = HeaderMap::new();
+        }
+        reports.extend(within("publishing", WAIT, publisher.send(message)).await);
+    }
+    reports.extend(within("publishing", WAIT, publisher.flush()).await);
+    assert!(
+        reports
+            .iter()
+            .any(|r| matches!(r.outcome, PublishOutcome::Duplicate { .. }))
+    );
+    let mut vigie = Vigie::start(server.nats_config(), &site).await;
+    vigie.wait_ready().await;
+    vigie.wait_applied(events.len() as u64).await;
+    // The same figures as a replay of the clean day.
+    assert_eq!(vigie.views().await, replay(&site, &events));
+    let metrics = vigie.metrics();
+    assert!(
+        !metrics.contains("vigie_events_duplicate_total 0\n"),
+        "Vigie dropped duplicates itself: {metrics}"
+    );
+    vigie.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_crash_mid_feed_loses_nothing_and_counts_nothing_twice() {
+    let mut server = NatsServer::start();
+    let (site, events) = day(3);
+    let (_client, context) = server.connect_with_stream().await;
+    let mut vigie = Vigie::start(server.nats_config(), &site).await;
+    vigie.wait_ready().await;
+    let half = events.len() / 2;
+    let config = PublisherConfig::new(&server.nats_config().stream);
+    publish_events(&context, config.clone(), &events[..half], WAIT).await;
+    vigie.wait_applied(half as u64).await;
+    server.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.restart();
+    // The publisher retries until the server is back; the consumer resumes by itself.
+    let reports = publish_events(&context, config, &events[half..], WAIT).await;
+    assert!(
+        reports
+            .iter()
+            .all(|r| !matches!(r.outcome, PublishOutcome::Failed(_))),
+        "{reports:?}"
+    );
+    vigie.wait_applied(events.len() as u64).await;
+    assert_eq!(vigie.views().await, replay(&site, &events));
+    vigie.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vigie_restarted_mid_day_recovers_the_state_of_a_run_that_never_stopped() {
+    let server = NatsServer::start();
+    let (site, events) = day(4);
+    let (_client, context) = server.connect_with_stream().await;
+    let config = PublisherConfig::new(&server.nats_config().stream);
+    let mut first = Vigie::start(server.nats_config(), &site).await;
+    first.wait_ready().await;
+    let third = events.len() / 3;
+    publish_events(&context, config.clone(), &events[..third], WAIT).await;
+    first.wait_applied(third as u64).await;
+    first.kill();
+    publish_events(&context, config.clone(), &events[third..2 * third], WAIT).await;
+    let mut second = Vigie::start(server.nats_config(), &site).await;
+    second.wait_ready().await;
+    second.wait_applied((2 * third) as u64).await;
+    assert_eq!(
+        second.views().await,
+        replay(&site, &events[..2 * third]),
+        "recovered from the stream"
+    );
+    // Live again after recovery.
+    publish_events(&context, config, &events[2 * third..], WAIT).await;
+    second.wait_applied(events.len() as u64).await;
+    assert_eq!(second.views().await, replay(&site, &events));
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_dead_lettered_with_its_reason_and_the_good_events_are_all_applied() {
+    let server = NatsServer::start();
+    let (site, events) = day(5);
+    let (_client, context) = server.connect_with_stream().await;
+    let mut vigie = Vigie::start(server.nats_config(), &site).await;
+    vigie.wait_ready().await;
+    let stream = server.nats_config().stream;
+    let mut publisher = Publisher::new(context.clone(), PublisherConfig::new(&stream));
+    let protobuf = {
+        let mut headers = HeaderMap::new();
+        headers.insert("Content-Type", "application/protobuf");
+        headers
+    };
+    let bad: Vec<(&str, HeaderMap, Bytes)> = vec![
+        ("malformed_json", HeaderMap::new(), Bytes::from_static(br#"{"id":"x","type":"contact.queued","#)),
+        (
+            "unknown_type",
+            HeaderMap::new(),
+            Bytes::from_static(br#"{"id":"u1","type":"contact.teleported","time":"2026-03-02T09:00:00Z","site":"paris","contact":"c"}"#),
+        ),
+        (
+            "missing_field",
+            HeaderMap::new(),
+            Bytes::from_static(br#"{"id":"m1","type":"contact.queued","time":"2026-03-02T09:00:00Z","site":"paris","contact":"c","queue":"q"}"#),
+        ),
+        ("malformed_json", HeaderMap::new(), Bytes::from_static(&[0xff, 0x00, 0x13, 0x37, 0xfe])),
+        ("too_large", HeaderMap::new(), Bytes::from(vec![b' '; 1024 * 1024])),
+        ("malformed_protobuf", protobuf, Bytes::from_static(&[0xff, 0xff, 0xff, 0xff])),
+    ];
+    // Interleaved with the good events: the bad ones every few hundred.
+    let spacing = events.len() / (bad.len() + 1);
+    let mut index = 0u64;
+    let mut bad_iter = bad.iter();
+    for (position, event) in events.iter().enumerate() {
+        if position > 0
+            && position % spacing == 0
+            && let Some((_, headers, payload)) = bad_iter.next()
+        {
+            let message = publisher
+                .raw_message(index, &site.id, "garbage", headers.clone(), payload.clone())
+                .unwrap();
+            within("publishing", WAIT, publisher.send(message)).await;
+            index += 1;
+        }
+        let message = publisher.event_message(index, event, None).unwrap();
+        within("publishing", WAIT, publisher.send(message)).await;
+        index += 1;
+    }
+    within("publishing", WAIT, publisher.flush()).await;
+    vigie.wait_applied(events.len() as u64).await;
+    assert_eq!(vigie.views().await, replay(&site, &events));
+    let letters = within("dead letters", WAIT, async {
+        loop {
+            let letters = read_subject(&context, &format!("vigie.dlq.{}", site.id), WAIT).await;
+            if letters.len() >= bad.len() {
+                return letters;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let reasons: Vec<&str> = letters
+        .iter()
+        .map(|l| l.header("Vigie-Reject-Reason").unwrap())
+        .collect();
+    let expected: Vec<&str> = bad.iter().map(|(reason, _, _)| *reason).collect();
+    assert_eq!(
+        reasons, expected,
+        "each bad message kept once, with its reason, in order"
+    );
+    for (letter, (_, _, payload)) in letters.iter().zip(&bad) {
+        assert_eq!(
+            &letter.payload, payload,
+            "the dead letter keeps the message as it was"
+        );
+        assert!(
+            letter
+                .header("Vigie-Reject-Detail")
+                .is_some_and(|d| !d.is_empty())
+        );
+        assert!(
+            letter
+                .header("Vigie-Original-Subject")
+                .unwrap()
+                .starts_with("vigie.events.")
+        );
+    }
+    let metrics = vigie.metrics();
+    for (reason, count) in [
+        ("malformed_json", 2),
+        ("unknown_type", 1),
+        ("missing_field", 1),
+        ("too_large", 1),
+        ("malformed_protobuf", 1),
+    ] {
+        let line = format!("vigie_events_rejected_total{{reason=\"{reason}\"}} {count}");
+        assert!(metrics.contains(&line), "{line} missing in {metrics}");
+    }
+    assert!(
+        metrics.contains(&format!("vigie_events_dead_lettered_total {}", bad.len())),
+        "{metrics}"
+    );
+    vigie.stop().await;
+}
