@@ -45,6 +45,9 @@ pub struct Simulation {
     action_seq: u64,
     out: VecDeque<Event>,
     event_seq: u64,
+    /// `<site>-<date>-<seed>-`: event ids of two simulated days (or seeds) never collide, so a
+    /// second run is not taken for redeliveries of the first.
+    id_prefix: String,
     contacts: Vec<Contact>,
     free_contacts: Vec<u32>,
     contact_count: u64,
@@ -309,6 +312,12 @@ impl Simulation {
             action_seq: 0,
             out: VecDeque::new(),
             event_seq: 0,
+            id_prefix: format!(
+                "{}-{}-{}-",
+                config.site_id,
+                config.date.format("%Y%m%d"),
+                config.seed
+            ),
             contacts: Vec::new(),
             free_contacts: Vec::new(),
             contact_count: 0,
@@ -423,9 +432,8 @@ impl Simulation {
 
     fn emit(&mut self, time: i64, body: EventBody) {
         self.event_seq += 1;
-        let mut id = String::with_capacity(self.site.id.len() + 10);
-        id.push_str(&self.site.id);
-        id.push('-');
+        let mut id = String::with_capacity(self.id_prefix.len() + 8);
+        id.push_str(&self.id_prefix);
         push_number(&mut id, self.event_seq, 1);
         let time = if self.whole_seconds {
             time - time.rem_euclid(1000)
