@@ -235,7 +235,8 @@ impl SiteIngest {
                 durable_name: Some(name.clone()),
                 description: Some(format!("Vigie, site {}", self.source.site)),
                 deliver_policy: deliver,
-                ack_policy: AckPolicy::Explicit,
+                // One acknowledgement per batch covers every message before it.
+                ack_policy: AckPolicy::All,
                 ack_wait: self.config.consumer.ack_wait.0,
                 max_ack_pending: self.config.consumer.max_ack_pending,
                 filter_subject: self.config.stream.site_filter(&self.source.site),
@@ -284,7 +285,7 @@ impl SiteIngest {
         }
 
         let (in_flight_tx, in_flight) = mpsc::channel::<InFlight>(8);
-        let acker = tokio::spawn(shared.clone().acknowledge(in_flight));
+        let acker = tokio::spawn(shared.clone().acknowledge(in_flight, shutdown.clone()));
         let mut last_sequence: u64 = 0;
         let mut backoff = Duration::from_millis(100);
         'consume: while !shutdown.is_cancelled() {
@@ -519,17 +520,21 @@ impl SiteIngest {
         }
     }
 
-    /// Takes the engine's outcomes in order: acknowledges what it accepted (or already had),
-    /// dead-letters what it refused.
+    /// Takes the engine's outcomes in order: dead-letters what it refused (terminating each),
+    /// then acknowledges the batch with one acknowledgement of its last accepted message (the
+    /// consumer acknowledges everything up to it). A refused message that cannot be kept as a
+    /// dead letter holds the acknowledgements back until it can: nothing refused is lost.
     async fn acknowledge(
         self: Arc<Self>,
         mut in_flight: mpsc::Receiver<InFlight>,
+        shutdown: CancellationToken,
     ) -> Result<(), IngestError> {
         while let Some(batch) = in_flight.recv().await {
             let outcomes = match batch.outcomes {
                 Some(outcomes) => outcomes.await.map_err(|_| IngestError::EngineStopped)?,
                 None => Vec::new(),
             };
+            let mut last_accepted = None;
             for (message, read) in batch.messages.iter().zip(&batch.reads) {
                 let refused = match read {
                     Read::Event(index) => match outcomes.get(*index) {
@@ -542,14 +547,24 @@ impl SiteIngest {
                     }
                 };
                 match refused {
-                    None => self.ack(message, AckKind::Ack).await,
+                    None => last_accepted = Some(message),
                     Some(rejection) => {
-                        // Terminated only once kept as a dead letter: else it comes again.
-                        if self.dead_letter(message, &rejection).await {
-                            self.ack(message, AckKind::Term).await;
+                        let mut backoff = Duration::from_millis(100);
+                        while !self.dead_letter(message, &rejection).await {
+                            tokio::select! {
+                                // Nothing of this batch or after it is acknowledged: the
+                                // server delivers it again to the next start.
+                                _ = shutdown.cancelled() => return Ok(()),
+                                _ = tokio::time::sleep(backoff) => {}
+                            }
+                            backoff = (backoff * 2).min(Duration::from_secs(5));
                         }
+                        self.ack(message, AckKind::Term).await;
                     }
                 }
+            }
+            if let Some(message) = last_accepted {
+                self.ack(message, AckKind::Ack).await;
             }
             if batch.caught_up {
                 self.caught_up().await;
@@ -607,7 +622,7 @@ impl SiteIngest {
             }
             Err(error) => {
                 self.metrics.dead_letter_errors.inc();
-                warn!(site = %self.source.site, %subject, %error, "cannot dead-letter a refused event; it will come again");
+                warn!(site = %self.source.site, %subject, %error, "cannot dead-letter a refused event; retrying before acknowledging further");
                 false
             }
         }
