@@ -95,6 +95,15 @@ impl NatsServer {
     /// When the binary is missing, or the server does not accept connections within
     /// [`START_TIMEOUT`] (the panic message carries its log).
     pub fn start() -> NatsServer {
+        NatsServer::start_with("")
+    }
+
+    /// Starts a server with `extra` appended to its configuration (authorization, accounts).
+    ///
+    /// # Panics
+    ///
+    /// As [`NatsServer::start`].
+    pub fn start_with(extra: &str) -> NatsServer {
         let dir = tempfile::Builder::new()
             .prefix("vigie-nats-")
             .tempdir()
@@ -109,7 +118,7 @@ impl NatsServer {
              listen: \"127.0.0.1:{port}\"\n\
              # Tests send 1 MiB messages.\n\
              max_payload: 8MB\n\
-             jetstream {{\n  store_dir: {store:?}\n}}\n"
+             jetstream {{\n  store_dir: {store:?}\n}}\n{extra}\n"
         );
         std::fs::write(dir.path().join("nats.conf"), config).expect("the server configuration");
         let mut server = NatsServer {

@@ -247,3 +247,107 @@ async fn sigterm_during_a_feed_loses_no_acknowledged_event() {
         .unwrap();
     assert!(output.status.success());
 }
+
+#[test]
+fn credentials_connect_and_are_never_logged() {
+    const PASSWORD: &str = "pa55-w0rd-never-logged";
+    let server = NatsServer::start_with(&format!(
+        "authorization {{ user: vigie, password: \"{PASSWORD}\" }}"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let (mut config, _) = day();
+    let mut nats = server.nats_config();
+    nats.user = Some("vigie".to_owned());
+    nats.password = Some(vigie_ingest::Secret(PASSWORD.to_owned()));
+    config.nats = Some(nats);
+    std::fs::write(
+        dir.path().join("vigie.toml"),
+        toml::to_string(&config).unwrap(),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut child = serve(
+        &[
+            "--config",
+            "vigie.toml",
+            "--http",
+            &format!("127.0.0.1:{port}"),
+        ],
+        dir.path(),
+    );
+    eventually("ready with user and password", || {
+        get(port, "/readyz").filter(|(s, _)| *s == 200)
+    });
+    signal(child.id(), Signal::TERM);
+    let output = wait_within(&mut child, WAIT);
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
+    assert!(log.contains("connected to NATS"), "{log}");
+    assert!(
+        !log.contains(PASSWORD),
+        "the password leaked into the log:\n{log}"
+    );
+
+    // A wrong password, given through the environment (overriding the file): a clear error.
+    let output = Command::new(env!("CARGO_BIN_EXE_vigie"))
+        .args([
+            "serve",
+            "--config",
+            "vigie.toml",
+            "--http",
+            &format!("127.0.0.1:{}", free_port()),
+        ])
+        .current_dir(dir.path())
+        .env("VIGIE_NATS__PASSWORD", "wrong-password-also-secret")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = output;
+    let output = wait_within(&mut child, WAIT);
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{log}");
+    assert!(log.contains("cannot connect to NATS at"), "{log}");
+    assert!(
+        !log.contains("wrong-password-also-secret") && !log.contains(PASSWORD),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_token_from_the_environment_connects() {
+    const TOKEN: &str = "t0ken-never-logged";
+    let server = NatsServer::start_with(&format!("authorization {{ token: \"{TOKEN}\" }}"));
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = day();
+    std::fs::write(
+        dir.path().join("vigie.toml"),
+        toml::to_string(&config).unwrap(),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigie"))
+        .args([
+            "serve",
+            "--config",
+            "vigie.toml",
+            "--nats",
+            &server.url(),
+            "--http",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .current_dir(dir.path())
+        .env("VIGIE_NATS__TOKEN", TOKEN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually("ready with a token", || {
+        get(port, "/readyz").filter(|(s, _)| *s == 200)
+    });
+    signal(child.id(), Signal::TERM);
+    let output = wait_within(&mut child, WAIT);
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
+    assert!(!log.contains(TOKEN), "{log}");
+}
