@@ -86,7 +86,11 @@ async fn run(advisors: usize, queues: usize) {
     let consumer = stream
         .create_consumer(pull::Config {
             durable_name: Some("baseline".to_owned()),
-            deliver_policy: DeliverPolicy::All,
+            // The same selection as Vigie's consumer: the site's subjects, from a start time.
+            deliver_policy: DeliverPolicy::ByStartTime {
+                start_time: chrono::Utc::now() - chrono::Duration::days(1),
+            },
+            filter_subject: nats.stream.site_filter(&site.id),
             ack_policy: AckPolicy::All,
             max_ack_pending: nats.consumer.max_ack_pending,
             max_batch: nats.consumer.batch as i64,
@@ -182,6 +186,13 @@ async fn run(advisors: usize, queues: usize) {
         events.len(),
         recovery.as_secs_f64()
     );
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("metrics encode");
+    let batches = text
+        .lines()
+        .find_map(|l| l.strip_prefix("vigie_engine_batch_events_count "))
+        .unwrap_or("?");
+    println!("batches handed to the engine: {batches}");
     shutdown.cancel();
     let _ = task.await;
     drop(handle);

@@ -87,6 +87,8 @@ struct InFlight {
     outcomes: Option<oneshot::Receiver<Vec<Outcome>>>,
     /// The last message said nothing more was pending: recovery is over once this is applied.
     caught_up: bool,
+    /// Read by the durable consumer (acknowledged), not by the recovery (not acknowledged).
+    acknowledge: bool,
 }
 
 impl Ingest {
@@ -168,6 +170,8 @@ async fn ensure_dead_letters(context: &Context, config: &NatsConfig) -> Result<(
     };
     let mut settings = stream_config(&stream);
     settings.description = Some("Events Vigie refused, with the reason in headers".to_owned());
+    // Every start replays the day: a refused event dead-lettered again is stored once.
+    settings.duplicate_window = Duration::from_secs(24 * 3600);
     if config.stream.create {
         context
             .get_or_create_stream(settings)
@@ -268,28 +272,29 @@ impl SiteIngest {
         })
         .await;
         let start_time = chrono::DateTime::from_timestamp_millis(start.0).unwrap_or_default();
-        let mut consumer = self
-            .consumer(DeliverPolicy::ByStartTime { start_time })
-            .await?;
-        let pending = consumer
-            .info()
-            .await
-            .map_err(|e| IngestError::Consumer {
-                consumer: self.durable_name(),
-                message: e.to_string(),
-            })?
-            .num_pending;
         let shared = Arc::new(self);
-        if pending == 0 {
-            shared.caught_up().await;
-        }
-
         let (in_flight_tx, in_flight) = mpsc::channel::<InFlight>(8);
         let acker = tokio::spawn(shared.clone().acknowledge(in_flight, shutdown.clone()));
         let mut last_sequence: u64 = 0;
+        let recovered = shared
+            .recover(start_time, &in_flight_tx, &mut last_sequence, &shutdown)
+            .await?;
+        // Live: the durable consumer goes on after the last message the recovery read.
+        let deliver = if last_sequence > 0 {
+            DeliverPolicy::ByStartSequence {
+                start_sequence: last_sequence + 1,
+            }
+        } else {
+            DeliverPolicy::ByStartTime { start_time }
+        };
+        let mut consumer = if recovered {
+            Some(shared.consumer(deliver).await?)
+        } else {
+            None
+        };
         let mut backoff = Duration::from_millis(100);
-        'consume: while !shutdown.is_cancelled() {
-            let stream = consumer
+        'consume: while let Some(live) = consumer.as_ref().filter(|_| !shutdown.is_cancelled()) {
+            let stream = live
                 .stream()
                 .max_messages_per_batch(shared.config.consumer.batch)
                 .heartbeat(Duration::from_secs(5))
@@ -355,7 +360,7 @@ impl SiteIngest {
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                     consumer = match shared.resume(last_sequence).await {
-                        Ok(consumer) => consumer,
+                        Ok(resumed) => Some(resumed),
                         Err(error) => {
                             warn!(site = %site, %error, "cannot recreate the consumer; retrying");
                             continue;
@@ -372,6 +377,110 @@ impl SiteIngest {
                 consumer: shared.durable_name(),
                 message: panicked.to_string(),
             }),
+        }
+    }
+
+    /// Replays the day through an ephemeral consumer that needs no acknowledgements (the
+    /// state is rebuilt from the stream at every start anyway), until nothing is pending.
+    /// False if stopped before the end.
+    async fn recover(
+        &self,
+        start_time: chrono::DateTime<chrono::Utc>,
+        in_flight: &mpsc::Sender<InFlight>,
+        last_sequence: &mut u64,
+        shutdown: &CancellationToken,
+    ) -> Result<bool, IngestError> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let deliver = if *last_sequence > 0 {
+                DeliverPolicy::ByStartSequence {
+                    start_sequence: *last_sequence + 1,
+                }
+            } else {
+                DeliverPolicy::ByStartTime { start_time }
+            };
+            let name = format!("recovery of {}", self.source.site);
+            let error = |message: String| IngestError::Consumer {
+                consumer: name.clone(),
+                message,
+            };
+            let stream = self
+                .context
+                .get_stream(&self.config.stream.name)
+                .await
+                .map_err(|e| error(e.to_string()))?;
+            let mut consumer = stream
+                .create_consumer(pull::Config {
+                    description: Some(format!("Vigie recovering site {}", self.source.site)),
+                    deliver_policy: deliver,
+                    ack_policy: AckPolicy::None,
+                    filter_subject: self.config.stream.site_filter(&self.source.site),
+                    max_batch: i64::try_from(self.config.consumer.batch).unwrap_or(i64::MAX),
+                    inactive_threshold: Duration::from_secs(60),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| error(e.to_string()))?;
+            let pending = consumer
+                .info()
+                .await
+                .map_err(|e| error(e.to_string()))?
+                .num_pending;
+            if pending == 0 {
+                self.caught_up().await;
+                return Ok(true);
+            }
+            let messages = consumer
+                .stream()
+                .max_messages_per_batch(self.config.consumer.batch)
+                .heartbeat(Duration::from_secs(5))
+                .expires(Duration::from_secs(30))
+                .messages()
+                .await;
+            let mut messages = match messages {
+                Ok(messages) => messages.ready_chunks(self.config.consumer.batch),
+                Err(e) => {
+                    warn!(site = %self.source.site, error = %e, "recovery cannot pull; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            'pull: loop {
+                let chunk = tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(false),
+                    chunk = messages.next() => chunk,
+                };
+                let Some(chunk) = chunk else { break 'pull };
+                let mut batch = Vec::with_capacity(chunk.len());
+                let mut failed = false;
+                for item in chunk {
+                    match item {
+                        Ok(message) => batch.push(message),
+                        Err(e) => {
+                            self.metrics.fetch_errors.inc();
+                            warn!(site = %self.source.site, error = %e, "recovery pull failed; resuming");
+                            failed = true;
+                        }
+                    }
+                }
+                if !batch.is_empty() {
+                    let mut read = self.read_batch(batch, last_sequence).await?;
+                    read.acknowledge = false;
+                    let done = read.caught_up;
+                    if in_flight.send(read).await.is_err() {
+                        return Ok(false);
+                    }
+                    if done {
+                        return Ok(true);
+                    }
+                }
+                if failed {
+                    break 'pull;
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     }
 
@@ -496,6 +605,7 @@ impl SiteIngest {
             reads,
             outcomes,
             caught_up,
+            acknowledge: true,
         })
     }
 
@@ -559,11 +669,13 @@ impl SiteIngest {
                             }
                             backoff = (backoff * 2).min(Duration::from_secs(5));
                         }
-                        self.ack(message, AckKind::Term).await;
+                        if batch.acknowledge {
+                            self.ack(message, AckKind::Term).await;
+                        }
                     }
                 }
             }
-            if let Some(message) = last_accepted {
+            if let Some(message) = last_accepted.filter(|_| batch.acknowledge) {
                 self.ack(message, AckKind::Ack).await;
             }
             if batch.caught_up {
