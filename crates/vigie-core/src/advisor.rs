@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use smallvec::SmallVec;
 
 use crate::contact::{Phase, Span};
-use crate::tally::{AdvisorTally, EntryLog};
+use crate::tally::{AdvisorLog, reserve_tight, shrink_tight};
 use crate::time::{Day, DayCache, Millis, Timestamp};
 
 /// Index of an interned pause reason.
@@ -25,18 +25,187 @@ pub(crate) enum Status {
     Pause(ReasonIdx),
 }
 
+impl Status {
+    const LOGGED_OUT: u32 = u32::MAX;
+    const AVAILABLE: u32 = u32::MAX - 1;
+
+    /// The status in 32 bits. Reason indices stay below `u32::MAX - 1`: each interned reason
+    /// holds its name in memory, and 4 billion of them would not fit.
+    fn pack(self) -> u32 {
+        match self {
+            Status::LoggedOut => Status::LOGGED_OUT,
+            Status::Available => Status::AVAILABLE,
+            Status::Pause(reason) => {
+                debug_assert!(reason < Status::AVAILABLE, "reason index {reason}");
+                reason
+            }
+        }
+    }
+
+    fn unpack(packed: u32) -> Status {
+        match packed {
+            Status::LOGGED_OUT => Status::LoggedOut,
+            Status::AVAILABLE => Status::Available,
+            reason => Status::Pause(reason),
+        }
+    }
+}
+
 /// A status change at an instant; `rank` and `tie` order changes of the same millisecond.
+/// 24 bytes: the status is packed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct StatusPoint {
     pub time: Timestamp,
-    pub rank: u8,
     pub tie: u64,
-    pub status: Status,
+    status: u32,
+    pub rank: u8,
 }
 
 impl StatusPoint {
+    pub(crate) fn new(time: Timestamp, rank: u8, tie: u64, status: Status) -> StatusPoint {
+        StatusPoint {
+            time,
+            tie,
+            status: status.pack(),
+            rank,
+        }
+    }
+
+    pub(crate) fn status(&self) -> Status {
+        Status::unpack(self.status)
+    }
+
     fn key(&self) -> (Timestamp, u8, u64) {
         (self.time, self.rank, self.tie)
+    }
+}
+
+/// A span as its advisor keeps it (the advisor is implied): 32 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct TimelineSpan {
+    start: Timestamp,
+    /// Meaningful once `closed` (zero while open, so that equal spans compare equal).
+    end: Timestamp,
+    leg_start: Timestamp,
+    phase: Phase,
+    closed: bool,
+}
+
+impl TimelineSpan {
+    fn new(span: &Span) -> TimelineSpan {
+        TimelineSpan {
+            start: span.start,
+            end: span.end.unwrap_or_default(),
+            leg_start: span.leg_start,
+            phase: span.phase,
+            closed: span.end.is_some(),
+        }
+    }
+
+    fn end(&self) -> Option<Timestamp> {
+        self.closed.then_some(self.end)
+    }
+
+    /// In progress at `at`.
+    fn active(&self, at: Timestamp) -> bool {
+        self.start <= at && (!self.closed || self.end > at)
+    }
+}
+
+/// The largest gap between two entries of a [`ClassLog`], in ms (30 bits).
+const MAX_CLASS_GAP: i64 = (1 << 30) - 1;
+
+/// Occupancy-class changes before the settled horizon, covering the longest trailing window:
+/// 4 bytes an entry, the class in the low 2 bits and the time since the previous entry above.
+///
+/// Queries look no further back than the longest trailing window before the newest event, so
+/// when an entry comes more than [`MAX_CLASS_GAP`] (12 days) after the previous one, the
+/// previous class is kept as starting `MAX_CLASS_GAP` before it and older entries dropped:
+/// nothing a query can see changes.
+#[derive(Clone, Debug, Default)]
+struct ClassLog {
+    /// Time of the first entry.
+    first: Timestamp,
+    /// Time of the last entry.
+    last: Timestamp,
+    /// The first entry's time field is not used (`first` holds it).
+    entries: VecDeque<u32>,
+}
+
+impl ClassLog {
+    fn pack(gap: i64, class: Class) -> u32 {
+        debug_assert!((0..=MAX_CLASS_GAP).contains(&gap));
+        ((gap as u32) << 2) | class as u32
+    }
+
+    fn class(entry: u32) -> Class {
+        match entry & 3 {
+            0 => Class::Handling,
+            1 => Class::Idle,
+            2 => Class::Paused,
+            _ => Class::Out,
+        }
+    }
+
+    fn gap(entry: u32) -> Millis {
+        Millis(i64::from(entry >> 2))
+    }
+
+    fn last_class(&self) -> Option<Class> {
+        self.entries.back().map(|entry| ClassLog::class(*entry))
+    }
+
+    /// Appends a change at `time`, at or after the last one.
+    fn push(&mut self, time: Timestamp, class: Class) {
+        let Some(&last) = self.entries.back() else {
+            self.first = time;
+            self.last = time;
+            self.entries.push_back(ClassLog::pack(0, class));
+            return;
+        };
+        if (time - self.last).0 > MAX_CLASS_GAP {
+            self.entries.clear();
+            self.first = time - Millis(MAX_CLASS_GAP);
+            self.last = self.first;
+            self.entries
+                .push_back(ClassLog::pack(0, ClassLog::class(last)));
+        }
+        reserve_tight(&mut self.entries);
+        self.entries
+            .push_back(ClassLog::pack((time - self.last).0, class));
+        self.last = time;
+    }
+
+    /// Entries with their times, oldest first.
+    fn iter(&self) -> impl Iterator<Item = (Timestamp, Class)> + '_ {
+        let mut time = self.first;
+        self.entries.iter().enumerate().map(move |(index, entry)| {
+            if index > 0 {
+                time = time + ClassLog::gap(*entry);
+            }
+            (time, ClassLog::class(*entry))
+        })
+    }
+
+    /// Keeps the class in force at `keep_from`, then the changes after it.
+    fn prune(&mut self, keep_from: Timestamp) {
+        while let Some(&second) = self.entries.get(1) {
+            let second_time = self.first + ClassLog::gap(second);
+            if second_time > keep_from {
+                break;
+            }
+            self.entries.pop_front();
+            self.first = second_time;
+        }
+        shrink_tight(&mut self.entries);
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<u32>()
     }
 }
 
@@ -75,7 +244,6 @@ pub(crate) struct DayTimes {
     /// Per reason: time in pause status and number of pauses started.
     pub pauses: SmallVec<[(ReasonIdx, Millis, u32); 3]>,
     pub first_login: Option<Timestamp>,
-    pub last_logout: Option<Timestamp>,
 }
 
 impl DayTimes {
@@ -111,7 +279,6 @@ impl DayTimes {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        self.last_logout = self.last_logout.max(other.last_logout);
     }
 }
 
@@ -130,10 +297,10 @@ impl State {
         class: Class::Out,
     };
 
-    fn from(status: Status, spans: &[Span], at: Timestamp) -> State {
+    fn from(status: Status, spans: &[TimelineSpan], at: Timestamp) -> State {
         let mut counts = [0u32; 4];
         for span in spans {
-            if span.start <= at && span.end.is_none_or(|end| end > at) {
+            if span.active(at) {
                 counts[span.phase as usize] += 1;
             }
         }
@@ -170,11 +337,74 @@ impl State {
     }
 }
 
-/// The state at the settled horizon.
+/// The state at the end of a walk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Snapshot {
     state: State,
     display_since: Option<Timestamp>,
+}
+
+impl Display {
+    /// The display in 32 bits, as [`Status::pack`].
+    fn pack(self) -> u32 {
+        match self {
+            Display::Offered => u32::MAX,
+            Display::Talking => u32::MAX - 1,
+            Display::OnHold => u32::MAX - 2,
+            Display::Acw => u32::MAX - 3,
+            Display::Available => u32::MAX - 4,
+            Display::LoggedOut => u32::MAX - 5,
+            Display::Pause(reason) => {
+                debug_assert!(reason < u32::MAX - 5, "reason index {reason}");
+                reason
+            }
+        }
+    }
+
+    fn unpack(packed: u32) -> Display {
+        match packed {
+            u32::MAX => Display::Offered,
+            0xFFFF_FFFE => Display::Talking,
+            0xFFFF_FFFD => Display::OnHold,
+            0xFFFF_FFFC => Display::Acw,
+            0xFFFF_FFFB => Display::Available,
+            0xFFFF_FFFA => Display::LoggedOut,
+            reason => Display::Pause(reason),
+        }
+    }
+}
+
+/// The state at the settled horizon, packed in 24 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SettledSnapshot {
+    status: u32,
+    display: u32,
+    class: Class,
+    has_display_since: bool,
+    display_since: Timestamp,
+}
+
+impl SettledSnapshot {
+    fn pack(snapshot: Snapshot) -> SettledSnapshot {
+        SettledSnapshot {
+            status: snapshot.state.status.pack(),
+            display: snapshot.state.display.pack(),
+            class: snapshot.state.class,
+            has_display_since: snapshot.display_since.is_some(),
+            display_since: snapshot.display_since.unwrap_or_default(),
+        }
+    }
+
+    fn unpack(self) -> Snapshot {
+        Snapshot {
+            state: State {
+                status: Status::unpack(self.status),
+                display: Display::unpack(self.display),
+                class: self.class,
+            },
+            display_since: self.has_display_since.then_some(self.display_since),
+        }
+    }
 }
 
 /// What a walk over the timeline reports.
@@ -192,14 +422,14 @@ struct DayAccumulator<'a> {
     /// Only the day starting at this instant counts, when set.
     only_day: Option<Timestamp>,
     /// Class changes, for the trailing-window log.
-    classes: Option<&'a mut VecDeque<(Timestamp, Class)>>,
+    classes: Option<&'a mut ClassLog>,
 }
 
 impl DayAccumulator<'_> {
-    /// Adds `[start, end)`, which lies within one day.
-    fn add(&mut self, start: Timestamp, end: Timestamp, state: State) {
+    /// Adds `[start, end)`, which lies within the day starting at `day`.
+    fn add(&mut self, day: Timestamp, start: Timestamp, end: Timestamp, state: State) {
         let span = end - start;
-        let Some(times) = self.day_for(start) else {
+        let Some(times) = self.times_of(day) else {
             return;
         };
         if state.status != Status::LoggedOut {
@@ -217,6 +447,11 @@ impl DayAccumulator<'_> {
 
     fn day_for(&mut self, time: Timestamp) -> Option<&mut DayTimes> {
         let day = self.days.day_of(time).start;
+        self.times_of(day)
+    }
+
+    /// The times of the day starting at `day`, if that day counts.
+    fn times_of(&mut self, day: Timestamp) -> Option<&mut DayTimes> {
         if self.only_day.is_some_and(|only| only != day) {
             return None;
         }
@@ -230,9 +465,9 @@ impl DayAccumulator<'_> {
 impl WalkSink for DayAccumulator<'_> {
     fn segment(&mut self, mut start: Timestamp, end: Timestamp, state: State) {
         if let Some(log) = self.classes.as_deref_mut()
-            && log.back().is_none_or(|(_, class)| *class != state.class)
+            && log.last_class() != Some(state.class)
         {
-            log.push_back((start, state.class));
+            log.push(start, state.class);
         }
         if state.status == Status::LoggedOut && state.class == Class::Out {
             return; // Nothing accumulates while logged out and idle.
@@ -243,14 +478,14 @@ impl WalkSink for DayAccumulator<'_> {
             start = start.max(day.start);
             let end = end.min(day.end);
             if start < end {
-                self.add(start, end, state);
+                self.add(day.start, start, end, state);
             }
             return;
         }
         while start < end {
             let day = self.days.day_of(start);
             let stop = end.min(day.end);
-            self.add(start, stop, state);
+            self.add(day.start, start, stop, state);
             start = stop;
         }
     }
@@ -266,9 +501,6 @@ impl WalkSink for DayAccumulator<'_> {
         }
         if old == Status::LoggedOut && new != Status::LoggedOut {
             times.first_login = Some(times.first_login.map_or(time, |first| first.min(time)));
-        }
-        if new == Status::LoggedOut && old != Status::LoggedOut {
-            times.last_logout = Some(times.last_logout.map_or(time, |last| last.max(time)));
         }
     }
 }
@@ -290,14 +522,18 @@ pub(crate) struct Advisor {
     pub login_team: Option<(Timestamp, u32)>,
     /// Display name from the latest login that gave one.
     pub name: Option<(Timestamp, Box<str>)>,
-    pub tally: EntryLog<AdvisorTally>,
-    statuses: SmallVec<[StatusPoint; 2]>,
-    spans: Vec<Span>,
-    settled_until: Timestamp,
-    snapshot: Snapshot,
+    pub tally: AdvisorLog,
+    /// Status changes after the horizon, in order: rare, so kept behind a pointer (8 bytes
+    /// here) and given back once empty.
+    #[allow(clippy::box_collection, reason = "8 bytes per advisor rather than 24")]
+    statuses: Option<Box<Vec<StatusPoint>>>,
+    /// Spans after the horizon or still open: usually one or two.
+    spans: SmallVec<[TimelineSpan; 4]>,
+    /// The state at the horizon (`tally.settled_until()`, which the timeline shares).
+    snapshot: SettledSnapshot,
     settled_day: DayTimes,
     /// Class changes before the horizon, covering the longest trailing window.
-    class_log: VecDeque<(Timestamp, Class)>,
+    class_log: ClassLog,
 }
 
 impl Advisor {
@@ -305,36 +541,45 @@ impl Advisor {
         Advisor {
             login_team: None,
             name: None,
-            tally: EntryLog::new(settled_until),
-            statuses: SmallVec::new(),
-            spans: Vec::new(),
-            settled_until,
-            snapshot: Snapshot {
+            tally: AdvisorLog::new(settled_until),
+            statuses: None,
+            spans: SmallVec::new(),
+            snapshot: SettledSnapshot::pack(Snapshot {
                 state: State::INITIAL,
                 display_since: None,
-            },
+            }),
             settled_day: DayTimes::default(),
-            class_log: VecDeque::new(),
+            class_log: ClassLog::default(),
         }
     }
 
     pub(crate) fn add_status(&mut self, point: StatusPoint) {
         let key = point.key();
-        let position = self
-            .statuses
+        let statuses = self.statuses.get_or_insert_with(Box::default);
+        let position = statuses
             .iter()
             .rposition(|p| p.key() <= key)
             .map_or(0, |p| p + 1);
-        self.statuses.insert(position, point);
+        statuses.insert(position, point);
     }
 
-    pub(crate) fn add_span(&mut self, span: Span) {
-        self.spans.push(span);
+    fn statuses(&self) -> &[StatusPoint] {
+        self.statuses.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    /// Reads what an event of one of the advisor's contacts changes (see `apply_inner`).
+    pub(crate) fn touch(&self) {
+        std::hint::black_box((self.spans.len(), self.tally.len()));
+    }
+
+    pub(crate) fn add_span(&mut self, span: &Span) {
+        self.spans.push(TimelineSpan::new(span));
     }
 
     pub(crate) fn remove_span(&mut self, span: &Span) {
         // A span that ended before the horizon was already dropped; it cannot have changed.
-        if let Some(position) = self.spans.iter().position(|s| s == span) {
+        let span = TimelineSpan::new(span);
+        if let Some(position) = self.spans.iter().position(|s| *s == span) {
             self.spans.swap_remove(position);
         }
     }
@@ -342,10 +587,11 @@ impl Advisor {
     /// Walks `[self.settled_until, to)` (or to `to` included for `inclusive`), reporting
     /// segments and status changes, and returns the state and display-since at the end.
     fn walk(&self, to: Timestamp, inclusive: bool, sink: &mut impl WalkSink) -> Snapshot {
-        let from = self.settled_until;
+        let from = self.settled_until();
         let in_range = |t: Timestamp| t >= from && (t < to || (inclusive && t == to));
         let mut changes: SmallVec<[Timestamp; 16]> = SmallVec::new();
-        for point in &self.statuses {
+        let statuses = self.statuses();
+        for point in statuses {
             if in_range(point.time) {
                 changes.push(point.time);
             }
@@ -354,7 +600,7 @@ impl Advisor {
             if in_range(span.start) {
                 changes.push(span.start);
             }
-            if let Some(end) = span.end
+            if let Some(end) = span.end()
                 && in_range(end)
             {
                 changes.push(end);
@@ -363,40 +609,54 @@ impl Advisor {
         changes.sort_unstable();
         changes.dedup();
 
-        let mut snapshot = self.snapshot;
-        let mut cursor = from;
+        let mut snapshot = self.snapshot.unpack();
+        // Segments of the same state are reported as one, from `run_start`; a status change
+        // is reported after the segment before it (day times are kept one day at a time).
+        let mut run_start = from;
         let mut next_status = 0;
         for &change in &changes {
-            if cursor < change {
-                sink.segment(cursor, change, snapshot.state);
-            }
             let mut status = snapshot.state.status;
-            while let Some(point) = self.statuses.get(next_status).filter(|p| p.time <= change) {
-                if point.time >= from {
-                    sink.status_change(point.time, status, point.status);
+            if statuses.get(next_status).is_some_and(|p| p.time <= change) {
+                if run_start < change {
+                    sink.segment(run_start, change, snapshot.state);
+                    run_start = change;
                 }
-                status = point.status;
-                next_status += 1;
+                while let Some(point) = statuses.get(next_status).filter(|p| p.time <= change) {
+                    if point.time >= from {
+                        sink.status_change(point.time, status, point.status());
+                    }
+                    status = point.status();
+                    next_status += 1;
+                }
             }
             let state = State::from(status, &self.spans, change);
-            if state.display != snapshot.state.display {
-                snapshot.display_since = Some(change);
+            if state != snapshot.state {
+                if run_start < change {
+                    sink.segment(run_start, change, snapshot.state);
+                }
+                run_start = change;
+                if state.display != snapshot.state.display {
+                    snapshot.display_since = Some(change);
+                }
+                snapshot.state = state;
             }
-            snapshot.state = state;
-            cursor = change;
         }
-        if cursor < to {
-            sink.segment(cursor, to, snapshot.state);
+        if run_start < to {
+            sink.segment(run_start, to, snapshot.state);
         }
         snapshot
     }
 
     /// Makes everything before `until` final, keeping the class log from `keep_from`.
     pub(crate) fn settle(&mut self, until: Timestamp, keep_from: Timestamp, days: &mut DayCache) {
-        self.tally.settle(until, keep_from, (), days);
-        if until <= self.settled_until {
-            return;
+        if until > self.settled_until() {
+            self.settle_timeline(until, keep_from, days);
         }
+        // Last: the tally's horizon is the timeline's.
+        self.tally.settle(until, keep_from, (), days);
+    }
+
+    fn settle_timeline(&mut self, until: Timestamp, keep_from: Timestamp, days: &mut DayCache) {
         let mut class_log = std::mem::take(&mut self.class_log);
         let mut accumulator = DayAccumulator {
             days,
@@ -407,15 +667,20 @@ impl Advisor {
         let snapshot = self.walk(until, false, &mut accumulator);
         self.settled_day = accumulator.times;
         self.class_log = class_log;
-        self.snapshot = snapshot;
-        self.settled_until = until;
-        self.statuses.retain(|p| p.time >= until);
-        // A span ending exactly at `until` still has its end to apply.
-        self.spans.retain(|s| s.end.is_none_or(|end| end >= until));
-        // Keep the class in force at `keep_from`, then the changes after it.
-        while self.class_log.len() > 1 && self.class_log[1].0 <= keep_from {
-            self.class_log.pop_front();
+        self.snapshot = SettledSnapshot::pack(snapshot);
+        if let Some(statuses) = &mut self.statuses {
+            statuses.retain(|p| p.time >= until);
+            if statuses.is_empty() {
+                self.statuses = None;
+            }
         }
+        // A span ending exactly at `until` still has its end to apply.
+        self.spans
+            .retain(|s| s.end().is_none_or(|end| end >= until));
+        if self.spans.spilled() && self.spans.len() <= self.spans.inline_size() {
+            self.spans.shrink_to_fit();
+        }
+        self.class_log.prune(keep_from);
     }
 
     /// The state at `now` (all changes up to `now` included).
@@ -426,7 +691,7 @@ impl Advisor {
             fn status_change(&mut self, _: Timestamp, _: Status, _: Status) {}
         }
         let snapshot = self.walk(now, true, &mut Nothing);
-        let active = |span: &&Span| span.start <= now && span.end.is_none_or(|end| end > now);
+        let active = |span: &&TimelineSpan| span.active(now);
         let in_conversation = self
             .spans
             .iter()
@@ -463,7 +728,7 @@ impl Advisor {
             only_day: Some(day.start),
             classes: None,
         };
-        if now >= self.settled_until {
+        if now >= self.settled_until() {
             self.walk(now, true, &mut accumulator);
         }
         accumulator.times
@@ -490,14 +755,17 @@ impl Advisor {
                 }
             }
         };
-        for (index, (start, class)) in self.class_log.iter().enumerate() {
-            let end = self
-                .class_log
-                .get(index + 1)
-                .map_or(self.settled_until, |(next, _)| *next);
-            add(*start, end, *class);
+        let mut previous: Option<(Timestamp, Class)> = None;
+        for (time, class) in self.class_log.iter() {
+            if let Some((start, class)) = previous {
+                add(start, time, class);
+            }
+            previous = Some((time, class));
         }
-        if now >= self.settled_until {
+        if let Some((start, class)) = previous {
+            add(start, self.settled_until(), class);
+        }
+        if now >= self.settled_until() {
             let mut classes = Classes(SmallVec::new());
             self.walk(now, false, &mut classes);
             for (start, end, class) in classes.0 {
@@ -509,20 +777,22 @@ impl Advisor {
 
     /// The timeline before this instant is final.
     pub(crate) fn settled_until(&self) -> Timestamp {
-        self.settled_until
+        self.tally.settled_until()
     }
 
     /// Items kept in memory (for memory accounting).
     pub(crate) fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
         self.tally.heap_bytes()
-            + if self.statuses.spilled() {
-                self.statuses.capacity() * size_of::<StatusPoint>()
+            + self.statuses.as_ref().map_or(0, |statuses| {
+                size_of::<Vec<StatusPoint>>() + statuses.capacity() * size_of::<StatusPoint>()
+            })
+            + if self.spans.spilled() {
+                self.spans.capacity() * size_of::<TimelineSpan>()
             } else {
                 0
             }
-            + self.spans.capacity() * size_of::<Span>()
-            + self.class_log.capacity() * size_of::<(Timestamp, Class)>()
+            + self.class_log.heap_bytes()
             + self.name.as_ref().map_or(0, |(_, name)| name.len())
             + if self.settled_day.pauses.spilled() {
                 self.settled_day.pauses.capacity() * 24
@@ -532,7 +802,7 @@ impl Advisor {
     }
 
     pub(crate) fn kept_items(&self) -> usize {
-        self.statuses.len() + self.spans.len() + self.class_log.len() + self.tally.len()
+        self.statuses().len() + self.spans.len() + self.class_log.len() + self.tally.len()
     }
 }
 
@@ -556,12 +826,7 @@ mod tests {
     }
 
     fn status(secs: i64, status: Status) -> StatusPoint {
-        StatusPoint {
-            time: at(secs),
-            rank: 1,
-            tie: secs as u64,
-            status,
-        }
+        StatusPoint::new(at(secs), 1, secs as u64, status)
     }
 
     fn span(phase: Phase, start: i64, end: Option<i64>) -> Span {
@@ -577,8 +842,8 @@ mod tests {
     fn advisor() -> Advisor {
         let mut advisor = Advisor::new(at(0));
         advisor.add_status(status(10, Status::Available));
-        advisor.add_span(span(Phase::Talking, 100, Some(200)));
-        advisor.add_span(span(Phase::Acw, 200, Some(230)));
+        advisor.add_span(&span(Phase::Talking, 100, Some(200)));
+        advisor.add_span(&span(Phase::Acw, 200, Some(230)));
         advisor.add_status(status(300, Status::Pause(4)));
         advisor.add_status(status(400, Status::Available));
         advisor

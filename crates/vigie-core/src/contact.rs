@@ -58,33 +58,127 @@ impl FactKind {
     }
 }
 
-/// One event of a contact, reduced to what the derivation needs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+impl FactKind {
+    /// The kind in 4 bits.
+    fn code(self) -> u32 {
+        match self {
+            FactKind::Dequeued(reason) => 11 + reason as u32,
+            kind => u32::from(kind.rank()),
+        }
+    }
+
+    fn from_code(code: u32) -> FactKind {
+        match code {
+            0 => FactKind::Queued,
+            1 => FactKind::Offered,
+            2 => FactKind::Missed,
+            3 => FactKind::Answered,
+            4 => FactKind::Held,
+            5 => FactKind::Resumed,
+            6 => FactKind::Transferred,
+            7 => FactKind::Abandoned,
+            9 => FactKind::Ended,
+            10 => FactKind::Completed,
+            code => FactKind::Dequeued(DequeueReason::ALL[(code.wrapping_sub(11) & 3) as usize]),
+        }
+    }
+}
+
+/// The most advisors (and queues) a site may have: facts keep their indices in 28 bits. Each
+/// name is held in memory with the state behind it, so no site comes near.
+pub(crate) const MAX_INDEXED_NAMES: usize = (1 << 28) - 1;
+
+/// One event of a contact, reduced to what the derivation needs: 24 bytes, the kind, advisor,
+/// queue and channel packed in two words (see the accessors).
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Fact {
     pub time: Timestamp,
     /// Tie-breaker among facts of equal time and rank: a hash of the event id.
     pub tie: u64,
-    pub kind: FactKind,
-    pub advisor: Option<AdvisorIdx>,
-    /// The queue entered (`queued`, `transferred` to a queue) or a hint (`answered`).
-    pub queue: Option<QueueIdx>,
-    pub channel: Option<Channel>,
+    /// The kind's code (low 4 bits) and the advisor index plus one above (0: none).
+    kind_advisor: u32,
+    /// The channel plus one (low 4 bits, 0: none) and the queue index plus one above (0: none).
+    channel_queue: u32,
 }
 
 impl Fact {
+    /// `queue` is the queue entered (`queued`, `transferred` to a queue) or a hint
+    /// (`answered`). Indices are below [`MAX_INDEXED_NAMES`].
+    pub(crate) fn new(
+        time: Timestamp,
+        tie: u64,
+        kind: FactKind,
+        advisor: Option<AdvisorIdx>,
+        queue: Option<QueueIdx>,
+        channel: Option<Channel>,
+    ) -> Fact {
+        let index = |index: Option<u32>| {
+            index.map_or(0, |index| {
+                debug_assert!((index as usize) < MAX_INDEXED_NAMES);
+                (index + 1) << 4
+            })
+        };
+        Fact {
+            time,
+            tie,
+            kind_advisor: index(advisor) | kind.code(),
+            channel_queue: index(queue) | channel.map_or(0, |channel| channel as u32 + 1),
+        }
+    }
+
+    pub(crate) fn kind(&self) -> FactKind {
+        FactKind::from_code(self.kind_advisor & 15)
+    }
+
+    pub(crate) fn advisor(&self) -> Option<AdvisorIdx> {
+        (self.kind_advisor >> 4).checked_sub(1)
+    }
+
+    pub(crate) fn queue(&self) -> Option<QueueIdx> {
+        (self.channel_queue >> 4).checked_sub(1)
+    }
+
+    pub(crate) fn channel(&self) -> Option<Channel> {
+        match self.channel_queue & 15 {
+            0 => None,
+            code => Channel::ALL.get(code as usize - 1).copied(),
+        }
+    }
+
     fn sort_key(&self) -> (Timestamp, u8, u64) {
-        (self.time, self.kind.rank(), self.tie)
+        // The rank, straight from the code: dequeued kinds (11 to 14) rank 8, others their code.
+        let code = (self.kind_advisor & 15) as u8;
+        (self.time, if code > 10 { 8 } else { code }, self.tie)
+    }
+}
+
+impl std::fmt::Debug for Fact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fact")
+            .field("time", &self.time)
+            .field("tie", &self.tie)
+            .field("kind", &self.kind())
+            .field("advisor", &self.advisor())
+            .field("queue", &self.queue())
+            .field("channel", &self.channel())
+            .finish()
     }
 }
 
 /// Inserts a fact at its place in time order (usually the end).
+#[cfg(test)]
 pub(crate) fn insert_fact(facts: &mut Vec<Fact>, fact: Fact) {
+    let position = fact_position(facts, &fact);
+    facts.insert(position, fact);
+}
+
+/// Where a fact goes among facts in time order (usually at the end).
+pub(crate) fn fact_position(facts: &[Fact], fact: &Fact) -> usize {
     let key = fact.sort_key();
-    let position = facts
+    facts
         .iter()
         .rposition(|f| f.sort_key() <= key)
-        .map_or(0, |p| p + 1);
-    facts.insert(position, fact);
+        .map_or(0, |p| p + 1)
 }
 
 /// How a wait in a queue ended.
@@ -170,24 +264,33 @@ pub(crate) struct Derived {
     pub finished_at: Option<Timestamp>,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum LegPhase {
-    Talking(Timestamp),
-    OnHold(Timestamp),
-    Acw(Timestamp),
+    Talking,
+    OnHold,
+    Acw,
 }
 
+/// An advisor's part of a contact in progress: 40 bytes.
 #[derive(Clone, Copy, Debug)]
 struct Leg {
     advisor: AdvisorIdx,
     qc: Option<QueueChannel>,
     answered_at: Timestamp,
-    talk: Millis,
-    hold: Millis,
+    /// Since when the leg is in its phase.
+    since: Timestamp,
+    /// Talk and hold so far, in ms, saturating as the tallies keep them (at 49 days).
+    talk: u32,
+    hold: u32,
     held: bool,
     /// Whether this leg's transfer was already counted.
     transferred: bool,
     phase: LegPhase,
+}
+
+/// A span's length in ms, saturating at `u32::MAX` as tallies keep it.
+fn ms(span: Millis) -> u32 {
+    u32::try_from(span.0.max(0)).unwrap_or(u32::MAX)
 }
 
 /// Where a contact's life stands after its facts so far: enough to go on with one more fact
@@ -203,6 +306,11 @@ pub(crate) struct FoldState {
 }
 
 impl FoldState {
+    /// When the contact's life ended (nothing left open), if it has.
+    pub(crate) fn finished_at(&self) -> Option<Timestamp> {
+        self.finished_at
+    }
+
     /// The spans still open (offers ringing, legs in progress), cut at `end` if given.
     pub(crate) fn open_spans(&self, end: Option<Timestamp>, out: &mut Vec<Span>) {
         for (advisor, since) in &self.offers {
@@ -215,15 +323,15 @@ impl FoldState {
             });
         }
         for leg in &self.legs {
-            let (phase, since) = match leg.phase {
-                LegPhase::Talking(since) => (Phase::Talking, since),
-                LegPhase::OnHold(since) => (Phase::OnHold, since),
-                LegPhase::Acw(since) => (Phase::Acw, since),
+            let phase = match leg.phase {
+                LegPhase::Talking => Phase::Talking,
+                LegPhase::OnHold => Phase::OnHold,
+                LegPhase::Acw => Phase::Acw,
             };
             out.push(Span {
                 advisor: leg.advisor,
                 phase,
-                start: since,
+                start: leg.since,
                 end,
                 leg_start: leg.answered_at,
             });
@@ -305,24 +413,26 @@ impl Fold<'_> {
         self.state
             .legs
             .iter()
-            .position(|leg| !matches!(leg.phase, LegPhase::Acw(_)))
+            .position(|leg| leg.phase != LegPhase::Acw)
     }
 
     /// Ends the conversation of leg `index` at `time`: the advisor starts after-contact work.
     fn end_conversation(&mut self, index: usize, time: Timestamp) {
         let leg = &mut self.state.legs[index];
+        let since = leg.since;
         let span = match leg.phase {
-            LegPhase::Talking(since) => {
-                leg.talk += time - since;
+            LegPhase::Talking => {
+                leg.talk = leg.talk.saturating_add(ms(time - since));
                 (Phase::Talking, since)
             }
-            LegPhase::OnHold(since) => {
-                leg.hold += time - since;
+            LegPhase::OnHold => {
+                leg.hold = leg.hold.saturating_add(ms(time - since));
                 (Phase::OnHold, since)
             }
-            LegPhase::Acw(_) => return,
+            LegPhase::Acw => return,
         };
-        leg.phase = LegPhase::Acw(time);
+        leg.phase = LegPhase::Acw;
+        leg.since = time;
         let (advisor, leg_start) = (leg.advisor, leg.answered_at);
         let (phase, since) = span;
         self.out.spans.push(Span {
@@ -351,9 +461,12 @@ impl Fold<'_> {
     fn complete(&mut self, index: usize, time: Timestamp) {
         self.end_conversation(index, time);
         let leg = self.state.legs.remove(index);
-        let LegPhase::Acw(acw_since) = leg.phase else {
-            unreachable!("end_conversation always leaves the leg in after-contact work")
-        };
+        debug_assert_eq!(
+            leg.phase,
+            LegPhase::Acw,
+            "end_conversation always leaves the leg in after-contact work"
+        );
+        let acw_since = leg.since;
         self.out.spans.push(Span {
             advisor: leg.advisor,
             phase: Phase::Acw,
@@ -365,8 +478,8 @@ impl Fold<'_> {
             advisor: leg.advisor,
             qc: leg.qc,
             time,
-            talk: leg.talk,
-            hold: leg.hold,
+            talk: Millis(i64::from(leg.talk)),
+            hold: Millis(i64::from(leg.hold)),
             acw: time - acw_since,
             held: leg.held,
         });
@@ -375,11 +488,11 @@ impl Fold<'_> {
     fn apply(&mut self, fact: &Fact) {
         let time = fact.time;
         if self.state.channel.is_none() {
-            self.state.channel = fact.channel;
+            self.state.channel = fact.channel();
         }
-        match fact.kind {
+        match fact.kind() {
             FactKind::Queued => {
-                let Some(queue) = fact.queue else { return };
+                let Some(queue) = fact.queue() else { return };
                 if self.state.waiting.is_some_and(|w| w.qc.queue == queue) {
                     return; // Entering the queue it already waits in: a repeat, not a new offer.
                 }
@@ -389,24 +502,26 @@ impl Fold<'_> {
                     self.transfer(active, time);
                 }
                 // Each wait has the channel its `contact.queued` names.
-                self.state.channel = fact.channel.or(self.state.channel);
+                self.state.channel = fact.channel().or(self.state.channel);
                 self.enter_queue(queue, time);
             }
             FactKind::Offered => {
-                if let Some(advisor) = fact.advisor
+                if let Some(advisor) = fact.advisor()
                     && !self.state.offers.iter().any(|(a, _)| *a == advisor)
                 {
                     self.state.offers.push((advisor, time));
                 }
             }
             FactKind::Missed => {
-                if let Some(advisor) = fact.advisor {
+                if let Some(advisor) = fact.advisor() {
                     self.end_offer(advisor, time);
                     self.out.records.push(Record::Missed { advisor, time });
                 }
             }
             FactKind::Answered => {
-                let Some(advisor) = fact.advisor else { return };
+                let Some(advisor) = fact.advisor() else {
+                    return;
+                };
                 self.end_offers(time);
                 if let Some(active) = self.active_leg() {
                     if self.state.legs[active].advisor == advisor && self.state.waiting.is_none() {
@@ -415,27 +530,30 @@ impl Fold<'_> {
                     // Someone else picks up: the previous advisor's conversation is over.
                     self.end_conversation(active, time);
                 }
-                let channel = fact.channel.unwrap_or(self.channel());
+                let channel = fact.channel().unwrap_or(self.channel());
                 let qc = self
                     .leave_queue(time, Outcome::Answered)
-                    .or_else(|| fact.queue.map(|queue| QueueChannel { queue, channel }));
+                    .or_else(|| fact.queue().map(|queue| QueueChannel { queue, channel }));
                 self.state.legs.push(Leg {
                     advisor,
                     qc,
                     answered_at: time,
-                    talk: Millis::ZERO,
-                    hold: Millis::ZERO,
+                    since: time,
+                    talk: 0,
+                    hold: 0,
                     held: false,
                     transferred: false,
-                    phase: LegPhase::Talking(time),
+                    phase: LegPhase::Talking,
                 });
             }
             FactKind::Held => {
                 if let Some(active) = self.active_leg() {
                     let leg = &mut self.state.legs[active];
-                    if let LegPhase::Talking(since) = leg.phase {
-                        leg.talk += time - since;
-                        leg.phase = LegPhase::OnHold(time);
+                    if leg.phase == LegPhase::Talking {
+                        let since = leg.since;
+                        leg.talk = leg.talk.saturating_add(ms(time - since));
+                        leg.phase = LegPhase::OnHold;
+                        leg.since = time;
                         leg.held = true;
                         let (advisor, leg_start) = (leg.advisor, leg.answered_at);
                         self.out.spans.push(Span {
@@ -451,9 +569,11 @@ impl Fold<'_> {
             FactKind::Resumed => {
                 if let Some(active) = self.active_leg() {
                     let leg = &mut self.state.legs[active];
-                    if let LegPhase::OnHold(since) = leg.phase {
-                        leg.hold += time - since;
-                        leg.phase = LegPhase::Talking(time);
+                    if leg.phase == LegPhase::OnHold {
+                        let since = leg.since;
+                        leg.hold = leg.hold.saturating_add(ms(time - since));
+                        leg.phase = LegPhase::Talking;
+                        leg.since = time;
                         let (advisor, leg_start) = (leg.advisor, leg.answered_at);
                         self.out.spans.push(Span {
                             advisor,
@@ -469,12 +589,12 @@ impl Fold<'_> {
                 // Rings end only if the contact leaves a queue: a transfer by the talking
                 // advisor leaves other advisors' rings alone.
                 let already_there = |fold: &Fold<'_>| {
-                    fact.queue
+                    fact.queue()
                         .is_some_and(|q| fold.state.waiting.is_some_and(|w| w.qc.queue == q))
                 };
                 if let Some(active) = self.active_leg() {
                     self.transfer(active, time);
-                } else if let Some(index) = fact.advisor.and_then(|advisor| {
+                } else if let Some(index) = fact.advisor().and_then(|advisor| {
                     self.state
                         .legs
                         .iter()
@@ -491,7 +611,7 @@ impl Fold<'_> {
                 } else if !already_there(self) {
                     self.leave_queue(time, Outcome::FlowedOut);
                 }
-                if let Some(queue) = fact.queue
+                if let Some(queue) = fact.queue()
                     && !already_there(self)
                 {
                     self.leave_queue(time, Outcome::FlowedOut);
@@ -507,22 +627,20 @@ impl Fold<'_> {
             FactKind::Ended => {
                 if let Some(active) = self.active_leg()
                     && fact
-                        .advisor
+                        .advisor()
                         .is_none_or(|advisor| advisor == self.state.legs[active].advisor)
                 {
                     self.end_conversation(active, time);
                 }
             }
-            FactKind::Completed => match fact.advisor {
+            FactKind::Completed => match fact.advisor() {
                 Some(advisor) => {
                     // That advisor's leg in after-contact work first, else their conversation.
                     let index = self
                         .state
                         .legs
                         .iter()
-                        .position(|leg| {
-                            leg.advisor == advisor && matches!(leg.phase, LegPhase::Acw(_))
-                        })
+                        .position(|leg| leg.advisor == advisor && leg.phase == LegPhase::Acw)
                         .or_else(|| {
                             self.state
                                 .legs
@@ -554,7 +672,7 @@ impl Fold<'_> {
     }
 }
 
-/// Derives a contact from its facts (sorted by [`insert_fact`]) into `out`, reusing its
+/// Derives a contact from its facts (sorted by [`fact_position`]) into `out`, reusing its
 /// buffers, and returns where its life stands. With `expired_at`, whatever is still open is
 /// cut at that instant.
 pub(crate) fn derive_into(
@@ -650,14 +768,14 @@ mod tests {
     }
 
     fn fact(secs: i64, kind: FactKind, advisor: Option<u32>, queue: Option<u32>) -> Fact {
-        Fact {
-            time: at(secs),
-            tie: secs as u64,
+        Fact::new(
+            at(secs),
+            secs as u64,
             kind,
             advisor,
             queue,
-            channel: Some(Channel::Voice),
-        }
+            Some(Channel::Voice),
+        )
     }
 
     const QC: QueueChannel = QueueChannel {

@@ -13,6 +13,7 @@ mod encode;
 pub mod event;
 mod processor;
 pub mod reject;
+mod table;
 mod tally;
 pub mod time;
 pub mod views;

@@ -4,21 +4,26 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use serde::Serialize;
+use smallvec::SmallVec;
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::advisor::{Advisor, Status, StatusPoint};
 use crate::config::{ProcessingConfig, QueueConfig, SiteConfig, SlVariant};
 use crate::contact::{
-    Derived, Fact, FactKind, FoldState, QueueChannel, Record, comes_last, derive_into, diff,
-    insert_fact,
+    Derived, Fact, FactKind, FoldState, MAX_INDEXED_NAMES, QueueChannel, Record, comes_last,
+    derive_into, diff, fact_position,
 };
 use crate::event::{
-    AdvisorEvent, AdvisorEventKind, AdvisorStatus, ContactEvent, ContactEventKind, Event, EventBody,
+    AdvisorEvent, AdvisorEventKind, AdvisorStatus, Channel, ContactEvent, ContactEventKind, Event,
+    EventBody,
 };
 use crate::reject::{RejectReason, Rejection};
-use crate::tally::{Entry, EntryKind, EntryLog, QueueTally, Thresholds};
+use crate::table::HashTable;
+use crate::tally::{
+    Entry, EntryKind, FlowEntry, FlowLog, HandlingLog, Thresholds, reserve_tight, shrink_tight,
+};
 use crate::time::{Day, DayCache, DayCalendar, Millis, Timestamp};
 
 /// The longest trailing window; entries are kept this long behind the newest event.
@@ -26,6 +31,9 @@ pub(crate) const LONGEST_WINDOW: Millis = Millis::from_mins(60);
 
 /// The most events one contact may have; a contact beyond is refused (a runaway producer).
 pub const MAX_EVENTS_PER_CONTACT: usize = 512;
+
+/// Contacts stay out of the expiry index this long (at most) after they appear.
+const YOUNG_SPAN: Millis = Millis::from_mins(10);
 
 /// Entities are settled when the horizon moved at least this much since their last settling,
 /// so that a busy entity does not walk its timeline on every event.
@@ -79,11 +87,21 @@ pub struct MemoryItems {
     pub estimated_bytes: BTreeMap<&'static str, usize>,
 }
 
+/// Number of channels (`Channel::ALL`).
+pub(crate) const CHANNELS: usize = Channel::ALL.len();
+
+/// Marks a channel a queue has not seen yet in [`QueueSettings::channels`].
+const NO_CHANNEL: u32 = u32::MAX;
+
 #[derive(Clone, Debug)]
 pub(crate) struct QueueSettings {
     pub config: QueueConfig,
     pub thresholds: Thresholds,
     pub variant: SlVariant,
+    /// Where each channel of the queue is kept in `SiteProcessor::queue_channels`, by position
+    /// in `Channel::ALL` ([`NO_CHANNEL`] until the queue sees the channel): a direct index
+    /// rather than an ordered map, since every counted event looks one up.
+    pub channels: [u32; CHANNELS],
 }
 
 #[derive(Clone, Debug)]
@@ -96,24 +114,79 @@ pub(crate) struct TeamSettings {
     pub configured: bool,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(crate) struct QueueChannelState {
-    pub log: EntryLog<QueueTally>,
-    /// Contacts waiting, by time of entry.
-    pub waiting: BTreeSet<(Timestamp, u128)>,
+    /// The queue it belongs to.
+    pub queue: u32,
+    /// Offers and exits.
+    pub flow: FlowLog,
+    /// Handled legs and transfers (settled with `flow`).
+    pub handling: HandlingLog,
+    /// Contacts waiting, sorted by time of entry (then contact key): a handful at a time, and
+    /// a contact usually joins at the end.
+    pub waiting: Vec<Waiter>,
 }
 
+/// A contact waiting in a queue-channel. Its id is kept here, for the view of the contact
+/// waiting longest, rather than with every contact in progress.
+#[derive(Clone, Debug)]
+pub(crate) struct Waiter {
+    pub since: Timestamp,
+    pub key: u128,
+    pub id: Box<str>,
+}
+
+impl QueueChannelState {
+    fn waiter_position(&self, since: Timestamp, key: u128) -> Result<usize, usize> {
+        self.waiting
+            .binary_search_by(|waiter| (waiter.since, waiter.key).cmp(&(since, key)))
+    }
+
+    fn start_waiting(&mut self, since: Timestamp, key: u128, id: &str) {
+        if let Err(position) = self.waiter_position(since, key) {
+            let id = id.into();
+            self.waiting.insert(position, Waiter { since, key, id });
+        }
+    }
+
+    fn stop_waiting(&mut self, since: Timestamp, key: u128) {
+        if let Ok(position) = self.waiter_position(since, key) {
+            self.waiting.remove(position);
+        }
+    }
+}
+
+/// A contact in progress. Kept behind a pointer, so that the table of contacts stays small
+/// (it keeps the size of the busiest moment) and a lookup touches little memory.
 #[derive(Clone, Debug)]
 struct ContactState {
-    id: Box<str>,
-    /// Sorted by time: the contact is re-derived from them on every change.
-    facts: Vec<Fact>,
-    /// Where its life stands after all the facts.
+    /// Where its life stands after all the facts (and whether it ended).
     fold: FoldState,
-    finished_at: Option<Timestamp>,
     last_time: Timestamp,
     /// Its deadline in the expiry index.
     deadline: Timestamp,
+    /// In `expiries` (else still among the `young` contacts).
+    indexed: bool,
+    /// Sorted by time: the contact is re-derived from them when one comes out of order. Most
+    /// contacts tracked at a time have at most 4 (they are forgotten soon after they end).
+    facts: SmallVec<[Fact; 6]>,
+}
+
+/// What the processor knows of a contact: in progress, or released recently. One table for
+/// both, so that an event of a contact looks it up once.
+#[derive(Debug)]
+enum ContactEntry {
+    Tracked(Box<ContactState>),
+    /// Released at this instant, and remembered (for `completed_contact_memory`) to refuse
+    /// stray events.
+    Gone(Timestamp, Gone),
+}
+
+impl Default for ContactEntry {
+    /// Fills the empty slots of the table (never read as an entry).
+    fn default() -> ContactEntry {
+        ContactEntry::Gone(Timestamp::MIN, Gone::Completed)
+    }
 }
 
 /// Why a contact is remembered after it was released.
@@ -125,28 +198,55 @@ enum Gone {
 
 /// Strings interned to dense indices, in order of first appearance.
 ///
-/// Looked up by a 128-bit hash of the string, so that a lookup touches the table only, not
-/// the string's memory (a collision among a site's names has a negligible probability, ~2^-100).
-#[derive(Clone, Debug, Default)]
+/// Looked up by 96 bits of a hash of the string, so that a lookup touches the table only, not
+/// the string's memory, in 16-byte slots (a collision among a site's names has a negligible
+/// probability: ~n^2 / 2^97, below 10^-17 for a million names).
+#[derive(Clone, Debug)]
 pub(crate) struct Interner {
-    index: FxHashMap<u128, u32>,
+    index: FxHashMap<[u32; 3], u32>,
     names: Vec<Box<str>>,
+    /// The most names: indices stay below it.
+    limit: usize,
+}
+
+impl Default for Interner {
+    fn default() -> Interner {
+        Interner::with_limit(u32::MAX as usize)
+    }
 }
 
 impl Interner {
+    pub(crate) fn with_limit(limit: usize) -> Interner {
+        Interner {
+            index: FxHashMap::default(),
+            names: Vec::new(),
+            limit,
+        }
+    }
+
+    fn key(name: &str) -> [u32; 3] {
+        let hash = hash_id(name);
+        [hash as u32, (hash >> 32) as u32, (hash >> 64) as u32]
+    }
+
     pub(crate) fn intern(&mut self, name: &str) -> (u32, bool) {
-        let key = hash_id(name);
+        let key = Interner::key(name);
         if let Some(index) = self.index.get(&key) {
             return (*index, false);
         }
-        let index = u32::try_from(self.names.len()).expect("fewer than 4 billion distinct names");
+        assert!(
+            self.names.len() < self.limit,
+            "more than {} distinct names: each is held in memory with its state, so memory runs out first",
+            self.limit
+        );
+        let index = u32::try_from(self.names.len()).expect("the limit is below 2^32");
         self.names.push(name.into());
         self.index.insert(key, index);
         (index, true)
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<u32> {
-        self.index.get(&hash_id(name)).copied()
+        self.index.get(&Interner::key(name)).copied()
     }
 
     pub(crate) fn name(&self, index: u32) -> &str {
@@ -177,26 +277,43 @@ pub struct SiteProcessor {
     pub(crate) watermark: Timestamp,
     /// The newest time the caller advanced to.
     pub(crate) clock: Timestamp,
-    seen_ids: FxHashSet<u128>,
-    seen_order: VecDeque<(Timestamp, u128)>,
-    contacts: FxHashMap<u128, ContactState>,
-    gone: FxHashMap<u128, (Timestamp, Gone)>,
-    gone_order: VecDeque<(Timestamp, u128)>,
+    seen_ids: HashTable<()>,
+    /// Ids by time applied, the 128-bit hash split in two words (24 bytes, not 32).
+    seen_order: VecDeque<(Timestamp, u64, u64)>,
+    /// Contacts in progress and contacts released recently (see [`ContactEntry`]).
+    contacts: HashTable<ContactEntry>,
+    /// How many of `contacts` are in progress.
+    tracked: usize,
+    /// Contacts released, by time released, the key split in two words (24 bytes, not 32).
+    gone_order: VecDeque<(Timestamp, u64, u64)>,
     finishing: BinaryHeap<Reverse<(Timestamp, u128)>>,
+    /// Contacts created within the last `young_span`, by the newest event time when they were
+    /// (their key split in two words): most end before they would join `expiries`, which is
+    /// costlier to add to and remove from. None can be due while young (see `young_span`).
+    young: VecDeque<(Timestamp, u64, u64)>,
+    /// How long a contact stays young: at most the contact expiry less the allowed lateness, so
+    /// that a young contact's deadline (at least its first event, at least the newest event then
+    /// less the lateness, plus the expiry) lies after the newest event.
+    young_span: Millis,
     /// Contacts in progress by expiry deadline. A deadline is moved forward lazily, when it
     /// comes due while the contact had events since.
     expiries: BTreeSet<(Timestamp, u128)>,
     pub(crate) queues: Interner,
     pub(crate) queue_settings: Vec<QueueSettings>,
-    pub(crate) queue_channels: BTreeMap<QueueChannel, QueueChannelState>,
+    /// Every queue-channel seen, in order of first appearance (see [`QueueSettings::channels`]).
+    pub(crate) queue_channels: Vec<QueueChannelState>,
     pub(crate) advisors: Interner,
     pub(crate) advisor_state: Vec<Advisor>,
+    /// Each advisor's settled horizon (as `Advisor::settled_until`), apart: checking whether a
+    /// touched advisor is due for settling then reads this small array, not the advisor.
+    advisor_settled: Vec<Timestamp>,
     pub(crate) teams: Interner,
     pub(crate) team_settings: Vec<TeamSettings>,
     roster: FxHashMap<u32, u32>,
     pub(crate) reasons: Interner,
     stats: ProcessorStats,
-    touched_queues: Vec<QueueChannel>,
+    /// Indices in `queue_channels`.
+    touched_queues: Vec<u32>,
     touched_advisors: Vec<u32>,
     /// Reused derivation buffers (before and after a change).
     scratch: (Derived, Derived),
@@ -222,18 +339,24 @@ impl SiteProcessor {
             completed_memory: processing.completed_contact_memory.millis(),
             watermark: Timestamp::MIN,
             clock: Timestamp::MIN,
-            seen_ids: FxHashSet::default(),
+            seen_ids: HashTable::default(),
             seen_order: VecDeque::new(),
-            contacts: FxHashMap::default(),
-            gone: FxHashMap::default(),
+            contacts: HashTable::default(),
+            tracked: 0,
             gone_order: VecDeque::new(),
             finishing: BinaryHeap::new(),
+            young: VecDeque::new(),
+            young_span: Millis(
+                (processing.contact_expiry.millis().0 - processing.allowed_lateness.millis().0)
+                    .clamp(0, YOUNG_SPAN.0),
+            ),
             expiries: BTreeSet::new(),
-            queues: Interner::default(),
+            queues: Interner::with_limit(MAX_INDEXED_NAMES),
             queue_settings: Vec::new(),
-            queue_channels: BTreeMap::new(),
-            advisors: Interner::default(),
+            queue_channels: Vec::new(),
+            advisors: Interner::with_limit(MAX_INDEXED_NAMES),
             advisor_state: Vec::new(),
+            advisor_settled: Vec::new(),
             teams: Interner::default(),
             team_settings: Vec::new(),
             roster: FxHashMap::default(),
@@ -258,6 +381,7 @@ impl SiteProcessor {
         let rostered: usize = site.teams.iter().map(|t| t.advisors.len()).sum();
         self.advisors.reserve(rostered);
         self.advisor_state.reserve_exact(rostered);
+        self.advisor_settled.reserve_exact(rostered);
         for team in &site.teams {
             let index = self.team_index(&team.id);
             let queues = team.queues.iter().map(|q| self.queue_index(q)).collect();
@@ -291,7 +415,7 @@ impl SiteProcessor {
     /// Counts of what was applied, dropped and refused.
     pub fn stats(&self) -> ProcessorStats {
         let mut stats = self.stats.clone();
-        stats.contacts_tracked = self.contacts.len() as u64;
+        stats.contacts_tracked = self.tracked as u64;
         stats.advisors = self.advisors.len() as u64;
         stats
     }
@@ -299,11 +423,15 @@ impl SiteProcessor {
     /// Items held in memory, by kind.
     pub fn memory_items(&self) -> MemoryItems {
         MemoryItems {
-            contacts: self.contacts.len(),
-            contact_events: self.contacts.values().map(|c| c.facts.len()).sum(),
-            completed_contacts: self.gone.len(),
+            contacts: self.tracked,
+            contact_events: self.tracked_contacts().map(|c| c.facts.len()).sum(),
+            completed_contacts: self.contacts.len() - self.tracked,
             event_ids: self.seen_ids.len(),
-            queue_entries: self.queue_channels.values().map(|q| q.log.len()).sum(),
+            queue_entries: self
+                .queue_channels
+                .iter()
+                .map(|q| q.flow.len() + q.handling.len())
+                .sum(),
             advisor_items: self.advisor_state.iter().map(Advisor::kept_items).sum(),
             estimated_bytes: self.estimated_bytes(),
         }
@@ -313,30 +441,53 @@ impl SiteProcessor {
         use std::mem::size_of;
         // A hash table slot costs its entry plus one control byte.
         let table = |capacity: usize, entry: usize| capacity * (entry + 1);
-        let contacts = table(self.contacts.capacity(), size_of::<(u128, ContactState)>())
+        // The table of contacts is shared with the remembered ones, by share of entries.
+        let table_bytes = self.contacts.slots() * size_of::<(u128, ContactEntry)>();
+        let tracked_share = |bytes: usize| {
+            (bytes as u128 * self.tracked as u128 / self.contacts.len().max(1) as u128) as usize
+        };
+        let contacts = tracked_share(table_bytes)
             + self
-                .contacts
-                .values()
-                .map(|c| c.facts.capacity() * size_of::<Fact>() + c.id.len())
+                .tracked_contacts()
+                .map(|c| {
+                    size_of::<ContactState>()
+                        + if c.facts.spilled() {
+                            c.facts.capacity() * size_of::<Fact>()
+                        } else {
+                            0
+                        }
+                })
                 .sum::<usize>();
-        let remembered = table(self.gone.capacity(), size_of::<(u128, (Timestamp, Gone))>())
-            + self.gone_order.capacity() * size_of::<(Timestamp, u128)>()
+        let remembered = table_bytes - tracked_share(table_bytes)
+            + self.gone_order.capacity() * size_of::<(Timestamp, u64, u64)>()
+            + self.young.capacity() * size_of::<(Timestamp, u64, u64)>()
             + self.expiries.len() * size_of::<(Timestamp, u128)>()
             + self.finishing.capacity() * size_of::<Reverse<(Timestamp, u128)>>();
-        let ids = table(self.seen_ids.capacity(), size_of::<u128>())
-            + self.seen_order.capacity() * size_of::<(Timestamp, u128)>();
+        let ids = self.seen_ids.slots() * size_of::<u128>()
+            + self.seen_order.capacity() * size_of::<(Timestamp, u64, u64)>();
         let queues = self
             .queue_channels
-            .values()
-            .map(|q| size_of::<QueueChannelState>() + q.log.heap_bytes() + q.waiting.len() * 32)
+            .iter()
+            .map(|q| {
+                size_of::<QueueChannelState>()
+                    + q.flow.heap_bytes()
+                    + q.handling.heap_bytes()
+                    + q.flow.settled().waits.heap_bytes()
+                    + q.waiting.capacity() * size_of::<Waiter>()
+                    + q.waiting
+                        .iter()
+                        .map(|waiter| waiter.id.len())
+                        .sum::<usize>()
+            })
             .sum();
         let advisors = self.advisor_state.capacity() * size_of::<Advisor>()
+            + self.advisor_settled.capacity() * size_of::<Timestamp>()
             + self
                 .advisor_state
                 .iter()
                 .map(Advisor::heap_bytes)
                 .sum::<usize>()
-            + table(self.advisors.len(), size_of::<(u128, u32)>());
+            + table(self.advisors.len(), size_of::<([u32; 3], u32)>());
         BTreeMap::from([
             ("contacts", contacts),
             ("remembered_contacts", remembered),
@@ -389,6 +540,7 @@ impl SiteProcessor {
         let (index, new) = self.advisors.intern(id);
         if new {
             self.advisor_state.push(Advisor::new(self.settle_horizon()));
+            self.advisor_settled.push(self.settle_horizon());
         }
         index
     }
@@ -418,7 +570,22 @@ impl SiteProcessor {
 
     fn apply_inner(&mut self, event: &Event) -> Outcome {
         let id = hash_id(&event.id);
-        if self.seen_ids.contains(&id) {
+        // The contact is looked up first, and its state read: the memory is then on its way
+        // while the event id is checked (those are the two slowest reads of an event).
+        let contact = match &event.body {
+            EventBody::Contact(contact) => {
+                let key = hash_id(&contact.contact);
+                let found = self.contacts.find(key);
+                if let Some(index) = found
+                    && let ContactEntry::Tracked(state) = self.contacts.slot(index)
+                {
+                    std::hint::black_box((state.fold.finished_at(), state.facts.len()));
+                }
+                Some((contact, key, found))
+            }
+            EventBody::Advisor(_) => None,
+        };
+        if self.seen_ids.contains_key(id) {
             return Outcome::Duplicate;
         }
         let horizon = self.settle_horizon();
@@ -436,18 +603,21 @@ impl SiteProcessor {
                 ),
             ));
         }
-        let result = match &event.body {
-            EventBody::Contact(contact) => self.apply_contact(event, contact, id),
-            EventBody::Advisor(advisor) => {
+        let result = match (&event.body, contact) {
+            (_, Some((contact, key, found))) => self.apply_contact(event, contact, key, found, id),
+            (EventBody::Advisor(advisor), None) => {
                 self.apply_advisor(event, advisor, id);
                 Ok(())
             }
+            (EventBody::Contact(_), None) => unreachable!("contact events are looked up above"),
         };
         if let Err(rejection) = result {
             return Outcome::Rejected(rejection);
         }
-        self.seen_ids.insert(id);
-        self.seen_order.push_back((event.time, id));
+        self.seen_ids.insert_absent(id, ());
+        reserve_tight(&mut self.seen_order);
+        self.seen_order
+            .push_back((event.time, id as u64, (id >> 64) as u64));
         if event.time > self.watermark {
             self.watermark = event.time;
             self.housekeeping();
@@ -456,34 +626,44 @@ impl SiteProcessor {
         Outcome::Applied
     }
 
+    /// Applies a contact event, `found` at that slot of `contacts` (under `key`) or not.
     fn apply_contact(
         &mut self,
         event: &Event,
         contact: &ContactEvent,
+        key: u128,
+        found: Option<usize>,
         id: u128,
     ) -> Result<(), Rejection> {
-        let key = hash_id(&contact.contact);
-        if let Some((finished, gone)) = self.gone.get(&key) {
-            return Err(gone_rejection(*gone, &contact.contact, *finished));
-        }
-        if let Some(state) = self.contacts.get(&key) {
-            if let Some(finished) = state.finished_at
-                && event.time > finished + self.lateness
-            {
-                return Err(gone_rejection(Gone::Completed, &contact.contact, finished));
+        match found.map(|index| self.contacts.slot(index)) {
+            Some(ContactEntry::Gone(at, gone)) => {
+                return Err(gone_rejection(*gone, &contact.contact, *at));
             }
-            if state.facts.len() >= MAX_EVENTS_PER_CONTACT {
-                return Err(Rejection::field(
-                    RejectReason::TooManyEvents,
-                    "contact",
-                    format!(
-                        "contact {:?} already has {MAX_EVENTS_PER_CONTACT} events, the most one contact may have",
-                        contact.contact
-                    ),
-                ));
+            Some(ContactEntry::Tracked(state)) => {
+                if let Some(finished) = state.fold.finished_at()
+                    && event.time > finished + self.lateness
+                {
+                    return Err(gone_rejection(Gone::Completed, &contact.contact, finished));
+                }
+                if state.facts.len() >= MAX_EVENTS_PER_CONTACT {
+                    return Err(Rejection::field(
+                        RejectReason::TooManyEvents,
+                        "contact",
+                        format!(
+                            "contact {:?} already has {MAX_EVENTS_PER_CONTACT} events, the most one contact may have",
+                            contact.contact
+                        ),
+                    ));
+                }
             }
+            None => {}
         }
         let advisor = contact.advisor.as_deref().map(|a| self.advisor_index(a));
+        if let Some(advisor) = advisor {
+            // Read now what the change will need, so that it arrives meanwhile.
+            self.advisor_state[advisor as usize].touch();
+            std::hint::black_box(self.advisor_settled[advisor as usize]);
+        }
         let queue = match &contact.kind {
             ContactEventKind::Transferred { to_queue } => to_queue.as_deref(),
             ContactEventKind::Queued | ContactEventKind::Answered => contact.queue.as_deref(),
@@ -503,24 +683,33 @@ impl SiteProcessor {
             ContactEventKind::Ended => FactKind::Ended,
             ContactEventKind::Completed { .. } => FactKind::Completed,
         };
-        let fact = Fact {
-            time: event.time,
-            tie: id as u64,
-            kind,
-            advisor,
-            queue,
-            channel: contact.channel,
-        };
-        let state = self.contacts.entry(key).or_insert_with(|| ContactState {
-            id: contact.contact.as_str().into(),
-            facts: Vec::with_capacity(8),
-            fold: FoldState::default(),
-            finished_at: None,
-            last_time: event.time,
-            deadline: event.time + self.contact_expiry,
+        let fact = Fact::new(event.time, id as u64, kind, advisor, queue, contact.channel);
+        // Interning the advisor and queue left the table alone: `found` still holds.
+        let index = found.unwrap_or_else(|| {
+            self.contacts.insert_absent(
+                key,
+                ContactEntry::Tracked(Box::new(ContactState {
+                    fold: FoldState::default(),
+                    last_time: event.time,
+                    deadline: event.time + self.contact_expiry,
+                    indexed: false,
+                    facts: SmallVec::new(),
+                })),
+            )
         });
+        let ContactEntry::Tracked(state) = self.contacts.slot_mut(index) else {
+            unreachable!("a contact remembered as gone was refused above")
+        };
         if state.facts.is_empty() {
-            self.expiries.insert((state.deadline, key));
+            self.tracked += 1;
+            if self.young_span > Millis::ZERO {
+                reserve_tight(&mut self.young);
+                self.young
+                    .push_back((self.watermark, key as u64, (key >> 64) as u64));
+            } else {
+                state.indexed = true;
+                self.expiries.insert((state.deadline, key));
+            }
         }
         let (mut old, mut new) = std::mem::take(&mut self.scratch);
         let in_order = comes_last(&state.facts, &fact);
@@ -532,7 +721,7 @@ impl SiteProcessor {
             old.spans.clear();
             state.fold.open_spans(None, &mut old.spans);
             old.waiting = state.fold.waiting();
-            old.finished_at = state.finished_at;
+            old.finished_at = state.fold.finished_at();
             new.records.clear();
             new.spans.clear();
             state.fold.step(&fact, &mut new);
@@ -542,23 +731,25 @@ impl SiteProcessor {
         } else {
             // Out of order: derive the whole contact again, before and after.
             derive_into(&state.facts, None, &mut old);
-            insert_fact(&mut state.facts, fact);
+            let position = fact_position(&state.facts, &fact);
+            state.facts.insert(position, fact);
             state.fold = derive_into(&state.facts, None, &mut new);
         }
         state.last_time = state.last_time.max(event.time);
-        state.finished_at = new.finished_at;
+        debug_assert_eq!(state.fold.finished_at(), new.finished_at);
         if let Some(finished) = new.finished_at
             && old.finished_at != Some(finished)
         {
             self.finishing.push(Reverse((finished, key)));
         }
-        self.apply_change(key, &old, &new);
+        self.apply_change(key, &contact.contact, &old, &new);
         self.scratch = (old, new);
         Ok(())
     }
 
     /// Applies the difference between two derivations of a contact to queues and advisors.
-    fn apply_change(&mut self, key: u128, old: &Derived, new: &Derived) {
+    /// `id` is the contact's (needed when it starts waiting in a queue).
+    fn apply_change(&mut self, key: u128, id: &str, old: &Derived, new: &Derived) {
         diff(&old.records, &new.records, |record, add| {
             self.record(&record, add)
         });
@@ -566,42 +757,43 @@ impl SiteProcessor {
             self.touched_advisors.push(span.advisor);
             let advisor = &mut self.advisor_state[span.advisor as usize];
             if add {
-                advisor.add_span(span)
+                advisor.add_span(&span)
             } else {
                 advisor.remove_span(&span)
             }
         });
         if old.waiting != new.waiting {
             if let Some(waiting) = old.waiting
-                && let Some(state) = self.queue_channels.get_mut(&waiting.qc)
+                && let Some(index) = self.queue_channel_index(waiting.qc)
             {
-                state.waiting.remove(&(waiting.since, key));
+                self.queue_channels[index as usize].stop_waiting(waiting.since, key);
             }
             if let Some(waiting) = new.waiting {
-                self.queue_channels
-                    .entry(waiting.qc)
-                    .or_default()
-                    .waiting
-                    .insert((waiting.since, key));
+                let index = self.queue_channel_entry(waiting.qc);
+                self.queue_channels[index as usize].start_waiting(waiting.since, key, id);
             }
         }
     }
 
     fn record(&mut self, record: &Record, add: bool) {
-        let horizon = self.settle_horizon();
-        let queue_entry = |processor: &mut SiteProcessor, qc: QueueChannel, entry: Entry| {
-            processor.touched_queues.push(qc);
-            let state = processor
-                .queue_channels
-                .entry(qc)
-                .or_insert_with(|| QueueChannelState {
-                    log: EntryLog::new(horizon),
-                    waiting: BTreeSet::new(),
-                });
+        let flow_entry = |processor: &mut SiteProcessor, qc: QueueChannel, entry: FlowEntry| {
+            let index = processor.queue_channel_entry(qc);
+            processor.touched_queues.push(index);
+            let log = &mut processor.queue_channels[index as usize].flow;
             if add {
-                state.log.insert(entry)
+                log.insert(entry)
             } else {
-                state.log.remove(&entry)
+                log.remove(&entry)
+            }
+        };
+        let handling_entry = |processor: &mut SiteProcessor, qc: QueueChannel, entry: Entry| {
+            let index = processor.queue_channel_entry(qc);
+            processor.touched_queues.push(index);
+            let log = &mut processor.queue_channels[index as usize].handling;
+            if add {
+                log.insert(entry)
+            } else {
+                log.remove(&entry)
             }
         };
         let advisor_entry = |processor: &mut SiteProcessor, advisor: u32, entry: Entry| {
@@ -614,13 +806,13 @@ impl SiteProcessor {
             }
         };
         match *record {
-            Record::Offer { qc, time } => queue_entry(self, qc, Entry::new(time, EntryKind::Offer)),
+            Record::Offer { qc, time } => flow_entry(self, qc, FlowEntry::offer(time)),
             Record::Left {
                 qc,
                 time,
                 wait,
                 outcome,
-            } => queue_entry(self, qc, Entry::left(time, wait, outcome)),
+            } => flow_entry(self, qc, FlowEntry::left(time, wait, outcome)),
             Record::Handled {
                 advisor,
                 qc,
@@ -633,14 +825,14 @@ impl SiteProcessor {
                 let entry = Entry::handled(time, talk, hold, acw, held);
                 advisor_entry(self, advisor, entry);
                 if let Some(qc) = qc {
-                    queue_entry(self, qc, entry);
+                    handling_entry(self, qc, entry);
                 }
             }
             Record::Transfer { advisor, qc, time } => {
                 let entry = Entry::new(time, EntryKind::Transfer);
                 advisor_entry(self, advisor, entry);
                 if let Some(qc) = qc {
-                    queue_entry(self, qc, entry);
+                    handling_entry(self, qc, entry);
                 }
             }
             Record::Missed { advisor, time } => {
@@ -676,12 +868,8 @@ impl SiteProcessor {
             }
             AdvisorEventKind::Logout => (Status::LoggedOut, 2),
         };
-        self.advisor_state[advisor as usize].add_status(StatusPoint {
-            time: event.time,
-            rank,
-            tie: id as u64,
-            status,
-        });
+        self.advisor_state[advisor as usize]
+            .add_status(StatusPoint::new(event.time, rank, id as u64, status));
         self.touched_advisors.push(advisor);
     }
 
@@ -690,36 +878,61 @@ impl SiteProcessor {
     fn housekeeping(&mut self) {
         let horizon = self.settle_horizon();
         let dedupe_from = self.watermark - self.dedupe_window;
-        while let Some(&(time, id)) = self.seen_order.front() {
+        while let Some(&(time, low, high)) = self.seen_order.front() {
             if time >= dedupe_from {
                 break;
             }
             self.seen_order.pop_front();
-            self.seen_ids.remove(&id);
+            self.seen_ids
+                .remove(u128::from(high) << 64 | u128::from(low));
         }
+        shrink_tight(&mut self.seen_order);
         let gone_from = self.watermark - self.completed_memory;
-        while let Some(&(time, key)) = self.gone_order.front() {
+        while let Some(&(time, low, high)) = self.gone_order.front() {
             if time >= gone_from {
                 break;
             }
             self.gone_order.pop_front();
-            self.gone.remove(&key);
+            let key = u128::from(high) << 64 | u128::from(low);
+            if let Some(ContactEntry::Gone(..)) = self.contacts.get(key) {
+                self.contacts.remove(key);
+            }
         }
+        shrink_tight(&mut self.gone_order);
         // Completed contacts: once the horizon passed their end, nothing can change them.
         while let Some(&Reverse((finished, key))) = self.finishing.peek() {
             if finished >= horizon {
                 break;
             }
             self.finishing.pop();
-            let still_finished = self
-                .contacts
-                .get(&key)
-                .is_some_and(|c| c.finished_at == Some(finished));
-            if still_finished && let Some(state) = self.contacts.remove(&key) {
-                self.expiries.remove(&(state.deadline, key));
-                self.remember_gone(key, finished, Gone::Completed);
+            if let Some(entry) = self.contacts.get_mut(key)
+                && let ContactEntry::Tracked(state) = entry
+                && state.fold.finished_at() == Some(finished)
+            {
+                let (deadline, indexed) = (state.deadline, state.indexed);
+                *entry = ContactEntry::Gone(finished, Gone::Completed);
+                self.tracked -= 1;
+                if indexed {
+                    self.expiries.remove(&(deadline, key));
+                }
+                self.remember_gone(key);
             }
         }
+        // Contacts no longer young join the expiry index (those already gone are dropped).
+        while let Some(&(created, low, high)) = self.young.front() {
+            if created + self.young_span > self.watermark {
+                break;
+            }
+            self.young.pop_front();
+            let key = u128::from(high) << 64 | u128::from(low);
+            if let Some(ContactEntry::Tracked(state)) = self.contacts.get_mut(key)
+                && !state.indexed
+            {
+                state.indexed = true;
+                self.expiries.insert((state.deadline, key));
+            }
+        }
+        shrink_tight(&mut self.young);
         // Contacts silent for `contact_expiry`: given up exactly at their last event plus the
         // expiry. Checked on every advance of the newest event time, so that instant is never
         // behind what queues and advisors have settled.
@@ -728,36 +941,49 @@ impl SiteProcessor {
                 break;
             }
             self.expiries.pop_first();
-            let Some(state) = self.contacts.get_mut(&key) else {
+            let Some(ContactEntry::Tracked(state)) = self.contacts.get_mut(key) else {
                 continue;
             };
             let due = state.last_time + self.contact_expiry;
             if due > self.watermark {
                 state.deadline = due;
                 self.expiries.insert((due, key));
-            } else if state.finished_at.is_none() {
-                self.expire(key, due);
+            } else {
+                state.indexed = false;
+                if state.fold.finished_at().is_none() {
+                    self.expire(key, due);
+                }
             }
         }
     }
 
     /// Gives up a contact at `expired_at`, freeing its queue and advisors.
     fn expire(&mut self, key: u128, expired_at: Timestamp) {
-        let Some(state) = self.contacts.remove(&key) else {
+        let Some(entry) = self.contacts.get_mut(key) else {
             return;
         };
+        let ContactEntry::Tracked(state) =
+            std::mem::replace(entry, ContactEntry::Gone(expired_at, Gone::Expired))
+        else {
+            return;
+        };
+        self.tracked -= 1;
         let (mut old, mut new) = std::mem::take(&mut self.scratch);
         derive_into(&state.facts, None, &mut old);
         derive_into(&state.facts, Some(expired_at), &mut new);
-        self.apply_change(key, &old, &new);
+        // Given up, it waits nowhere: its id is not needed.
+        self.apply_change(key, "", &old, &new);
         self.scratch = (old, new);
-        self.remember_gone(key, expired_at, Gone::Expired);
+        self.remember_gone(key);
         self.stats.contacts_expired += 1;
     }
 
-    fn remember_gone(&mut self, key: u128, at: Timestamp, gone: Gone) {
-        self.gone.insert(key, (at, gone));
-        self.gone_order.push_back((self.watermark, key));
+    /// Remembers a released contact (now a `ContactEntry::Gone`) until the completed contact
+    /// memory passes.
+    fn remember_gone(&mut self, key: u128) {
+        reserve_tight(&mut self.gone_order);
+        self.gone_order
+            .push_back((self.watermark, key as u64, (key >> 64) as u64));
     }
 
     /// Settles the queues and advisors this event touched.
@@ -768,12 +994,14 @@ impl SiteProcessor {
         let mut queues = std::mem::take(&mut self.touched_queues);
         queues.sort_unstable();
         queues.dedup();
-        for qc in queues.drain(..) {
-            let thresholds = self.queue_settings[qc.queue as usize].thresholds;
-            if let Some(state) = self.queue_channels.get_mut(&qc)
-                && state.log.settled_until() + SETTLE_STEP <= horizon
-            {
-                state.log.settle(horizon, keep_from, thresholds, &mut days);
+        for index in queues.drain(..) {
+            let state = &mut self.queue_channels[index as usize];
+            if state.flow.settled_until() + SETTLE_STEP <= horizon {
+                let thresholds = self.queue_settings[state.queue as usize].thresholds;
+                state.flow.settle(horizon, keep_from, thresholds, &mut days);
+                state
+                    .handling
+                    .settle(horizon, keep_from, thresholds, &mut days);
             }
         }
         self.touched_queues = queues;
@@ -781,18 +1009,65 @@ impl SiteProcessor {
         advisors.sort_unstable();
         advisors.dedup();
         for advisor in advisors.drain(..) {
-            let state = &mut self.advisor_state[advisor as usize];
-            if state.settled_until() + SETTLE_STEP <= horizon {
+            let settled = &mut self.advisor_settled[advisor as usize];
+            if *settled + SETTLE_STEP <= horizon {
+                let state = &mut self.advisor_state[advisor as usize];
                 state.settle(horizon, keep_from, &mut days);
+                *settled = state.settled_until();
             }
         }
         self.touched_advisors = advisors;
         self.days = days;
     }
 
-    /// The id of the contact waiting longest in a queue-channel.
-    pub(crate) fn contact_id(&self, key: u128) -> Option<&str> {
-        self.contacts.get(&key).map(|c| &*c.id)
+    /// The contacts in progress.
+    fn tracked_contacts(&self) -> impl Iterator<Item = &ContactState> {
+        self.contacts.values().filter_map(|entry| match entry {
+            ContactEntry::Tracked(state) => Some(&**state),
+            ContactEntry::Gone(..) => None,
+        })
+    }
+
+    /// Where a queue-channel is kept, if it was seen.
+    pub(crate) fn queue_channel_index(&self, qc: QueueChannel) -> Option<u32> {
+        let index = self.queue_settings[qc.queue as usize].channels[qc.channel as usize];
+        (index != NO_CHANNEL).then_some(index)
+    }
+
+    /// A queue-channel's state, if it was seen.
+    pub(crate) fn queue_channel(&self, qc: QueueChannel) -> Option<&QueueChannelState> {
+        self.queue_channel_index(qc)
+            .map(|index| &self.queue_channels[index as usize])
+    }
+
+    /// Where a queue-channel is kept, creating it on first sight.
+    fn queue_channel_entry(&mut self, qc: QueueChannel) -> u32 {
+        if let Some(index) = self.queue_channel_index(qc) {
+            return index;
+        }
+        let index = u32::try_from(self.queue_channels.len())
+            .expect("fewer than 4 billion queue-channels: 6 per queue");
+        self.queue_channels.push(QueueChannelState {
+            queue: qc.queue,
+            flow: FlowLog::new(self.settle_horizon()),
+            handling: HandlingLog::new(self.settle_horizon()),
+            waiting: Vec::new(),
+        });
+        self.queue_settings[qc.queue as usize].channels[qc.channel as usize] = index;
+        index
+    }
+
+    /// The channels a queue saw, in `Channel::ALL` order.
+    pub(crate) fn channels_of(&self, queue: u32) -> impl Iterator<Item = QueueChannel> + '_ {
+        let channels = &self.queue_settings[queue as usize].channels;
+        Channel::ALL
+            .iter()
+            .zip(channels)
+            .filter(|(_, index)| **index != NO_CHANNEL)
+            .map(move |(channel, _)| QueueChannel {
+                queue,
+                channel: *channel,
+            })
     }
 }
 
@@ -824,6 +1099,7 @@ impl QueueSettings {
             },
             variant: config.sl_variant.unwrap_or(site.sl_variant),
             config,
+            channels: [NO_CHANNEL; CHANNELS],
         }
     }
 }
@@ -1023,5 +1299,25 @@ mod tests {
         );
         let sites: Vec<&str> = processor.sites().map(|s| s.site().id.as_str()).collect();
         assert_eq!(sites, vec!["lyon", "s"]);
+    }
+}
+
+#[cfg(test)]
+mod size_probe {
+    #[test]
+    fn sizes() {
+        use std::mem::size_of;
+        eprintln!("ContactState {}", size_of::<super::ContactState>());
+        eprintln!("FoldState {}", size_of::<crate::contact::FoldState>());
+        eprintln!("Fact {}", size_of::<crate::contact::Fact>());
+        eprintln!("Advisor {}", size_of::<crate::advisor::Advisor>());
+        eprintln!("DayTimes {}", size_of::<crate::advisor::DayTimes>());
+        eprintln!("AdvisorLog {}", size_of::<crate::tally::AdvisorLog>());
+        eprintln!(
+            "QueueChannelState {}",
+            size_of::<super::QueueChannelState>()
+        );
+        eprintln!("StatusPoint {}", size_of::<crate::advisor::StatusPoint>());
+        eprintln!("QueueSettings {}", size_of::<super::QueueSettings>());
     }
 }

@@ -20,27 +20,76 @@ pub(crate) const WAIT_HISTOGRAM_UNIT_MS: i64 = 100;
 /// Significant digits of the wait histograms (1% relative resolution).
 pub(crate) const WAIT_HISTOGRAM_SIGFIG: u8 = 2;
 
-/// What a logged entry records.
+/// Something logged at an instant.
+pub(crate) trait Timed: Copy + PartialEq + std::fmt::Debug {
+    fn time(&self) -> Timestamp;
+}
+
+/// What a logged flow entry records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum EntryKind {
+pub(crate) enum FlowKind {
     Offer,
     Left(Outcome),
+}
+
+/// An offer to a queue or an exit from it: 16 bytes (most of a queue's log).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FlowEntry {
+    pub time: Timestamp,
+    /// Wait (exits), in ms.
+    pub wait: u32,
+    pub kind: FlowKind,
+}
+
+impl FlowEntry {
+    pub(crate) fn offer(time: Timestamp) -> FlowEntry {
+        FlowEntry {
+            time,
+            wait: 0,
+            kind: FlowKind::Offer,
+        }
+    }
+
+    pub(crate) fn left(time: Timestamp, wait: Millis, outcome: Outcome) -> FlowEntry {
+        FlowEntry {
+            time,
+            wait: ms(wait),
+            kind: FlowKind::Left(outcome),
+        }
+    }
+}
+
+impl Timed for FlowEntry {
+    fn time(&self) -> Timestamp {
+        self.time
+    }
+}
+
+/// What a logged handling entry records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EntryKind {
     Handled { held: bool },
     Transfer,
     Missed,
 }
 
-/// One countable happening, compact: 24 bytes.
+/// A handled leg, a transfer or a missed offer: 24 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Entry {
     pub time: Timestamp,
     pub kind: EntryKind,
-    /// Wait (left) or talk time (handled), in ms.
+    /// Talk time (handled), in ms.
     pub a: u32,
     /// Hold time (handled), in ms.
     pub b: u32,
     /// After-contact work (handled), in ms.
     pub c: u32,
+}
+
+impl Timed for Entry {
+    fn time(&self) -> Timestamp {
+        self.time
+    }
 }
 
 fn ms(span: Millis) -> u32 {
@@ -53,16 +102,6 @@ impl Entry {
             time,
             kind,
             a: 0,
-            b: 0,
-            c: 0,
-        }
-    }
-
-    pub(crate) fn left(time: Timestamp, wait: Millis, outcome: Outcome) -> Entry {
-        Entry {
-            time,
-            kind: EntryKind::Left(outcome),
-            a: ms(wait),
             b: 0,
             c: 0,
         }
@@ -85,6 +124,30 @@ impl Entry {
     }
 }
 
+/// Makes room for one more item in a buffer kept for a long time, growing it by an eighth
+/// (at least 2 items) rather than doubling it: these buffers live as long as the process, and
+/// at their peak they would otherwise be up to twice too large. Growing copies the buffer, but
+/// only when it outgrows its largest size so far.
+pub(crate) fn reserve_tight<T>(buffer: &mut VecDeque<T>) {
+    if buffer.len() == buffer.capacity() {
+        buffer.reserve_exact(margin(buffer.len()));
+    }
+}
+/// Gives back the slack of a buffer whose content shrank well below its capacity (a busy hour
+/// passed), keeping the margin [`reserve_tight`] grows by: a buffer that shrinks and grows
+/// again by a few items is not reallocated each time.
+pub(crate) fn shrink_tight<T>(buffer: &mut VecDeque<T>) {
+    let len = buffer.len();
+    if buffer.capacity() > len + 3 * margin(len) {
+        buffer.shrink_to(len + margin(len));
+    }
+}
+
+/// The room kept beyond a long-lived buffer's content: an eighth, at least 2.
+fn margin(len: usize) -> usize {
+    (len / 8).max(2)
+}
+
 /// How a queue judges waits: its service-level answer time and short-abandon threshold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Thresholds {
@@ -93,42 +156,114 @@ pub(crate) struct Thresholds {
 }
 
 /// A histogram of waits, in [`WAIT_HISTOGRAM_UNIT_MS`] units, growing only as far as needed.
+///
+/// Each queue-channel keeps the day's for as long as the process lives, so it starts with
+/// 16-bit counters (half the memory) and moves to 32-bit ones when a counter would overflow:
+/// the buckets are the same, so the counts and every quantile are those of a 32-bit histogram.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct WaitHistogram(Option<Box<Histogram<u32>>>);
+pub(crate) struct WaitHistogram(Option<Box<Waits>>);
+
+#[derive(Clone, Debug)]
+enum Waits {
+    Small(Histogram<u16>),
+    Large(Histogram<u32>),
+}
+
+fn new_histogram<T: hdrhistogram::Counter>() -> Histogram<T> {
+    let mut histogram = Histogram::new(WAIT_HISTOGRAM_SIGFIG)
+        .expect("2 significant digits is a valid histogram precision");
+    histogram.auto(true);
+    histogram
+}
+
+fn record_units<T: hdrhistogram::Counter>(histogram: &mut Histogram<T>, units: u64) {
+    // Auto-resizing: recording grows the histogram; saturating is only a last resort.
+    if histogram.record(units).is_err() {
+        histogram.saturating_record(units);
+    }
+}
+
+/// Adds the counts of `from` to `into`, bucket by bucket.
+fn add_counts<T: hdrhistogram::Counter>(into: &mut Histogram<u32>, from: &Histogram<T>) {
+    for bucket in from.iter_recorded() {
+        let count = u32::try_from(bucket.count_at_value().as_u64()).unwrap_or(u32::MAX);
+        // The bucket's highest value lands in the same bucket.
+        if into.record_n(bucket.value_iterated_to(), count).is_err() {
+            into.saturating_record_n(bucket.value_iterated_to(), count);
+        }
+    }
+}
+
+fn quantile_of<T: hdrhistogram::Counter>(
+    histogram: &Histogram<T>,
+    quantile: f64,
+) -> Option<Millis> {
+    if histogram.is_empty() {
+        return None;
+    }
+    let units = histogram.value_at_quantile(quantile);
+    Some(Millis(
+        histogram.highest_equivalent(units) as i64 * WAIT_HISTOGRAM_UNIT_MS,
+    ))
+}
 
 impl WaitHistogram {
-    fn histogram(&mut self) -> &mut Histogram<u32> {
-        self.0.get_or_insert_with(|| {
-            let mut histogram = Histogram::new(WAIT_HISTOGRAM_SIGFIG)
-                .expect("2 significant digits is a valid histogram precision");
-            histogram.auto(true);
-            Box::new(histogram)
+    /// The 32-bit histogram, moving the counts there first if needed.
+    fn large(&mut self) -> &mut Histogram<u32> {
+        let waits = self
+            .0
+            .get_or_insert_with(|| Box::new(Waits::Large(new_histogram())));
+        if let Waits::Small(small) = &**waits {
+            let mut large = new_histogram();
+            add_counts(&mut large, small);
+            **waits = Waits::Large(large);
+        }
+        match &mut **waits {
+            Waits::Large(large) => large,
+            Waits::Small(_) => unreachable!("moved to 32 bits just above"),
+        }
+    }
+
+    /// Heap bytes held (estimated from the number of counters).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.0.as_deref().map_or(0, |waits| {
+            std::mem::size_of::<Waits>()
+                + match waits {
+                    Waits::Small(small) => small.distinct_values() * std::mem::size_of::<u16>(),
+                    Waits::Large(large) => large.distinct_values() * std::mem::size_of::<u32>(),
+                }
         })
     }
 
     pub(crate) fn record(&mut self, wait_ms: u32) {
         let units = u64::from(wait_ms) / WAIT_HISTOGRAM_UNIT_MS as u64;
-        let histogram = self.histogram();
-        // Auto-resizing: recording grows the histogram; saturating is only a last resort.
-        if histogram.record(units).is_err() {
-            histogram.saturating_record(units);
+        let waits = self
+            .0
+            .get_or_insert_with(|| Box::new(Waits::Small(new_histogram())));
+        match &mut **waits {
+            Waits::Small(small) if small.count_at(units) < u16::MAX => record_units(small, units),
+            Waits::Small(_) => record_units(self.large(), units),
+            Waits::Large(large) => record_units(large, units),
         }
     }
 
     pub(crate) fn merge(&mut self, other: &WaitHistogram) {
-        if let Some(other) = &other.0 {
+        match other.0.as_deref() {
+            None => {}
             // Both auto-resize with the same precision: adding cannot fail.
-            let _ = self.histogram().add(other.as_ref());
+            Some(Waits::Large(other)) => {
+                let _ = self.large().add(other);
+            }
+            Some(Waits::Small(other)) => add_counts(self.large(), other),
         }
     }
 
     /// The wait at `quantile`, in ms (the highest value equivalent to the bucket's).
     pub(crate) fn quantile(&self, quantile: f64) -> Option<Millis> {
-        let histogram = self.0.as_ref().filter(|h| !h.is_empty())?;
-        let units = histogram.value_at_quantile(quantile);
-        Some(Millis(
-            histogram.highest_equivalent(units) as i64 * WAIT_HISTOGRAM_UNIT_MS,
-        ))
+        match self.0.as_deref()? {
+            Waits::Small(small) => quantile_of(small, quantile),
+            Waits::Large(large) => quantile_of(large, quantile),
+        }
     }
 }
 
@@ -166,18 +301,18 @@ fn dequeue_index(reason: DequeueReason) -> usize {
 }
 
 impl QueueTally {
-    pub(crate) fn add(&mut self, entry: &Entry, thresholds: Thresholds) {
+    pub(crate) fn add_flow(&mut self, entry: &FlowEntry, thresholds: Thresholds) {
         match entry.kind {
-            EntryKind::Offer => self.offered += 1,
-            EntryKind::Left(outcome) => {
-                let wait = Millis(i64::from(entry.a));
+            FlowKind::Offer => self.offered += 1,
+            FlowKind::Left(outcome) => {
+                let wait = Millis(i64::from(entry.wait));
                 match outcome {
                     Outcome::Answered => {
                         self.answered += 1;
                         self.wait_answered += wait;
                         self.max_wait_answered =
                             Some(self.max_wait_answered.map_or(wait, |m| m.max(wait)));
-                        self.waits.record(entry.a);
+                        self.waits.record(entry.wait);
                         if wait <= thresholds.sl_threshold {
                             self.answered_within_threshold += 1;
                         }
@@ -199,6 +334,11 @@ impl QueueTally {
                     Outcome::FlowedOut => self.flowed_out += 1,
                 }
             }
+        }
+    }
+
+    pub(crate) fn add_handling(&mut self, entry: &Entry) {
+        match entry.kind {
             EntryKind::Handled { held } => {
                 self.handled += 1;
                 self.talk += Millis(i64::from(entry.a));
@@ -271,7 +411,6 @@ impl AdvisorTally {
             }
             EntryKind::Transfer => self.transfers += 1,
             EntryKind::Missed => self.missed_offers += 1,
-            EntryKind::Offer | EntryKind::Left(_) => {}
         }
     }
 
@@ -297,9 +436,9 @@ pub(crate) struct Range {
 
 /// Entries of one queue-channel or advisor, with the day's settled tally.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct EntryLog<T> {
+pub(crate) struct EntryLog<E, T> {
     /// Sorted by time.
-    entries: VecDeque<Entry>,
+    entries: VecDeque<E>,
     /// Entries before this instant are final and counted in `settled`.
     settled_until: Timestamp,
     /// How many of `entries` lie before `settled_until` (changes only ever come after).
@@ -309,24 +448,41 @@ pub(crate) struct EntryLog<T> {
     settled: T,
 }
 
-/// Tallies that entries can be added to and merged.
-pub(crate) trait Tally: Default + Clone {
+/// The log of a queue-channel's offers and exits.
+pub(crate) type FlowLog = EntryLog<FlowEntry, QueueTally>;
+/// The log of a queue-channel's handled legs and transfers.
+pub(crate) type HandlingLog = EntryLog<Entry, QueueTally>;
+/// The log of an advisor's handled legs, transfers and missed offers.
+pub(crate) type AdvisorLog = EntryLog<Entry, AdvisorTally>;
+
+/// Tallies that entries of type `E` can be added to, and that merge.
+pub(crate) trait Tally<E>: Default + Clone {
     type Context: Copy;
-    fn add_entry(&mut self, entry: &Entry, context: Self::Context);
+    fn add_entry(&mut self, entry: &E, context: Self::Context);
     fn merge_tally(&mut self, other: &Self);
 }
 
-impl Tally for QueueTally {
+impl Tally<FlowEntry> for QueueTally {
     type Context = Thresholds;
-    fn add_entry(&mut self, entry: &Entry, context: Thresholds) {
-        self.add(entry, context);
+    fn add_entry(&mut self, entry: &FlowEntry, context: Thresholds) {
+        self.add_flow(entry, context);
     }
     fn merge_tally(&mut self, other: &Self) {
         self.merge(other);
     }
 }
 
-impl Tally for AdvisorTally {
+impl Tally<Entry> for QueueTally {
+    type Context = Thresholds;
+    fn add_entry(&mut self, entry: &Entry, _: Thresholds) {
+        self.add_handling(entry);
+    }
+    fn merge_tally(&mut self, other: &Self) {
+        self.merge(other);
+    }
+}
+
+impl Tally<Entry> for AdvisorTally {
     type Context = ();
     fn add_entry(&mut self, entry: &Entry, _: ()) {
         self.add(entry);
@@ -336,7 +492,7 @@ impl Tally for AdvisorTally {
     }
 }
 
-impl<T: Tally> EntryLog<T> {
+impl<E: Timed, T: Tally<E>> EntryLog<E, T> {
     pub(crate) fn new(settled_until: Timestamp) -> Self {
         EntryLog {
             entries: VecDeque::new(),
@@ -348,14 +504,16 @@ impl<T: Tally> EntryLog<T> {
     }
 
     /// Adds an entry (at or after the settled horizon).
-    pub(crate) fn insert(&mut self, entry: Entry) {
+    pub(crate) fn insert(&mut self, entry: E) {
+        let time = entry.time();
         debug_assert!(
-            entry.time >= self.settled_until,
+            time >= self.settled_until,
             "entries before the horizon never change"
         );
+        reserve_tight(&mut self.entries);
         match self.entries.back() {
-            Some(last) if last.time > entry.time => {
-                let position = self.entries.partition_point(|e| e.time <= entry.time);
+            Some(last) if last.time() > time => {
+                let position = self.entries.partition_point(|e| e.time() <= time);
                 self.entries.insert(position, entry);
             }
             _ => self.entries.push_back(entry),
@@ -363,10 +521,11 @@ impl<T: Tally> EntryLog<T> {
     }
 
     /// Removes an entry previously inserted (at or after the settled horizon).
-    pub(crate) fn remove(&mut self, entry: &Entry) {
-        let start = self.entries.partition_point(|e| e.time < entry.time);
+    pub(crate) fn remove(&mut self, entry: &E) {
+        let time = entry.time();
+        let start = self.entries.partition_point(|e| e.time() < time);
         let found = (start..self.entries.len())
-            .take_while(|&i| self.entries[i].time == entry.time)
+            .take_while(|&i| self.entries[i].time() == time)
             .find(|&i| self.entries[i] == *entry);
         debug_assert!(
             found.is_some(),
@@ -390,9 +549,9 @@ impl<T: Tally> EntryLog<T> {
             while let Some(entry) = self
                 .entries
                 .get(self.settled_count)
-                .filter(|e| e.time < until)
+                .filter(|e| e.time() < until)
             {
-                let day = days.day_of(entry.time).start;
+                let day = days.day_of(entry.time()).start;
                 if day != self.settled_day {
                     self.settled = T::default();
                     self.settled_day = day;
@@ -403,23 +562,20 @@ impl<T: Tally> EntryLog<T> {
             self.settled_until = until;
         }
         let keep_from = keep_from.min(self.settled_until);
-        while self.entries.front().is_some_and(|e| e.time < keep_from) {
+        while self.entries.front().is_some_and(|e| e.time() < keep_from) {
             self.entries.pop_front();
             self.settled_count -= 1;
         }
-        // A burst can leave a large buffer behind: give most of it back.
-        if self.entries.capacity() > 64 && self.entries.capacity() > 4 * self.entries.len() {
-            self.entries.shrink_to(2 * self.entries.len());
-        }
+        shrink_tight(&mut self.entries);
     }
 
     /// Adds to `into` the entries of the trailing `range`.
     pub(crate) fn tally_range(&self, range: Range, context: T::Context, into: &mut T) {
-        let from = self.entries.partition_point(|e| e.time <= range.after);
+        let from = self.entries.partition_point(|e| e.time() <= range.after);
         for entry in self
             .entries
             .range(from..)
-            .take_while(|e| e.time <= range.until)
+            .take_while(|e| e.time() <= range.until)
         {
             into.add_entry(entry, context);
         }
@@ -451,9 +607,14 @@ impl<T: Tally> EntryLog<T> {
         self.entries.len()
     }
 
+    /// The settled tally.
+    pub(crate) fn settled(&self) -> &T {
+        &self.settled
+    }
+
     /// Heap bytes held by the log (capacity of its buffer).
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.entries.capacity() * std::mem::size_of::<Entry>()
+        self.entries.capacity() * std::mem::size_of::<E>()
     }
 }
 
@@ -466,8 +627,8 @@ mod tests {
         short_abandon: Millis(5_000),
     };
 
-    fn left(secs: i64, wait_secs: i64, outcome: Outcome) -> Entry {
-        Entry::left(
+    fn left(secs: i64, wait_secs: i64, outcome: Outcome) -> FlowEntry {
+        FlowEntry::left(
             Timestamp(secs * 1000),
             Millis::from_secs(wait_secs),
             outcome,
@@ -484,11 +645,11 @@ mod tests {
     #[test]
     fn boundaries_follow_the_trade_definitions() {
         let mut tally = QueueTally::default();
-        tally.add(&left(1, 20, Outcome::Answered), THRESHOLDS); // exactly T: within
-        tally.add(&left(2, 21, Outcome::Answered), THRESHOLDS);
-        tally.add(&left(3, 5, Outcome::Abandoned), THRESHOLDS); // exactly 5 s: not short
-        tally.add(
-            &Entry::left(Timestamp(4000), Millis(4_999), Outcome::Abandoned),
+        tally.add_flow(&left(1, 20, Outcome::Answered), THRESHOLDS); // exactly T: within
+        tally.add_flow(&left(2, 21, Outcome::Answered), THRESHOLDS);
+        tally.add_flow(&left(3, 5, Outcome::Abandoned), THRESHOLDS); // exactly 5 s: not short
+        tally.add_flow(
+            &FlowEntry::left(Timestamp(4000), Millis(4_999), Outcome::Abandoned),
             THRESHOLDS,
         );
         assert_eq!(tally.answered_within_threshold, 1);
@@ -499,7 +660,7 @@ mod tests {
 
     #[test]
     fn settled_and_pending_entries_add_up_to_the_day() {
-        let mut log = EntryLog::<QueueTally>::new(Timestamp(0));
+        let mut log = FlowLog::new(Timestamp(0));
         for secs in [10, 20, 30, 40] {
             log.insert(left(secs, 1, Outcome::Answered));
         }
@@ -526,7 +687,7 @@ mod tests {
 
     #[test]
     fn a_new_day_starts_from_zero() {
-        let mut log = EntryLog::<QueueTally>::new(Timestamp(0));
+        let mut log = FlowLog::new(Timestamp(0));
         log.insert(left(86_000, 1, Outcome::Answered));
         log.insert(left(86_500, 1, Outcome::Answered));
         log.settle(Timestamp(86_450_000), Timestamp(0), THRESHOLDS, &mut days());
@@ -549,6 +710,38 @@ mod tests {
             yesterday.answered, 1,
             "yesterday's settled tally was replaced; its pending log still counts"
         );
+    }
+
+    proptest::proptest! {
+        /// The 16-bit start, its move to 32 bits and merges give the quantiles of a plain
+        /// 32-bit histogram.
+        #[test]
+        fn wait_histograms_match_a_32_bit_one(
+            waits in proptest::collection::vec((0u32..2_000_000, 1u32..40), 1..60),
+            split in 0usize..60,
+            crowd in proptest::bool::ANY,
+        ) {
+            let mut reference = new_histogram::<u32>();
+            let (mut first, mut second) = (WaitHistogram::default(), WaitHistogram::default());
+            for (index, (wait, times)) in waits.iter().enumerate() {
+                // Now and then, enough waits in one bucket to overflow 16 bits.
+                let times = if crowd && index == 0 { 70_000 } else { *times };
+                for _ in 0..times {
+                    record_units(&mut reference, u64::from(*wait) / 100);
+                    if index < split { first.record(*wait) } else { second.record(*wait) }
+                }
+            }
+            let mut merged = WaitHistogram::default();
+            merged.merge(&first);
+            merged.merge(&second);
+            for quantile in [0.0, 0.1, 0.5, 0.9, 0.99, 1.0] {
+                let expected = quantile_of(&reference, quantile);
+                proptest::prop_assert_eq!(merged.quantile(quantile), expected);
+                if split >= waits.len() {
+                    proptest::prop_assert_eq!(first.quantile(quantile), expected);
+                }
+            }
+        }
     }
 
     #[test]

@@ -457,32 +457,36 @@ impl SiteProcessor {
         now: Timestamp,
         into: &mut QueueTally,
     ) {
-        let Some(state) = self.queue_channels.get(qc) else {
+        let Some(state) = self.queue_channel(*qc) else {
             return;
         };
         let thresholds = self.queue_settings[qc.queue as usize].thresholds;
         match window {
-            Window::Today => state
-                .log
-                .tally_day(self.day_of(now).start, now, thresholds, into),
-            _ => state
-                .log
-                .tally_range(self.range(window, now), thresholds, into),
+            Window::Today => {
+                let day_start = self.day_of(now).start;
+                state.flow.tally_day(day_start, now, thresholds, into);
+                state.handling.tally_day(day_start, now, thresholds, into);
+            }
+            _ => {
+                let range = self.range(window, now);
+                state.flow.tally_range(range, thresholds, into);
+                state.handling.tally_range(range, thresholds, into);
+            }
         }
     }
 
-    fn live_queue<'a>(
+    fn live_queue(
         &self,
-        channels: impl Iterator<Item = &'a QueueChannel>,
+        channels: impl Iterator<Item = QueueChannel>,
         now: Timestamp,
     ) -> LiveQueue {
         let mut in_queue = 0;
         let mut oldest: Option<Timestamp> = None;
         for qc in channels {
-            if let Some(state) = self.queue_channels.get(qc) {
+            if let Some(state) = self.queue_channel(qc) {
                 in_queue += state.waiting.len() as u64;
-                if let Some((since, _)) = state.waiting.first() {
-                    oldest = Some(oldest.map_or(*since, |o| o.min(*since)));
+                if let Some(since) = state.waiting.first().map(|waiter| waiter.since) {
+                    oldest = Some(oldest.map_or(since, |o| o.min(since)));
                 }
             }
         }
@@ -495,30 +499,11 @@ impl SiteProcessor {
     /// The contact waiting longest in a queue (all channels): its id and since when.
     pub fn longest_waiting_contact(&self, queue: &str) -> Option<(&str, Timestamp)> {
         let index = self.queues.get(queue)?;
-        let (since, key) = self
-            .queue_channels
-            .range(
-                QueueChannel {
-                    queue: index,
-                    channel: Channel::Voice,
-                }..,
-            )
-            .take_while(|(qc, _)| qc.queue == index)
-            .filter_map(|(_, state)| state.waiting.first().copied())
-            .min()?;
-        Some((self.contact_id(key)?, since))
-    }
-
-    fn channels_of(&self, queue: u32) -> impl Iterator<Item = &QueueChannel> {
-        self.queue_channels
-            .range(
-                QueueChannel {
-                    queue,
-                    channel: Channel::ALL[0],
-                }..,
-            )
-            .take_while(move |(qc, _)| qc.queue == queue)
-            .map(|(qc, _)| qc)
+        let waiter = self
+            .channels_of(index)
+            .filter_map(|qc| self.queue_channel(qc)?.waiting.first())
+            .min_by_key(|waiter| (waiter.since, waiter.key))?;
+        Some((&waiter.id, waiter.since))
     }
 
     fn queue_indicators(
@@ -664,7 +649,7 @@ impl SiteProcessor {
         now: Timestamp,
     ) -> GroupIndicators {
         let mut queue_tally = QueueTally::default();
-        let channels: Vec<&QueueChannel> =
+        let channels: Vec<QueueChannel> =
             queues.iter().flat_map(|&q| self.channels_of(q)).collect();
         for qc in &channels {
             self.queue_channel_tally(qc, window, now, &mut queue_tally);
@@ -719,7 +704,7 @@ impl SiteProcessor {
         let mut channels = Vec::new();
         for qc in self.channels_of(queue) {
             let mut tally = QueueTally::default();
-            self.queue_channel_tally(qc, window, now, &mut tally);
+            self.queue_channel_tally(&qc, window, now, &mut tally);
             total.merge(&tally);
             channels.push(ChannelView {
                 channel: qc.channel,

@@ -1,0 +1,254 @@
+//! A hash table keyed by 128-bit hashes, for the tables whose entries come and go all day
+//! (contacts, event ids).
+//!
+//! The keys are hashes already (XXH3-128 of ids), so their low bits place them directly. Open
+//! addressing with Robin Hood insertion and backward-shift deletion leaves no tombstones: a
+//! table whose entries are replaced all day keeps the size its busiest moment needs (between
+//! 2/5 and 4/5 full), where a general-purpose table under such churn grows to four times its
+//! entries. Entries sit in one array, so a lookup usually reads one or two cache lines.
+
+/// The key that marks an empty slot. Keys are stored with their top bit set, so none is empty
+/// (two keys differing only there share a slot: probability 2^-127 per key, below the hashes'
+/// own collisions). The low bits, which place keys, are kept.
+const EMPTY: u128 = 0;
+
+/// The smallest table allocated.
+const MIN_SLOTS: usize = 16;
+
+fn stored(key: u128) -> u128 {
+    key | 1 << 127
+}
+
+/// A map from 128-bit hashes to `V` (`V::default()` fills empty slots).
+#[derive(Clone, Debug)]
+pub(crate) struct HashTable<V> {
+    /// A power of two of slots (or none).
+    slots: Vec<(u128, V)>,
+    len: usize,
+}
+
+impl<V> Default for HashTable<V> {
+    fn default() -> HashTable<V> {
+        HashTable {
+            slots: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<V: Default> HashTable<V> {
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Slots allocated (for memory accounting).
+    pub(crate) fn slots(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn mask(&self) -> usize {
+        self.slots.len().wrapping_sub(1)
+    }
+
+    /// How far an entry of key `key` in slot `index` sits from its home slot.
+    fn distance(index: usize, key: u128, mask: usize) -> usize {
+        index.wrapping_sub(key as usize) & mask
+    }
+
+    /// The slot of `key`, if present.
+    pub(crate) fn find(&self, key: u128) -> Option<usize> {
+        let key = stored(key);
+        let slots = self.slots.as_slice();
+        let mask = slots.len().wrapping_sub(1);
+        let mut index = key as usize & mask;
+        let mut distance = 0;
+        loop {
+            // No slot at all when nothing was ever inserted.
+            let slot = slots.get(index & mask)?.0;
+            if slot == key {
+                return Some(index & mask);
+            }
+            // Robin Hood order: past an entry closer to its home than we are, the key is absent.
+            if slot == EMPTY || HashTable::<V>::distance(index, slot, mask) < distance {
+                return None;
+            }
+            index += 1;
+            distance += 1;
+        }
+    }
+
+    /// The value in slot `index` (from [`HashTable::find`] or [`HashTable::insert_absent`],
+    /// with no insertion or removal since).
+    pub(crate) fn slot(&self, index: usize) -> &V {
+        &self.slots[index].1
+    }
+
+    /// See [`HashTable::slot`].
+    pub(crate) fn slot_mut(&mut self, index: usize) -> &mut V {
+        &mut self.slots[index].1
+    }
+
+    pub(crate) fn contains_key(&self, key: u128) -> bool {
+        self.find(key).is_some()
+    }
+
+    pub(crate) fn get(&self, key: u128) -> Option<&V> {
+        self.find(key).map(|index| &self.slots[index].1)
+    }
+
+    pub(crate) fn get_mut(&mut self, key: u128) -> Option<&mut V> {
+        self.find(key).map(|index| &mut self.slots[index].1)
+    }
+
+    /// Inserts or replaces.
+    #[cfg(test)]
+    pub(crate) fn insert(&mut self, key: u128, value: V) {
+        match self.find(key) {
+            Some(index) => self.slots[index].1 = value,
+            None => {
+                self.insert_absent(key, value);
+            }
+        }
+    }
+
+    /// Inserts a key known to be absent; returns its slot.
+    pub(crate) fn insert_absent(&mut self, key: u128, value: V) -> usize {
+        debug_assert!(self.find(key).is_none(), "inserting a key already present");
+        if (self.len + 1) * 5 > self.slots.len() * 4 {
+            self.resize((self.slots.len() * 2).max(MIN_SLOTS));
+        }
+        self.len += 1;
+        let mask = self.mask();
+        let mut carried = (stored(key), value);
+        let mut index = carried.0 as usize & mask;
+        let mut distance = 0;
+        let mut placed = None;
+        loop {
+            let resident = self.slots[index].0;
+            if resident == EMPTY {
+                self.slots[index] = carried;
+                return placed.unwrap_or(index);
+            }
+            let resident = HashTable::<V>::distance(index, resident, mask);
+            if resident < distance {
+                // Take the slot from an entry closer to its home, and carry that one on.
+                std::mem::swap(&mut self.slots[index], &mut carried);
+                placed.get_or_insert(index);
+                distance = resident;
+            }
+            index = (index + 1) & mask;
+            distance += 1;
+        }
+    }
+
+    pub(crate) fn remove(&mut self, key: u128) -> Option<V> {
+        let mut index = self.find(key)?;
+        let (_, value) = std::mem::take(&mut self.slots[index]);
+        self.len -= 1;
+        // Shift the entries that follow back by one, up to an empty slot or an entry at home.
+        let mask = self.mask();
+        loop {
+            let next = (index + 1) & mask;
+            let key = self.slots[next].0;
+            if key == EMPTY || HashTable::<V>::distance(next, key, mask) == 0 {
+                break;
+            }
+            self.slots.swap(index, next);
+            index = next;
+        }
+        if self.slots.len() > MIN_SLOTS && self.len * 10 < self.slots.len() {
+            self.resize(self.slots.len() / 2);
+        }
+        Some(value)
+    }
+
+    fn resize(&mut self, slots: usize) {
+        let old = std::mem::take(&mut self.slots);
+        self.slots.resize_with(slots, Default::default);
+        self.len = 0;
+        for (key, value) in old {
+            if key != EMPTY {
+                self.insert_absent(key, value);
+            }
+        }
+    }
+
+    /// The values, in slot order.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
+        self.slots
+            .iter()
+            .filter(|(key, _)| *key != EMPTY)
+            .map(|(_, value)| value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Any sequence of inserts and removes leaves the same map as the standard one, with
+        /// keys that collide on their low bits (a small key space) or not.
+        #[test]
+        fn behaves_as_a_map(ops in proptest::collection::vec((0u8..3, 0u128..64, any::<u32>()), 0..600),
+                            spread in any::<bool>()) {
+            let mut table: HashTable<u32> = HashTable::default();
+            let mut model: HashMap<u128, u32> = HashMap::new();
+            for (op, key, value) in ops {
+                // Spread keys over the high bits too, or keep them colliding at home.
+                let key = if spread { key.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835) } else { key << 100 };
+                match op {
+                    0 => {
+                        table.insert(key, value);
+                        model.insert(key, value);
+                    }
+                    1 => prop_assert_eq!(table.remove(key), model.remove(&key)),
+                    _ => {
+                        let index = match table.find(key) {
+                            Some(index) => index,
+                            None => table.insert_absent(key, value),
+                        };
+                        prop_assert_eq!(*table.slot(index), *model.entry(key).or_insert(value));
+                    }
+                }
+                prop_assert_eq!(table.len(), model.len());
+            }
+            for (key, value) in &model {
+                prop_assert_eq!(table.get(*key), Some(value));
+            }
+            let mut values: Vec<u32> = table.values().copied().collect();
+            let mut expected: Vec<u32> = model.values().copied().collect();
+            values.sort_unstable();
+            expected.sort_unstable();
+            prop_assert_eq!(values, expected);
+        }
+    }
+
+    #[test]
+    fn keys_equal_to_the_empty_marker_are_keys() {
+        let mut table: HashTable<u8> = HashTable::default();
+        table.insert(EMPTY, 7);
+        assert_eq!(table.get(EMPTY), Some(&7));
+        assert!(table.contains_key(EMPTY));
+        assert_eq!(table.remove(EMPTY), Some(7));
+        assert_eq!(table.len(), 0);
+    }
+
+    #[test]
+    fn churn_keeps_the_table_small() {
+        let mut table: HashTable<()> = HashTable::default();
+        let key = |n: u128| n.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
+        for n in 0..1_000_000u128 {
+            table.insert(key(n), ());
+            if n >= 10_000 {
+                assert!(table.remove(key(n - 10_000)).is_some());
+            }
+        }
+        assert_eq!(table.len(), 10_000);
+        assert_eq!(table.slots(), 16_384);
+    }
+}
