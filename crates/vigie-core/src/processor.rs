@@ -776,43 +776,26 @@ impl SiteProcessor {
     }
 
     fn record(&mut self, record: &Record, add: bool) {
-        let flow_entry = |processor: &mut SiteProcessor, qc: QueueChannel, entry: FlowEntry| {
-            let index = processor.queue_channel_entry(qc);
-            processor.touched_queues.push(index);
-            let log = &mut processor.queue_channels[index as usize].flow;
-            if add {
-                log.insert(entry)
-            } else {
-                log.remove(&entry)
-            }
-        };
-        let handling_entry = |processor: &mut SiteProcessor, qc: QueueChannel, entry: Entry| {
-            let index = processor.queue_channel_entry(qc);
-            processor.touched_queues.push(index);
-            let log = &mut processor.queue_channels[index as usize].handling;
-            if add {
-                log.insert(entry)
-            } else {
-                log.remove(&entry)
-            }
-        };
         let advisor_entry = |processor: &mut SiteProcessor, advisor: u32, entry: Entry| {
             processor.touched_advisors.push(advisor);
-            let log = &mut processor.advisor_state[advisor as usize].tally;
-            if add {
-                log.insert(entry)
-            } else {
-                log.remove(&entry)
-            }
+            processor.advisor_state[advisor as usize]
+                .tally
+                .update(entry, add);
         };
         match *record {
-            Record::Offer { qc, time } => flow_entry(self, qc, FlowEntry::offer(time)),
+            Record::Offer { qc, time } => self
+                .touch_queue(qc)
+                .flow
+                .update(FlowEntry::offer(time), add),
             Record::Left {
                 qc,
                 time,
                 wait,
                 outcome,
-            } => flow_entry(self, qc, FlowEntry::left(time, wait, outcome)),
+            } => self
+                .touch_queue(qc)
+                .flow
+                .update(FlowEntry::left(time, wait, outcome), add),
             Record::Handled {
                 advisor,
                 qc,
@@ -825,14 +808,14 @@ impl SiteProcessor {
                 let entry = Entry::handled(time, talk, hold, acw, held);
                 advisor_entry(self, advisor, entry);
                 if let Some(qc) = qc {
-                    handling_entry(self, qc, entry);
+                    self.touch_queue(qc).handling.update(entry, add);
                 }
             }
             Record::Transfer { advisor, qc, time } => {
                 let entry = Entry::new(time, EntryKind::Transfer);
                 advisor_entry(self, advisor, entry);
                 if let Some(qc) = qc {
-                    handling_entry(self, qc, entry);
+                    self.touch_queue(qc).handling.update(entry, add);
                 }
             }
             Record::Missed { advisor, time } => {
@@ -1041,6 +1024,13 @@ impl SiteProcessor {
     }
 
     /// Where a queue-channel is kept, creating it on first sight.
+    /// The queue-channel a record changes, marked for settling.
+    fn touch_queue(&mut self, qc: QueueChannel) -> &mut QueueChannelState {
+        let index = self.queue_channel_entry(qc);
+        self.touched_queues.push(index);
+        &mut self.queue_channels[index as usize]
+    }
+
     fn queue_channel_entry(&mut self, qc: QueueChannel) -> u32 {
         if let Some(index) = self.queue_channel_index(qc) {
             return index;

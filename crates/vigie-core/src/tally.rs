@@ -520,6 +520,16 @@ impl<E: Timed, T: Tally<E>> EntryLog<E, T> {
         }
     }
 
+    /// Adds the entry, or removes it (previously inserted) when `add` is false: a record is
+    /// counted and un-counted by the same path.
+    pub(crate) fn update(&mut self, entry: E, add: bool) {
+        if add {
+            self.insert(entry)
+        } else {
+            self.remove(&entry)
+        }
+    }
+
     /// Removes an entry previously inserted (at or after the settled horizon).
     pub(crate) fn remove(&mut self, entry: &E) {
         let time = entry.time();
