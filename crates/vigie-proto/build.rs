@@ -1,11 +1,16 @@
 //! Generates the Rust code of every `.proto` file under `proto/vigie/v1/` with `protox` (a
-//! protobuf compiler in Rust) and `prost-build`, so that building needs no `protoc`.
+//! protobuf compiler in Rust) and `tonic-prost-build` (messages, gRPC clients and servers), so
+//! that building needs no `protoc`. The compiled descriptor set is written beside the code for
+//! gRPC server reflection.
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
 
+use prost::Message;
+
 fn main() -> Result<(), Box<dyn Error>> {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     let proto_root = manifest_dir.join("../../proto");
     let package_dir = proto_root.join("vigie/v1");
     // A directory makes Cargo rerun the script when any file below it changes or appears.
@@ -16,7 +21,13 @@ fn main() -> Result<(), Box<dyn Error>> {
         return Err(format!("no .proto file under {}", package_dir.display()).into());
     }
     let descriptors = protox::compile(&files, [&proto_root])?;
-    prost_build::Config::new().compile_fds(descriptors)?;
+    std::fs::write(
+        out_dir.join("vigie_v1_descriptor.bin"),
+        descriptors.encode_to_vec(),
+    )?;
+    tonic_prost_build::configure()
+        .build_transport(false)
+        .compile_fds(descriptors)?;
     Ok(())
 }
 

@@ -1,4 +1,5 @@
 //! Shared helpers of the integration tests.
 
+pub mod api;
 pub mod nats;
 pub mod oracle;

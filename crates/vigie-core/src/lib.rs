@@ -29,4 +29,4 @@ pub use processor::{
 };
 pub use reject::{RejectReason, Rejection};
 pub use time::{DayCalendar, Millis, Timestamp};
-pub use views::{AdvisorView, QueueView, SiteView, TeamView, Window};
+pub use views::{AdvisorState, AdvisorView, QueueView, SiteView, TeamView, Window};

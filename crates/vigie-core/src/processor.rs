@@ -10,7 +10,7 @@ use smallvec::SmallVec;
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::advisor::{Advisor, Status, StatusPoint};
-use crate::config::{ProcessingConfig, QueueConfig, SiteConfig, SlVariant};
+use crate::config::{ConfigErrors, ProcessingConfig, QueueConfig, SiteConfig, SlVariant};
 use crate::contact::{
     Derived, Fact, FactKind, FoldState, MAX_INDEXED_NAMES, QueueChannel, Record, comes_last,
     derive_into, diff, fact_position,
@@ -376,7 +376,11 @@ impl SiteProcessor {
         let site = self.site.clone();
         for queue in &site.queues {
             let index = self.queue_index(&queue.id);
-            self.queue_settings[index as usize] = QueueSettings::from_config(queue.clone(), &site);
+            let settings = &mut self.queue_settings[index as usize];
+            *settings = QueueSettings {
+                channels: settings.channels,
+                ..QueueSettings::from_config(queue.clone(), &site)
+            };
         }
         let rostered: usize = site.teams.iter().map(|t| t.advisors.len()).sum();
         self.advisors.reserve(rostered);
@@ -395,6 +399,46 @@ impl SiteProcessor {
                 self.roster.insert(advisor, index);
             }
         }
+    }
+
+    /// Applies a new configuration of the site while it runs: queue targets and thresholds,
+    /// teams, their campaign queues and rosters. Figures are computed with the settings in
+    /// force when they are read, so a new service-level threshold applies to the whole day,
+    /// and an advisor moved to another team brings their day's figures along. The site's id,
+    /// time zone and day start cannot change while it runs (the day's windows depend on them).
+    pub fn reconfigure(&mut self, site: SiteConfig) -> Result<(), ConfigErrors> {
+        site.validate("site")?;
+        let mut errors = Vec::new();
+        for (field, old, new) in [
+            ("id", &self.site.id, &site.id),
+            ("time_zone", &self.site.time_zone, &site.time_zone),
+            ("day_start", &self.site.day_start, &site.day_start),
+        ] {
+            if old != new {
+                errors.push(format!(
+                    "site.{field}: cannot change while the site runs ({old:?} to {new:?}); change it in the configuration file and restart"
+                ));
+            }
+        }
+        ConfigErrors(errors).into_result()?;
+        self.site = site;
+        // Queues no longer configured go back to the defaults; channels stay where they are.
+        for (index, settings) in self.queue_settings.iter_mut().enumerate() {
+            let id = self.queues.name(index as u32);
+            *settings = QueueSettings {
+                channels: settings.channels,
+                ..QueueSettings::from_config(QueueConfig::with_defaults(id), &self.site)
+            };
+        }
+        for team in &mut self.team_settings {
+            team.name = None;
+            team.queues.clear();
+            team.variant = self.site.sl_variant;
+            team.configured = false;
+        }
+        self.roster.clear();
+        self.load_configuration();
+        Ok(())
     }
 
     /// The site's configuration.
@@ -1141,6 +1185,19 @@ impl Processor {
         }
     }
 
+    /// Applies a new configuration of a site while it runs (see [`SiteProcessor::reconfigure`]);
+    /// a site not seen yet starts with it.
+    pub fn reconfigure(&mut self, site: SiteConfig) -> Result<(), ConfigErrors> {
+        match self.sites.get_mut(&site.id) {
+            Some(running) => running.reconfigure(site.clone())?,
+            None => site.validate("site")?,
+        }
+        let id = site.id.clone();
+        self.configured.insert(id.clone(), site);
+        self.site_mut(&id);
+        Ok(())
+    }
+
     /// The processor of a site, if it exists.
     pub fn site(&self, id: &str) -> Option<&SiteProcessor> {
         self.sites.get(id)
@@ -1289,6 +1346,79 @@ mod tests {
         );
         let sites: Vec<&str> = processor.sites().map(|s| s.site().id.as_str()).collect();
         assert_eq!(sites, vec!["lyon", "s"]);
+    }
+
+    #[test]
+    fn a_new_configuration_applies_to_the_running_day() {
+        let mut site = processor();
+        let login = |id: &str, advisor: &str, team: &str| {
+            event(
+                id,
+                "08:00:00",
+                &format!(r#""type":"advisor.login","advisor":"{advisor}","team":"{team}""#),
+            )
+        };
+        for e in [
+            login("l1", "a1", "red"),
+            login("l2", "a2", "red"),
+            queued("1", "09:00:00", "c1"),
+            abandoned("2", "09:00:12", "c1"),
+        ] {
+            assert_eq!(site.apply(&e), Outcome::Applied);
+        }
+        let queue = site.queue_view("q", crate::Window::Today).unwrap();
+        assert_eq!(queue.indicators.flow.abandoned_within_threshold, 1);
+        assert_eq!(queue.channels.len(), 1);
+
+        // T down to 10 s: the abandon after 12 s is no longer within threshold; a1 moves to
+        // a configured team "blue" that serves q.
+        let mut config = site.site().clone();
+        let mut q = QueueConfig::with_defaults("q");
+        q.sl_threshold = crate::config::HumanDuration::secs(10);
+        config.queues.push(q);
+        config.teams.push(crate::TeamConfig {
+            id: "blue".into(),
+            name: Some("Blue".into()),
+            advisors: vec!["a1".into()],
+            queues: vec!["q".into()],
+            sl_variant: None,
+        });
+        site.reconfigure(config.clone()).unwrap();
+        let queue = site.queue_view("q", crate::Window::Today).unwrap();
+        assert_eq!(queue.sl_threshold, 10.0);
+        assert_eq!(queue.indicators.flow.abandoned_within_threshold, 0);
+        assert_eq!(queue.indicators.flow.abandoned, 1, "the day's counts stay");
+        assert_eq!(queue.channels.len(), 1, "the queue keeps its channels");
+        assert_eq!(site.advisor_team("a1"), Some("blue"));
+        assert_eq!(
+            site.advisor_team("a2"),
+            Some("red"),
+            "login teams still count"
+        );
+        assert_eq!(site.teams_serving("q"), ["blue"]);
+        let blue = site.team_view("blue", crate::Window::Today).unwrap();
+        assert_eq!(blue.members, ["a1"]);
+
+        // Back to the defaults: the queue is no longer configured, blue is gone.
+        let mut plain = config.clone();
+        plain.queues.clear();
+        plain.teams.clear();
+        site.reconfigure(plain).unwrap();
+        let queue = site.queue_view("q", crate::Window::Today).unwrap();
+        assert_eq!(queue.sl_threshold, 20.0);
+        assert_eq!(site.advisor_team("a1"), Some("red"));
+        assert!(site.team_view("blue", crate::Window::Today).is_none());
+        // Events still count after the changes.
+        assert_eq!(site.apply(&queued("3", "09:01:00", "c2")), Outcome::Applied);
+
+        // What the running day depends on cannot change.
+        let mut moved = config;
+        moved.time_zone = "Europe/Paris".into();
+        let problems = site.reconfigure(moved).unwrap_err().to_string();
+        assert!(
+            problems.contains("site.time_zone: cannot change"),
+            "{problems}"
+        );
     }
 }
 

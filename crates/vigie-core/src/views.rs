@@ -307,6 +307,21 @@ pub struct AdvisorView {
     pub indicators: AdvisorIndicators,
 }
 
+/// An advisor's live state, without indicators.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AdvisorState {
+    /// Advisor id.
+    pub advisor: String,
+    /// Display name, from their login.
+    pub name: Option<String>,
+    /// Team id.
+    pub team: String,
+    /// Live state: offered, talking, on_hold, acw, pause, available, logged_out.
+    pub state: &'static str,
+    /// Pause reason, when the status is pause.
+    pub reason: Option<String>,
+}
+
 /// A team's (or the whole site's) view: contact flow through its queues, handling by its
 /// advisors.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -796,16 +811,7 @@ impl SiteProcessor {
             .map(|&q| self.queue_view_at(q, window, now, &members))
             .collect();
 
-        let mut team_ids: BTreeMap<&str, Option<u32>> = BTreeMap::new();
-        for team in 0..self.teams.len() as u32 {
-            // Teams only named by logins are listed while they have members.
-            if self.team_settings[team as usize].configured || members.contains_key(&Some(team)) {
-                team_ids.insert(self.teams.name(team), Some(team));
-            }
-        }
-        if members.contains_key(&None) {
-            team_ids.insert(UNASSIGNED_TEAM, None);
-        }
+        let team_ids = self.listed_teams(&members);
         let empty = Vec::new();
         let teams = team_ids
             .values()
@@ -834,6 +840,82 @@ impl SiteProcessor {
             teams,
             advisors,
         }
+    }
+
+    /// The teams a site lists, by id: configured ones, and those named only by logins while
+    /// they have members (`unassigned` too).
+    fn listed_teams(
+        &self,
+        members: &BTreeMap<Option<u32>, Vec<u32>>,
+    ) -> BTreeMap<&str, Option<u32>> {
+        let mut team_ids: BTreeMap<&str, Option<u32>> = BTreeMap::new();
+        for team in 0..self.teams.len() as u32 {
+            if self.team_settings[team as usize].configured || members.contains_key(&Some(team)) {
+                team_ids.insert(self.teams.name(team), Some(team));
+            }
+        }
+        if members.contains_key(&None) {
+            team_ids.insert(UNASSIGNED_TEAM, None);
+        }
+        team_ids
+    }
+
+    /// The ids of the teams the site view lists, sorted.
+    pub fn team_ids(&self) -> Vec<&str> {
+        self.listed_teams(&self.members()).into_keys().collect()
+    }
+
+    /// The ids of the known queues (configured or seen in events), sorted.
+    pub fn queue_ids(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = (0..self.queues.len() as u32)
+            .map(|q| self.queues.name(q))
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The team an advisor belongs to now, if the advisor is known.
+    pub fn advisor_team(&self, advisor: &str) -> Option<&str> {
+        let index = self.advisors.get(advisor)?;
+        Some(self.team_name(index))
+    }
+
+    /// The ids of the teams whose campaign includes the queue, sorted.
+    pub fn teams_serving(&self, queue: &str) -> Vec<&str> {
+        let Some(index) = self.queues.get(queue) else {
+            return Vec::new();
+        };
+        let mut teams: Vec<&str> = self
+            .team_settings
+            .iter()
+            .filter(|team| team.queues.contains(&index))
+            .map(|team| team.id.as_str())
+            .collect();
+        teams.sort_unstable();
+        teams
+    }
+
+    /// Every known advisor's live state, by id (cheaper than their views: no indicators).
+    pub fn advisor_states(&self) -> Vec<AdvisorState> {
+        let now = self.now();
+        let mut advisors: Vec<AdvisorState> = (0..self.advisors.len() as u32)
+            .map(|advisor| {
+                let state = &self.advisor_state[advisor as usize];
+                let live = state.live(now);
+                AdvisorState {
+                    advisor: self.advisors.name(advisor).to_owned(),
+                    name: state.name.as_ref().map(|(_, name)| name.to_string()),
+                    team: self.team_name(advisor).to_owned(),
+                    state: display_name(live.display),
+                    reason: match live.status {
+                        Status::Pause(reason) => Some(self.reasons.name(reason).to_owned()),
+                        _ => None,
+                    },
+                }
+            })
+            .collect();
+        advisors.sort_by(|a, b| a.advisor.cmp(&b.advisor));
+        advisors
     }
 
     /// One queue's view, if the queue is known.

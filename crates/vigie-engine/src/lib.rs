@@ -130,7 +130,7 @@ impl SiteFeed {
 pub struct Update {
     /// The site.
     pub site: Arc<str>,
-    /// Increases with every update of the site.
+    /// The version of the site's figures (see [`EngineState::sequences`]); a refresh repeats it.
     pub seq: u64,
     /// The processor's instant for the site.
     pub as_of: Timestamp,
@@ -143,8 +143,12 @@ pub struct EngineState {
     pub processor: Processor,
     /// The feed of each site, as its source reported it.
     pub feeds: BTreeMap<String, SiteFeed>,
-    /// The latest update sequence of each site.
+    /// The version of each site's state: it increases with every change of the site's figures
+    /// (events applied, time moving on, feed status), so that two reads at the same sequence
+    /// number show the same figures.
     pub sequences: BTreeMap<String, u64>,
+    /// The site's clock when its sequence number last increased.
+    versioned_at: BTreeMap<String, Timestamp>,
 }
 
 impl EngineState {
@@ -310,6 +314,7 @@ impl Engine {
                 processor,
                 feeds: BTreeMap::new(),
                 sequences,
+                versioned_at: BTreeMap::new(),
             },
             input,
             commands,
@@ -350,7 +355,7 @@ impl Engine {
                         last_refresh = tokio::time::Instant::now();
                         let sites: Vec<String> = self.state.sequences.keys().cloned().collect();
                         for site in sites {
-                            self.notify(&site);
+                            self.broadcast(&site);
                         }
                     }
                 }
@@ -366,13 +371,26 @@ impl Engine {
             Command::Feed { site, feed } => {
                 self.metrics.set_feed(&site, &feed);
                 self.state.feeds.insert(site.clone(), feed);
-                self.notify(&site);
+                self.new_version(&site);
+                self.broadcast(&site);
             }
         }
     }
 
     fn advance(&mut self) {
         self.state.processor.advance_to((self.clock)());
+        // Time moving on changes the live figures (waits, time in state): a new version of the
+        // site. Readers hear of it at the next event or refresh, not at every tick.
+        let moved: Vec<String> = self
+            .state
+            .processor
+            .sites()
+            .filter(|site| self.state.versioned_at.get(&site.site().id) != Some(&site.now()))
+            .map(|site| site.site().id.clone())
+            .collect();
+        for site in moved {
+            self.new_version(&site);
+        }
         let stats = self.state.processor.sites().map(|s| s.stats());
         self.metrics.observe_processor(stats);
     }
@@ -395,7 +413,8 @@ impl Engine {
         touched.dedup();
         let touched: Vec<String> = touched.into_iter().map(str::to_owned).collect();
         for site in &touched {
-            self.notify(site);
+            self.new_version(site);
+            self.broadcast(site);
         }
         if let Some(reply) = batch.reply {
             // The sender may have stopped waiting (shutting down): the events are applied anyway.
@@ -403,19 +422,28 @@ impl Engine {
         }
     }
 
-    fn notify(&mut self, site: &str) {
-        let seq = self.state.sequences.entry(site.to_owned()).or_default();
-        *seq += 1;
-        let as_of = self
-            .state
+    fn site_now(&self, site: &str) -> Timestamp {
+        self.state
             .processor
             .site(site)
-            .map_or(Timestamp::MIN, |s| s.now());
+            .map_or(Timestamp::MIN, |s| s.now())
+    }
+
+    /// The site's figures changed.
+    fn new_version(&mut self, site: &str) {
+        let now = self.site_now(site);
+        *self.state.sequences.entry(site.to_owned()).or_default() += 1;
+        self.state.versioned_at.insert(site.to_owned(), now);
+    }
+
+    /// Tells readers to refresh the site's views.
+    fn broadcast(&mut self, site: &str) {
+        let seq = self.state.sequences.get(site).copied().unwrap_or_default();
         // Nobody listening is fine: there is nothing to deliver.
         let _ = self.updates.send(Update {
             site: site.into(),
-            seq: *seq,
-            as_of,
+            seq,
+            as_of: self.site_now(site),
         });
     }
 }
@@ -531,6 +559,47 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(longest, Some(90.0));
+    }
+
+    #[tokio::test]
+    async fn a_sequence_number_changes_exactly_when_the_figures_can_change() {
+        let now = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let clock_now = now.clone();
+        let clock: Clock =
+            Arc::new(move || Timestamp(clock_now.load(std::sync::atomic::Ordering::SeqCst)));
+        let mut registry = prometheus_client::registry::Registry::default();
+        let site = vigie_core::SiteConfig::with_defaults("s");
+        let processor = Processor::new(vec![site], ProcessingConfig::default());
+        let config = EngineConfig {
+            tick: HumanDuration(Duration::from_millis(10)),
+            refresh: HumanDuration(Duration::from_millis(20)),
+            ..EngineConfig::default()
+        };
+        let (engine, handle) =
+            Engine::new(config, processor, EngineMetrics::new(&mut registry), clock);
+        tokio::spawn(engine.run());
+        let seq = || async { handle.query(|state| state.sequences["s"]).await.unwrap() };
+        let queued = event("1", "09:00:00");
+        now.store(queued.time.0, std::sync::atomic::Ordering::SeqCst);
+        handle.apply(vec![queued.clone()]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let settled = seq().await;
+        // The clock stands still: ticks and refreshes do not make a new version.
+        let mut updates = handle.subscribe();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(seq().await, settled);
+        let refresh = tokio::time::timeout(Duration::from_secs(5), updates.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(refresh.seq, settled, "a refresh repeats the version");
+        // An event makes a new version, and so does time moving on.
+        handle.apply(vec![event("2", "09:00:01")]).await.unwrap();
+        let after_event = seq().await;
+        assert!(after_event > settled);
+        now.store(queued.time.0 + 60_000, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(seq().await > after_event);
     }
 
     #[tokio::test]

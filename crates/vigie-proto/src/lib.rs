@@ -23,3 +23,8 @@ pub use encode::encode_protobuf;
 pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/vigie.v1.rs"));
 }
+
+/// The compiled descriptors of `proto/vigie/v1/` (a `FileDescriptorSet`), for gRPC server
+/// reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/vigie_v1_descriptor.bin"));

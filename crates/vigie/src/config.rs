@@ -7,6 +7,7 @@ use anyhow::Context;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
+use vigie_api::ApiConfig;
 use vigie_core::config::ConfigErrors;
 use vigie_core::{ProcessingConfig, SiteConfig};
 use vigie_engine::EngineConfig;
@@ -31,6 +32,9 @@ pub struct VigieConfig {
     /// The HTTP server: metrics, health and readiness.
     #[serde(default)]
     pub http: HttpConfig,
+    /// The gRPC API: live views for wallboards, clients and tools.
+    #[serde(default)]
+    pub api: ApiConfig,
 }
 
 /// The HTTP server of `vigie serve`.
@@ -110,6 +114,9 @@ impl VigieConfig {
             errors.extend(problems);
         }
         if let Err(problems) = self.engine.validate("engine") {
+            errors.extend(problems);
+        }
+        if let Err(problems) = self.api.validate("api") {
             errors.extend(problems);
         }
         if let Some(nats) = &self.nats {

@@ -3,6 +3,7 @@
 //! What it must not do: compute indicators (that is `vigie-core`'s job) or hide errors: every
 //! failure is returned with its context for `main` to print.
 
+pub mod client;
 pub mod config;
 pub mod publish;
 pub mod render;
@@ -10,3 +11,4 @@ pub mod replay;
 pub mod serve;
 pub mod sim;
 pub mod staffing;
+pub mod token;

@@ -4,7 +4,7 @@
 //! prints; the computing is in the library crates.
 
 use clap::{Parser, Subcommand};
-use vigie::{publish, replay, serve, sim, staffing};
+use vigie::{client, publish, replay, serve, sim, staffing, token};
 
 /// Real-time supervision for contact centres: live service level, waits, advisor states and
 /// handling indicators computed from telephony and CRM events.
@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the service: consume events from NATS JetStream (`--nats` or the configuration), or
-    /// with no NATS the embedded demo centre; serve metrics, health and readiness over HTTP.
+    /// with no NATS the embedded demo centre; serve the gRPC API, metrics, health and readiness.
     ///
     /// Stops on SIGINT or SIGTERM after applying and acknowledging what is in flight.
     Serve(serve::ServeArgs),
@@ -54,6 +54,18 @@ enum Command {
     /// not be published (after retries), on SIGINT or SIGTERM before the end of the input, on a
     /// connection or read error, or, with --strict, when a line was not sent.
     Publish(publish::PublishArgs),
+    /// Make bearer tokens for the gRPC API, or hash one.
+    ///
+    /// `vigie token new --role ROLE --subject WHO [--site SITE]... [--team TEAM]...
+    /// [--advisor ID]` prints a new token once on standard output and, on standard error, the
+    /// `[[token]]` entry (its hash and scope, never the token) to add to the tokens file
+    /// named by `api.auth.tokens_file`. `vigie token hash` reads a token on standard input
+    /// and prints its SHA-256 hash.
+    Token(token::TokenArgs),
+    /// Clients of the gRPC API of a running `vigie serve`: sites, teams, queues, advisors,
+    /// site, team, queue, advisor, watch.
+    #[command(flatten)]
+    Client(client::ClientCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -64,6 +76,8 @@ fn main() -> std::process::ExitCode {
         Command::Sim(args) => sim::run(args),
         Command::Staffing(args) => staffing::run(args),
         Command::Publish(args) => publish::run(args),
+        Command::Token(args) => token::run(args),
+        Command::Client(command) => client::run(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

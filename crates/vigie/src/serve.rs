@@ -1,5 +1,6 @@
 //! `vigie serve`: the service. Consumes a site's events from NATS JetStream, or, with no NATS
-//! configured, runs the embedded demo centre; serves metrics, health and readiness over HTTP.
+//! configured, runs the embedded demo centre; serves the gRPC API, and metrics, health and
+//! readiness over HTTP.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+use vigie_api::{Api, ApiMetrics};
 use vigie_core::{Processor, SiteConfig, Timestamp, Window};
 use vigie_engine::{Clock, Engine, EngineHandle, EngineMetrics, system_clock};
 use vigie_ingest::{Ingest, IngestMetrics, NatsConfig, SiteSource};
@@ -48,6 +50,10 @@ pub struct ServeArgs {
     /// Address of the HTTP server (`/metrics`, `/healthz`, `/readyz`).
     #[arg(long, value_name = "ADDRESS")]
     pub http: Option<std::net::SocketAddr>,
+    /// Address of the gRPC API (and gRPC-Web), default 127.0.0.1:50051. Without
+    /// authentication configured (`[api.auth]`), only a loopback address is allowed.
+    #[arg(long, value_name = "ADDRESS")]
+    pub grpc_listen: Option<std::net::SocketAddr>,
     /// Log format.
     #[arg(long, value_enum, default_value = "human")]
     pub log_format: LogFormat,
@@ -125,6 +131,9 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
     if let Some(listen) = args.http {
         config.http.listen = listen;
     }
+    if let Some(listen) = args.grpc_listen {
+        config.api.listen = listen;
+    }
     let demo = match config.nats {
         Some(_) => None,
         None => Some(demo_centre(args)?),
@@ -143,6 +152,7 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
         ready_gauge.clone(),
     );
     let ingest_metrics = IngestMetrics::new(&mut registry);
+    let api_metrics = ApiMetrics::new(&mut registry);
     let registry = Arc::new(registry);
 
     let clock = system_clock();
@@ -159,6 +169,15 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
         .await
         .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
     info!(address = %config.http.listen, "metrics on /metrics, health on /healthz and /readyz");
+    let grpc_listener = tokio::net::TcpListener::bind(config.api.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (api.listen)", config.api.listen))?;
+    let api = Api::new(
+        config.api.clone(),
+        handle.clone(),
+        api_metrics,
+        shutdown.clone(),
+    )?;
 
     let (source, ready): (tokio::task::JoinHandle<anyhow::Result<()>>, Readiness) = match (
         &config.nats,
@@ -208,7 +227,9 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
         }
         (None, None) => unreachable!("the demo is prepared whenever NATS is not configured"),
     };
-    tokio::spawn(track_readiness(ready.clone(), ready_gauge));
+    let (all_ready_tx, all_ready) = watch::channel(false);
+    tokio::spawn(track_readiness(ready.clone(), ready_gauge, all_ready_tx));
+    let grpc = tokio::spawn(api.serve(grpc_listener, all_ready));
     tokio::spawn(log_summaries(handle.clone(), shutdown.clone()));
 
     let app = Router::new()
@@ -245,6 +266,11 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
     match tokio::time::timeout(Duration::from_secs(10), http).await {
         Ok(Ok(Err(error))) => warn!(%error, "HTTP server error"),
         Err(_) => warn!("the HTTP server did not stop within 10 s"),
+        _ => {}
+    }
+    match tokio::time::timeout(Duration::from_secs(10), grpc).await {
+        Ok(Ok(Err(error))) => warn!(error = %error, "gRPC server error"),
+        Err(_) => warn!("the gRPC server did not stop within 10 s"),
         _ => {}
     }
     source_result
@@ -291,10 +317,11 @@ async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
     )
 }
 
-async fn track_readiness(mut ready: Readiness, gauge: Gauge<i64>) {
+async fn track_readiness(mut ready: Readiness, gauge: Gauge<i64>, all_ready: watch::Sender<bool>) {
     loop {
         let all = ready.borrow_and_update().values().all(|ready| *ready);
         gauge.set(i64::from(all));
+        all_ready.send_replace(all);
         if ready.changed().await.is_err() {
             return;
         }

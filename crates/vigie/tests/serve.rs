@@ -71,6 +71,8 @@ fn serve(args: &[&str], dir: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_vigie"))
         .arg("serve")
         .args(args)
+        // Tests run in parallel: each service on its own gRPC port.
+        .args(["--grpc-listen", &format!("127.0.0.1:{}", free_port())])
         .current_dir(dir)
         .env_remove("VIGIE_CONFIG")
         .env("VIGIE_LOG", "info")
@@ -296,6 +298,8 @@ fn credentials_connect_and_are_never_logged() {
             "vigie.toml",
             "--http",
             &format!("127.0.0.1:{}", free_port()),
+            "--grpc-listen",
+            &format!("127.0.0.1:{}", free_port()),
         ])
         .current_dir(dir.path())
         .env("VIGIE_NATS__PASSWORD", "wrong-password-also-secret")
@@ -335,6 +339,8 @@ fn a_token_from_the_environment_connects() {
             &server.url(),
             "--http",
             &format!("127.0.0.1:{port}"),
+            "--grpc-listen",
+            &format!("127.0.0.1:{}", free_port()),
         ])
         .current_dir(dir.path())
         .env("VIGIE_NATS__TOKEN", TOKEN)

@@ -1,0 +1,20 @@
+//! Vigie's gRPC API: the `Supervision` service (live views, read once or followed as server
+//! streams) over the engine's handle, with authentication by bearer token, authorization by
+//! role and scope, gRPC health, reflection and gRPC-Web for browsers.
+//!
+//! What it must not do: compute indicators (the core does, on the engine's task), know where
+//! events come from (ingest), or let one client slow the engine or the other clients: every
+//! stream reads shared, coalesced views and a client that does not read only loses its own
+//! intermediate updates.
+
+pub mod auth;
+pub mod convert;
+pub mod hub;
+pub mod metrics;
+pub mod read;
+pub mod server;
+pub mod service;
+
+pub use auth::{AuthConfig, Authenticator, Principal, Role};
+pub use metrics::ApiMetrics;
+pub use server::{Api, ApiConfig, ApiError, TlsConfig};

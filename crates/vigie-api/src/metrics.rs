@@ -1,0 +1,113 @@
+//! The API's Prometheus metrics.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    method: &'static str,
+    code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+/// Calls, streams and what they carried.
+#[derive(Clone, Debug)]
+pub struct ApiMetrics {
+    calls: Family<CallLabels, Counter>,
+    /// Open `Watch*` streams.
+    pub streams: Gauge,
+    /// Views being published to streams (distinct site, target, window).
+    pub topics: Gauge,
+    /// Views published by the topics (each may reach many streams).
+    pub frames_published: Counter,
+    messages: Family<KindLabel, Counter>,
+}
+
+impl ApiMetrics {
+    /// Registers the API's metrics in `registry`.
+    pub fn new(registry: &mut Registry) -> ApiMetrics {
+        let metrics = ApiMetrics {
+            calls: Family::default(),
+            streams: Gauge::default(),
+            topics: Gauge::default(),
+            frames_published: Counter::default(),
+            messages: Family::default(),
+        };
+        registry.register(
+            "vigie_api_calls",
+            "gRPC calls answered, by method and status code (streams counted when they start)",
+            metrics.calls.clone(),
+        );
+        registry.register(
+            "vigie_api_streams",
+            "Watch streams open",
+            metrics.streams.clone(),
+        );
+        registry.register(
+            "vigie_api_topics",
+            "Distinct views being published to Watch streams",
+            metrics.topics.clone(),
+        );
+        registry.register(
+            "vigie_api_frames_published",
+            "Views read from the engine and published to Watch streams",
+            metrics.frames_published.clone(),
+        );
+        registry.register(
+            "vigie_api_stream_messages",
+            "Messages sent on Watch streams, by kind (snapshot, change, resync: the client skipped views)",
+            metrics.messages.clone(),
+        );
+        metrics
+    }
+
+    /// Metrics registered nowhere (tests, tools).
+    pub fn unregistered() -> ApiMetrics {
+        ApiMetrics::new(&mut Registry::default())
+    }
+
+    /// Counts a call and its outcome.
+    pub fn call(&self, method: &'static str, code: tonic::Code) {
+        self.calls
+            .get_or_create(&CallLabels {
+                method,
+                code: code_name(code),
+            })
+            .inc();
+    }
+
+    /// Counts a message sent on a stream.
+    pub fn message(&self, kind: &'static str) {
+        self.messages.get_or_create(&KindLabel { kind }).inc();
+    }
+}
+
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "ok",
+        Code::Cancelled => "cancelled",
+        Code::Unknown => "unknown",
+        Code::InvalidArgument => "invalid_argument",
+        Code::DeadlineExceeded => "deadline_exceeded",
+        Code::NotFound => "not_found",
+        Code::AlreadyExists => "already_exists",
+        Code::PermissionDenied => "permission_denied",
+        Code::ResourceExhausted => "resource_exhausted",
+        Code::FailedPrecondition => "failed_precondition",
+        Code::Aborted => "aborted",
+        Code::OutOfRange => "out_of_range",
+        Code::Unimplemented => "unimplemented",
+        Code::Internal => "internal",
+        Code::Unavailable => "unavailable",
+        Code::DataLoss => "data_loss",
+        Code::Unauthenticated => "unauthenticated",
+    }
+}

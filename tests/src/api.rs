@@ -1,0 +1,121 @@
+#![allow(clippy::unwrap_used)] // Test helpers fail loudly at the first surprise, on purpose.
+//! An in-process Vigie (engine and gRPC API, no NATS) for the API tests, with a clock the
+//! test sets, and a small simulated day to feed it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use chrono::{Days, NaiveTime};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use vigie_api::{Api, ApiConfig, ApiMetrics};
+use vigie_core::{Event, ProcessingConfig, Processor, SiteConfig, Timestamp};
+use vigie_engine::{Clock, Engine, EngineConfig, EngineHandle, EngineMetrics};
+use vigie_proto::v1::supervision_client::SupervisionClient;
+use vigie_sim::{SimConfig, Simulation};
+
+/// How long a test waits for anything.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// A small simulated day, yesterday (so every window is over a finished day).
+pub fn day(seed: u64, advisors: usize) -> (SiteConfig, Vec<Event>) {
+    let zone: chrono_tz::Tz = "Europe/Paris".parse().unwrap();
+    let yesterday = chrono::Utc::now().with_timezone(&zone).date_naive() - Days::new(1);
+    let config = SimConfig {
+        seed,
+        advisors,
+        queues: 3,
+        date: yesterday,
+        open: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+        close: NaiveTime::from_hms_opt(12, 0, 0).unwrap(),
+        ..SimConfig::default()
+    };
+    let simulation = Simulation::new(&config).unwrap();
+    (simulation.site_config(), simulation.collect())
+}
+
+/// Vigie's engine and API in this process, with a clock the test sets.
+#[derive(Debug)]
+pub struct Served {
+    /// The engine.
+    pub handle: EngineHandle,
+    /// The gRPC address.
+    pub address: SocketAddr,
+    /// The engine's clock, in milliseconds since the epoch.
+    pub now: Arc<AtomicI64>,
+    /// Whether the service reports itself ready (gRPC health).
+    pub ready: watch::Sender<bool>,
+    shutdown: CancellationToken,
+}
+
+impl Served {
+    /// Starts an engine for `site` at `now` and the API with `config` on a free port.
+    pub async fn start(site: &SiteConfig, now: Timestamp, config: ApiConfig) -> Served {
+        let mut registry = prometheus_client::registry::Registry::default();
+        let time = Arc::new(AtomicI64::new(now.0));
+        let clock_time = time.clone();
+        let clock: Clock = Arc::new(move || Timestamp(clock_time.load(Ordering::SeqCst)));
+        let processor = Processor::new(vec![site.clone()], ProcessingConfig::default());
+        let engine_config = EngineConfig {
+            tick: vigie_core::config::HumanDuration(Duration::from_millis(20)),
+            refresh: vigie_core::config::HumanDuration(Duration::from_millis(200)),
+            ..EngineConfig::default()
+        };
+        let (engine, handle) = Engine::new(
+            engine_config,
+            processor,
+            EngineMetrics::new(&mut registry),
+            clock,
+        );
+        tokio::spawn(engine.run());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let api = Api::new(
+            config,
+            handle.clone(),
+            ApiMetrics::unregistered(),
+            shutdown.clone(),
+        )
+        .unwrap();
+        let (ready, ready_rx) = watch::channel(false);
+        tokio::spawn(api.serve(listener, ready_rx));
+        Served {
+            handle,
+            address,
+            now: time,
+            ready,
+            shutdown,
+        }
+    }
+
+    /// A connection to the server.
+    pub async fn channel(&self) -> Channel {
+        tonic::transport::Endpoint::from_shared(format!("http://{}", self.address))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    /// A client of the `Supervision` service.
+    pub async fn client(&self) -> SupervisionClient<Channel> {
+        SupervisionClient::new(self.channel().await).max_decoding_message_size(64 * 1024 * 1024)
+    }
+
+    /// Applies events in batches, waiting for each.
+    pub async fn feed(&self, events: &[Event]) {
+        for batch in events.chunks(2048) {
+            self.handle.apply(batch.to_vec()).await.unwrap();
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
