@@ -48,6 +48,8 @@ pub struct Served {
     pub now: Arc<AtomicI64>,
     /// Whether the service reports itself ready (gRPC health).
     pub ready: watch::Sender<bool>,
+    /// The engine's and the API's metrics.
+    pub registry: prometheus_client::registry::Registry,
     shutdown: CancellationToken,
 }
 
@@ -77,7 +79,7 @@ impl Served {
         let api = Api::new(
             config,
             handle.clone(),
-            ApiMetrics::unregistered(),
+            ApiMetrics::new(&mut registry),
             shutdown.clone(),
         )
         .unwrap();
@@ -88,8 +90,17 @@ impl Served {
             address,
             now: time,
             ready,
+            registry,
             shutdown,
         }
+    }
+
+    /// The value of a metric without labels, as the `/metrics` endpoint would show it.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry).unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
     }
 
     /// A connection to the server.

@@ -506,6 +506,26 @@ async fn a_thousand_streams_are_served_and_a_client_that_never_reads_holds_nobod
             .unwrap();
         assert!(update.view.is_some());
     }
+    assert_eq!(served.metric("vigie_api_streams"), Some(1002.0));
+
+    // Clients that go away free their streams, and views nobody follows stop being published.
+    drop(streams);
+    drop((idle, reader, idle_client, reader_client));
+    tokio::time::timeout(WAIT, async {
+        while served.metric("vigie_api_streams") != Some(0.0)
+            || served.metric("vigie_api_topics") != Some(0.0)
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "streams {:?}, topics {:?} after every client left",
+            served.metric("vigie_api_streams"),
+            served.metric("vigie_api_topics")
+        )
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
