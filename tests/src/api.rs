@@ -50,6 +50,8 @@ pub struct Served {
     pub ready: watch::Sender<bool>,
     /// The engine's and the API's metrics.
     pub registry: prometheus_client::registry::Registry,
+    /// Where Admin API changes are kept.
+    pub changes: tempfile::TempDir,
     shutdown: CancellationToken,
 }
 
@@ -76,9 +78,12 @@ impl Served {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
+        let changes = tempfile::tempdir().unwrap();
+        let store = Arc::new(vigie_api::FileChangeStore::new(changes.path().to_owned()));
         let api = Api::new(
             config,
             handle.clone(),
+            store,
             ApiMetrics::new(&mut registry),
             shutdown.clone(),
         )
@@ -91,6 +96,7 @@ impl Served {
             now: time,
             ready,
             registry,
+            changes,
             shutdown,
         }
     }

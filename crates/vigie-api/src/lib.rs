@@ -7,6 +7,7 @@
 //! stream reads shared, coalesced views and a client that does not read only loses its own
 //! intermediate updates.
 
+pub mod admin;
 pub mod auth;
 pub mod convert;
 pub mod hub;
@@ -15,6 +16,7 @@ pub mod read;
 pub mod server;
 pub mod service;
 
+pub use admin::{ChangeStore, FileChangeStore, StoreError, replay_changes};
 pub use auth::{AuthConfig, Authenticator, Principal, Role};
 pub use metrics::ApiMetrics;
 pub use server::{Api, ApiConfig, ApiError, TlsConfig};

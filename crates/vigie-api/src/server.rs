@@ -17,8 +17,10 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::{info, warn};
 use vigie_core::config::{ConfigErrors, HumanDuration};
 use vigie_engine::EngineHandle;
+use vigie_proto::v1::admin_server::AdminServer;
 use vigie_proto::v1::supervision_server::SupervisionServer;
 
+use crate::admin::{AdminService, ChangeStore};
 use crate::auth::{AuthConfig, Authenticator};
 use crate::hub::Hub;
 use crate::metrics::ApiMetrics;
@@ -214,6 +216,7 @@ pub enum ApiError {
 pub struct Api {
     config: ApiConfig,
     service: SupervisionService,
+    admin: AdminService,
     tls: Option<ServerTlsConfig>,
     shutdown: CancellationToken,
 }
@@ -223,6 +226,7 @@ impl Api {
     pub fn new(
         config: ApiConfig,
         engine: EngineHandle,
+        changes: Arc<dyn ChangeStore>,
         metrics: ApiMetrics,
         shutdown: CancellationToken,
     ) -> Result<Api, ApiError> {
@@ -245,6 +249,7 @@ impl Api {
             None => None,
         };
         let hub = Hub::new(engine.clone(), config.update_interval(), metrics.clone());
+        let admin = AdminService::new(engine.clone(), auth.clone(), changes, metrics.clone());
         let service = SupervisionService::new(
             engine,
             auth,
@@ -256,6 +261,7 @@ impl Api {
         Ok(Api {
             config,
             service,
+            admin,
             tls,
             shutdown,
         })
@@ -305,6 +311,9 @@ impl Api {
         let supervision = SupervisionServer::new(self.service)
             .max_decoding_message_size(config.max_request_bytes)
             .max_encoding_message_size(config.max_response_bytes);
+        let admin = AdminServer::new(self.admin)
+            .max_decoding_message_size(config.max_request_bytes)
+            .max_encoding_message_size(config.max_response_bytes);
 
         let mut builder = Server::builder()
             .accept_http1(true)
@@ -337,6 +346,7 @@ impl Api {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(supervision)
+            .add_service(admin)
             .serve_with_incoming_shutdown(incoming, self.shutdown.cancelled_owned())
             .await?;
         Ok(())

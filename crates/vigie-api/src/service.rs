@@ -52,16 +52,7 @@ impl SupervisionService {
     }
 
     fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
-        match &self.auth {
-            None => Ok(Principal::anonymous_admin()),
-            Some(auth) => {
-                let header = request
-                    .metadata()
-                    .get("authorization")
-                    .and_then(|value| value.to_str().ok());
-                auth.authenticate(header).map_err(Status::from)
-            }
-        }
+        authenticate(self.auth.as_deref(), request)
     }
 
     /// Runs a read on the engine for an authenticated caller, and counts the call.
@@ -152,6 +143,24 @@ impl SupervisionService {
             self.shutdown.clone(),
             wrap,
         )))
+    }
+}
+
+/// Who calls: from the request's bearer token, or an anonymous admin when the server runs
+/// without authentication (allowed only on loopback).
+pub(crate) fn authenticate<T>(
+    auth: Option<&Authenticator>,
+    request: &Request<T>,
+) -> Result<Principal, Status> {
+    match auth {
+        None => Ok(Principal::anonymous_admin()),
+        Some(auth) => {
+            let header = request
+                .metadata()
+                .get("authorization")
+                .and_then(|value| value.to_str().ok());
+            auth.authenticate(header).map_err(Status::from)
+        }
     }
 }
 

@@ -399,6 +399,67 @@ impl SiteConfig {
     }
 }
 
+/// A change to a site's configuration made while Vigie runs (through the Admin API). Changes
+/// are kept in order and replayed over the configuration file at start, so that a later edit
+/// of the file still applies to what no change touched.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SiteChange {
+    /// Creates a queue, or replaces all its settings.
+    UpsertQueue {
+        /// The queue's new settings.
+        queue: QueueConfig,
+    },
+    /// Creates a team, or replaces all its settings; the advisors of its roster leave any
+    /// other team's roster.
+    UpsertTeam {
+        /// The team's new settings.
+        team: TeamConfig,
+    },
+    /// Moves an advisor to a team's roster, off any other roster.
+    MoveAdvisor {
+        /// Advisor id.
+        advisor: String,
+        /// The team they join, which must exist.
+        team: String,
+    },
+}
+
+impl SiteChange {
+    /// The site with the change made (not validated: call [`SiteConfig::validate`] after).
+    pub fn apply(&self, site: &mut SiteConfig) -> Result<(), String> {
+        match self {
+            SiteChange::UpsertQueue { queue } => {
+                match site.queues.iter_mut().find(|q| q.id == queue.id) {
+                    Some(existing) => *existing = queue.clone(),
+                    None => site.queues.push(queue.clone()),
+                }
+            }
+            SiteChange::UpsertTeam { team } => {
+                for other in site.teams.iter_mut().filter(|t| t.id != team.id) {
+                    other.advisors.retain(|a| !team.advisors.contains(a));
+                }
+                match site.teams.iter_mut().find(|t| t.id == team.id) {
+                    Some(existing) => *existing = team.clone(),
+                    None => site.teams.push(team.clone()),
+                }
+            }
+            SiteChange::MoveAdvisor { advisor, team } => {
+                if !site.teams.iter().any(|t| &t.id == team) {
+                    return Err(format!("team {team:?} is not defined in this site"));
+                }
+                for roster in &mut site.teams {
+                    roster.advisors.retain(|a| a != advisor);
+                    if &roster.id == team {
+                        roster.advisors.push(advisor.clone());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,6 +470,68 @@ mod tests {
         #[serde(default)]
         processing: ProcessingConfig,
         site: Vec<SiteConfig>,
+    }
+
+    #[test]
+    fn changes_replace_settings_and_keep_one_roster_per_advisor() {
+        let mut site = SiteConfig::with_defaults("s");
+        let team = |id: &str, advisors: &[&str]| TeamConfig {
+            id: id.into(),
+            name: None,
+            advisors: advisors.iter().map(|a| a.to_string()).collect(),
+            queues: Vec::new(),
+            sl_variant: None,
+        };
+        let mut queue = QueueConfig::with_defaults("q");
+        SiteChange::UpsertQueue {
+            queue: queue.clone(),
+        }
+        .apply(&mut site)
+        .unwrap();
+        queue.sl_target = 0.9;
+        SiteChange::UpsertQueue { queue }.apply(&mut site).unwrap();
+        assert_eq!(site.queues.len(), 1);
+        assert_eq!(site.queues[0].sl_target, 0.9);
+
+        SiteChange::UpsertTeam {
+            team: team("red", &["a1", "a2"]),
+        }
+        .apply(&mut site)
+        .unwrap();
+        SiteChange::UpsertTeam {
+            team: team("blue", &["a2"]),
+        }
+        .apply(&mut site)
+        .unwrap();
+        assert_eq!(site.teams[0].advisors, ["a1"], "a2 left red for blue");
+        SiteChange::MoveAdvisor {
+            advisor: "a1".into(),
+            team: "blue".into(),
+        }
+        .apply(&mut site)
+        .unwrap();
+        assert!(site.teams[0].advisors.is_empty());
+        assert_eq!(site.teams[1].advisors, ["a2", "a1"]);
+        site.validate("site").unwrap();
+        let error = SiteChange::MoveAdvisor {
+            advisor: "a1".into(),
+            team: "green".into(),
+        }
+        .apply(&mut site)
+        .unwrap_err();
+        assert!(error.contains("\"green\" is not defined"), "{error}");
+
+        // Kept as JSON, read back the same.
+        let change = SiteChange::MoveAdvisor {
+            advisor: "a1".into(),
+            team: "blue".into(),
+        };
+        let json = serde_json::to_string(&change).unwrap();
+        assert_eq!(
+            json,
+            r#"{"change":"move_advisor","advisor":"a1","team":"blue"}"#
+        );
+        assert_eq!(serde_json::from_str::<SiteChange>(&json).unwrap(), change);
     }
 
     #[test]

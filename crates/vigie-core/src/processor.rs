@@ -402,10 +402,13 @@ impl SiteProcessor {
     }
 
     /// Applies a new configuration of the site while it runs: queue targets and thresholds,
-    /// teams, their campaign queues and rosters. Figures are computed with the settings in
-    /// force when they are read, so a new service-level threshold applies to the whole day,
-    /// and an advisor moved to another team brings their day's figures along. The site's id,
-    /// time zone and day start cannot change while it runs (the day's windows depend on them).
+    /// teams, their campaign queues and rosters. Targets, variants, names, teams and rosters
+    /// are read with the figures, so they apply to the whole day (an advisor moved to another
+    /// team brings their day's figures along). A new `sl_threshold` or `short_abandon`
+    /// recounts the trailing windows at once (their contacts are still held), while the part
+    /// of the day already settled keeps the thresholds it was counted with: the day's figures
+    /// take the new threshold from the change on. The site's id, time zone and day start
+    /// cannot change while it runs (the day's windows depend on them).
     pub fn reconfigure(&mut self, site: SiteConfig) -> Result<(), ConfigErrors> {
         site.validate("site")?;
         let mut errors = Vec::new();

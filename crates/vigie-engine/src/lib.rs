@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
-use vigie_core::config::HumanDuration;
-use vigie_core::{Event, Outcome, Processor, Timestamp};
+use vigie_core::config::{ConfigErrors, HumanDuration};
+use vigie_core::{Event, Outcome, Processor, SiteConfig, Timestamp};
 
 pub use metrics::EngineMetrics;
 
@@ -162,7 +162,14 @@ type Query = Box<dyn FnOnce(&EngineState) + Send>;
 
 enum Command {
     Query(Query),
-    Feed { site: String, feed: SiteFeed },
+    Feed {
+        site: String,
+        feed: SiteFeed,
+    },
+    Reconfigure {
+        site: SiteConfig,
+        reply: oneshot::Sender<Result<(), ConfigErrors>>,
+    },
 }
 
 struct Batch {
@@ -199,6 +206,10 @@ impl std::fmt::Debug for Command {
                 .debug_struct("Feed")
                 .field("site", site)
                 .field("feed", feed)
+                .finish(),
+            Command::Reconfigure { site, .. } => f
+                .debug_struct("Reconfigure")
+                .field("site", &site.id)
                 .finish(),
         }
     }
@@ -247,6 +258,20 @@ impl EngineHandle {
             })
             .await
             .map_err(|_| EngineStopped)
+    }
+
+    /// Applies a new configuration of a site while it runs (queue targets, teams, rosters; see
+    /// [`vigie_core::SiteProcessor::reconfigure`]); readers are told the site changed.
+    pub async fn reconfigure(
+        &self,
+        site: SiteConfig,
+    ) -> Result<Result<(), ConfigErrors>, EngineStopped> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Reconfigure { site, reply })
+            .await
+            .map_err(|_| EngineStopped)?;
+        answer.await.map_err(|_| EngineStopped)
     }
 
     /// Runs `read` on the engine's task with its state, and returns what it computed. Keep it
@@ -373,6 +398,16 @@ impl Engine {
                 self.state.feeds.insert(site.clone(), feed);
                 self.new_version(&site);
                 self.broadcast(&site);
+            }
+            Command::Reconfigure { site, reply } => {
+                let id = site.id.clone();
+                let result = self.state.processor.reconfigure(site);
+                if result.is_ok() {
+                    self.new_version(&id);
+                    self.broadcast(&id);
+                }
+                // The asker may have gone away; the change is made anyway.
+                let _ = reply.send(result);
             }
         }
     }

@@ -8,6 +8,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use vigie_api::ApiConfig;
+
+use crate::changes::AdminConfig;
 use vigie_core::config::ConfigErrors;
 use vigie_core::{ProcessingConfig, SiteConfig};
 use vigie_engine::EngineConfig;
@@ -35,6 +37,9 @@ pub struct VigieConfig {
     /// The gRPC API: live views for wallboards, clients and tools.
     #[serde(default)]
     pub api: ApiConfig,
+    /// Where configuration changes made through the Admin API are kept.
+    #[serde(default)]
+    pub admin: AdminConfig,
 }
 
 /// The HTTP server of `vigie serve`.

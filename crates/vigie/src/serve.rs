@@ -20,12 +20,13 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use vigie_api::{Api, ApiMetrics};
+use vigie_api::{Api, ApiMetrics, ChangeStore, FileChangeStore};
 use vigie_core::{Processor, SiteConfig, Timestamp, Window};
 use vigie_engine::{Clock, Engine, EngineHandle, EngineMetrics, system_clock};
 use vigie_ingest::{Ingest, IngestMetrics, NatsConfig, SiteSource};
 use vigie_sim::{SimConfig, Simulation};
 
+use crate::changes::{NatsChangeStore, load_changes};
 use crate::config::VigieConfig;
 
 /// Log output format.
@@ -143,6 +144,29 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
     }
     config.validate()?;
 
+    // Changes made through the Admin API apply over the configuration file.
+    let nats = match &config.nats {
+        Some(nats) => {
+            let (_client, context) = vigie_ingest::connect(nats).await?;
+            info!(url = %nats.url, stream = %nats.stream.name, sites = config.sites.len(), "connected to NATS");
+            Some(context)
+        }
+        None => None,
+    };
+    let file_sites = config.sites.clone();
+    let (changes, kv_changes): (Arc<dyn ChangeStore>, Option<Arc<NatsChangeStore>>) = match &nats {
+        Some(context) => {
+            let store = Arc::new(NatsChangeStore::open(context, &config.admin.bucket).await?);
+            (store.clone(), Some(store))
+        }
+        None => {
+            let dir = config.admin.demo_dir();
+            info!(dir = %dir.display(), "configuration changes of the demo kept in local files");
+            (Arc::new(FileChangeStore::new(dir)), None)
+        }
+    };
+    load_changes(changes.as_ref(), &mut config.sites).await?;
+
     let mut registry = Registry::default();
     let engine_metrics = EngineMetrics::new(&mut registry);
     let ready_gauge = Gauge::<i64>::default();
@@ -175,17 +199,25 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
     let api = Api::new(
         config.api.clone(),
         handle.clone(),
+        changes,
         api_metrics,
         shutdown.clone(),
     )?;
+    if let Some(store) = kv_changes {
+        let (engine, token) = (handle.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(error) = store.follow(file_sites, engine, token).await {
+                warn!(error = %format!("{error:#}"), "configuration changes of other instances are not followed");
+            }
+        });
+    }
 
     let (source, ready): (tokio::task::JoinHandle<anyhow::Result<()>>, Readiness) = match (
         &config.nats,
+        nats,
         demo,
     ) {
-        (Some(nats), _) => {
-            let (_client, context) = vigie_ingest::connect(nats).await?;
-            info!(url = %nats.url, stream = %nats.stream.name, sites = config.sites.len(), "connected to NATS");
+        (Some(nats), Some(context), _) => {
             let sites = config
                 .sites
                 .iter()
@@ -211,7 +243,7 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
                 ready,
             )
         }
-        (None, Some(demo)) => {
+        (None, _, Some(demo)) => {
             warn!(
                 "no NATS configured: serving the embedded demo centre (simulated events; not for production)"
             );
@@ -225,7 +257,7 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
             );
             (tokio::spawn(feed), ready)
         }
-        (None, None) => unreachable!("the demo is prepared whenever NATS is not configured"),
+        _ => unreachable!("NATS is connected when configured, the demo prepared when not"),
     };
     let (all_ready_tx, all_ready) = watch::channel(false);
     tokio::spawn(track_readiness(ready.clone(), ready_gauge, all_ready_tx));

@@ -285,3 +285,70 @@ fn tokens_are_required_sent_and_scoped() {
     );
     assert!(!stderr.contains(&token), "{stderr}");
 }
+
+/// The demo's queue `queue` as JSON, through `vigie queue`.
+fn queue_json(served: &Served, queue: &str, dir: &Path) -> Value {
+    let output = served.vigie(&["queue", queue, "--format", "json"], dir);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn an_admin_change_applies_at_once_and_survives_a_restart() {
+    use vigie_proto::v1 as pb;
+    let dir = tempfile::tempdir().unwrap();
+    let changes = dir.path().join("changes");
+    std::fs::write(
+        dir.path().join("vigie.toml"),
+        format!(
+            "[admin]\nchanges_dir = {:?}\n",
+            changes.display().to_string()
+        ),
+    )
+    .unwrap();
+    let args = ["--config", "vigie.toml"];
+    let served = Served::start(&args, dir.path(), None);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (queue, changed) = runtime.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(served.server.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut admin = pb::admin_client::AdminClient::new(channel);
+        let config = admin
+            .get_site_config(pb::GetSiteConfigRequest {
+                site: "demo".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut queue = config.config.unwrap().queues[0].clone();
+        queue.sl_target = 0.95;
+        queue.aht_target = Some(240.0);
+        let changed = admin
+            .upsert_queue(pb::UpsertQueueRequest {
+                site: "demo".into(),
+                queue: Some(queue.clone()),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        (queue.queue, changed)
+    });
+    assert_eq!(changed.changes, 1);
+    let view = queue_json(&served, &queue, dir.path());
+    assert_eq!(view["slTarget"], 0.95, "{view}");
+    assert_eq!(view["ahtTarget"], 240.0, "{view}");
+    assert!(
+        std::fs::read_dir(&changes).unwrap().count() > 0,
+        "the change is kept"
+    );
+    drop(served);
+
+    // Restarted on the same configuration: the change is replayed over the file.
+    let served = Served::start(&args, dir.path(), None);
+    let view = queue_json(&served, &queue, dir.path());
+    assert_eq!(view["slTarget"], 0.95, "{view}");
+    assert_eq!(view["ahtTarget"], 240.0, "{view}");
+}

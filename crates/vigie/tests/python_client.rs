@@ -148,14 +148,19 @@ fn generate_stubs(out: &Path) {
     }
 }
 
-/// The RPC names of the `Supervision` service, read from its `.proto` file.
+/// The RPC names of the `Supervision` and `Admin` services, read from their `.proto` files.
 fn rpcs_of_the_proto() -> BTreeSet<String> {
-    let proto =
-        std::fs::read_to_string(workspace().join("proto/vigie/v1/supervision.proto")).unwrap();
-    proto
-        .lines()
-        .filter_map(|line| line.trim().strip_prefix("rpc "))
-        .map(|rest| rest.split('(').next().unwrap().trim().to_owned())
+    ["supervision.proto", "admin.proto"]
+        .iter()
+        .flat_map(|file| {
+            let proto =
+                std::fs::read_to_string(workspace().join("proto/vigie/v1").join(file)).unwrap();
+            proto
+                .lines()
+                .filter_map(|line| line.trim().strip_prefix("rpc "))
+                .map(|rest| rest.split('(').next().unwrap().trim().to_owned())
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -176,6 +181,8 @@ impl Served {
             .args(["--http", &format!("127.0.0.1:{http}")])
             .current_dir(dir)
             .env_remove("VIGIE_CONFIG")
+            // The Admin calls record changes: in this test's folder, not the demo's default.
+            .env("VIGIE_ADMIN__CHANGES_DIR", dir.join("changes"))
             .env("VIGIE_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -276,7 +283,7 @@ fn a_python_grpc_client_calls_every_rpc() {
         .and_then(|line| serde_json::from_str(line).ok())
         .unwrap_or_else(|| panic!("no JSON summary\nstdout:\n{stdout}\nstderr:\n{stderr}"));
 
-    // The script called every RPC of the service, and all its checks passed.
+    // The script called every RPC of both services, and all its checks passed.
     let called: BTreeSet<String> = summary["rpcs"]
         .as_array()
         .unwrap()
@@ -284,7 +291,7 @@ fn a_python_grpc_client_calls_every_rpc() {
         .map(|rpc| rpc.as_str().unwrap().to_owned())
         .collect();
     let expected = rpcs_of_the_proto();
-    assert_eq!(expected.len(), 11, "{expected:?}");
+    assert_eq!(expected.len(), 15, "{expected:?}");
     assert_eq!(called, expected, "{summary:#}");
     assert_eq!(summary["ok"], true, "{summary:#}");
     assert_eq!(summary["failures"], serde_json::json!([]), "{summary:#}");

@@ -68,6 +68,8 @@ def main():
 
     sys.path.insert(0, args.stubs)
     import grpc
+    from vigie.v1 import admin_pb2
+    from vigie.v1 import admin_pb2_grpc
     from vigie.v1 import supervision_pb2 as pb
     from vigie.v1 import supervision_pb2_grpc as pb_grpc
 
@@ -79,6 +81,8 @@ def main():
             grpc.channel_ready_future(channel).result(timeout=CALL_TIMEOUT)
             stub = pb_grpc.SupervisionStub(channel)
             run(grpc, pb, stub, checks, called, summary)
+            admin = admin_pb2_grpc.AdminStub(channel)
+            run_admin(grpc, admin_pb2, admin, checks, called)
     except Exception:  # An unexpected error is a failure too, with its traceback.
         checks.count += 1
         failure = "an unexpected error: " + traceback.format_exc()
@@ -282,6 +286,46 @@ def run(grpc, pb, stub, checks, called, summary):
         "GetSiteView",
         pb.GetSiteViewRequest(site="", window=pb.WINDOW_TODAY),
     )
+
+
+def run_admin(grpc, pb, stub, checks, called):
+    """The Admin service: read the configuration, write back what is there (a change that
+    changes nothing but is recorded), move an advisor to the team they are in, and one refused
+    change."""
+
+    def call(name, request):
+        called.add(name)
+        return getattr(stub, name)(request, timeout=CALL_TIMEOUT)
+
+    read = call("GetSiteConfig", pb.GetSiteConfigRequest(site=SITE))
+    config = read.config
+    checks.expect("GetSiteConfig site", SITE, config.site)
+    checks.that(len(config.queues) > 0, "GetSiteConfig queues", "at least one", len(config.queues))
+    checks.that(len(config.teams) > 0, "GetSiteConfig teams", "at least one", len(config.teams))
+    queue = config.queues[0]
+    written = call("UpsertQueue", pb.UpsertQueueRequest(site=SITE, queue=queue))
+    checks.expect("UpsertQueue changes", read.changes + 1, written.changes)
+    checks.expect("UpsertQueue queue", queue, written.config.queues[0])
+    team = next((t for t in config.teams if t.advisors), config.teams[0])
+    written = call("UpsertTeam", pb.UpsertTeamRequest(site=SITE, team=team))
+    checks.expect("UpsertTeam changes", read.changes + 2, written.changes)
+    if team.advisors:
+        advisor = team.advisors[0]
+        moved = call(
+            "MoveAdvisor", pb.MoveAdvisorRequest(site=SITE, advisor=advisor, team=team.team)
+        )
+        checks.expect("MoveAdvisor changes", read.changes + 3, moved.changes)
+        roster = next(t for t in moved.config.teams if t.team == team.team).advisors
+        checks.that(advisor in roster, "MoveAdvisor roster", f"{advisor} in the roster", roster)
+    try:
+        call("UpsertQueue", pb.UpsertQueueRequest(site=SITE, queue=pb.QueueSettings(
+            queue=queue.queue, sl_threshold=20.0, sl_target=1.5)))
+    except grpc.RpcError as error:
+        checks.expect("UpsertQueue with sl_target 1.5", grpc.StatusCode.INVALID_ARGUMENT, error.code())
+        checks.that("queue.sl_target" in error.details(), "the refused field is named",
+                    "queue.sl_target", error.details())
+    else:
+        checks.that(False, "UpsertQueue with sl_target 1.5", "INVALID_ARGUMENT", "a successful call")
 
 
 if __name__ == "__main__":

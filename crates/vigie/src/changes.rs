@@ -1,0 +1,234 @@
+//! Where configuration changes made through the Admin API are kept: a NATS KV bucket (one key
+//! per site holding its changes in order, updated with compare-and-set, so every instance and
+//! every restart see the same changes), or local files for the embedded demo. Also follows the
+//! bucket, so that a change made through another instance applies here too.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use async_nats::jetstream;
+use async_nats::jetstream::kv;
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use vigie_api::{ChangeStore, StoreError};
+use vigie_core::SiteConfig;
+use vigie_core::config::SiteChange;
+use vigie_engine::EngineHandle;
+
+/// `[admin]` of `vigie.toml`: where Admin API changes are kept.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// NATS KV bucket of the changes (created when missing).
+    #[serde(default = "default_bucket")]
+    pub bucket: String,
+    /// Directory of the changes when Vigie runs without NATS (the embedded demo); the system's
+    /// temporary directory when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes_dir: Option<PathBuf>,
+}
+
+fn default_bucket() -> String {
+    "vigie-config".to_owned()
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            bucket: default_bucket(),
+            changes_dir: None,
+        }
+    }
+}
+
+impl AdminConfig {
+    /// The directory of the demo's changes.
+    pub fn demo_dir(&self) -> PathBuf {
+        self.changes_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("vigie-demo-changes"))
+    }
+}
+
+/// The changes of every site in a NATS KV bucket, key `site.<id>`, value a JSON array.
+#[derive(Debug)]
+pub struct NatsChangeStore {
+    kv: kv::Store,
+}
+
+fn key(site: &str) -> String {
+    format!("site.{site}")
+}
+
+impl NatsChangeStore {
+    /// Opens the bucket, creating it when missing.
+    pub async fn open(context: &jetstream::Context, bucket: &str) -> anyhow::Result<Self> {
+        if context.get_stream(format!("KV_{bucket}")).await.is_err() {
+            // The bucket's stream, made as the KV API makes it, directly: async-nats's own
+            // bucket creation first reads account details that NATS 2.9 does not send.
+            context
+                .get_or_create_stream(jetstream::stream::Config {
+                    name: format!("KV_{bucket}"),
+                    description: Some(
+                        "Vigie: configuration changes made through the Admin API".to_owned(),
+                    ),
+                    subjects: vec![format!("$KV.{bucket}.>")],
+                    max_messages_per_subject: 16,
+                    storage: jetstream::stream::StorageType::File,
+                    allow_rollup: true,
+                    deny_delete: true,
+                    allow_direct: true,
+                    discard: jetstream::stream::DiscardPolicy::New,
+                    num_replicas: 1,
+                    ..jetstream::stream::Config::default()
+                })
+                .await
+                .with_context(|| {
+                    format!("cannot create the KV bucket {bucket:?} (admin.bucket)")
+                })?;
+        }
+        let kv = context
+            .get_key_value(bucket)
+            .await
+            .with_context(|| format!("cannot open the KV bucket {bucket:?} (admin.bucket)"))?;
+        Ok(NatsChangeStore { kv })
+    }
+
+    async fn read(&self, site: &str) -> Result<(u64, Vec<SiteChange>), StoreError> {
+        let entry = self
+            .kv
+            .entry(key(site))
+            .await
+            .map_err(|error| StoreError::Unavailable(error.to_string()))?;
+        match entry {
+            Some(entry) if entry.operation == kv::Operation::Put => {
+                let changes = serde_json::from_slice(&entry.value).map_err(|error| {
+                    StoreError::Unavailable(format!(
+                        "the changes of site {site} do not parse: {error}"
+                    ))
+                })?;
+                Ok((entry.revision, changes))
+            }
+            Some(entry) => Ok((entry.revision, Vec::new())),
+            None => Ok((0, Vec::new())),
+        }
+    }
+
+    /// Follows the bucket: when another instance records a change of a site, the site's
+    /// configuration from the file with every recorded change is applied here.
+    pub async fn follow(
+        self: Arc<Self>,
+        file_sites: Vec<SiteConfig>,
+        engine: EngineHandle,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let mut watch = self
+            .kv
+            .watch("site.>")
+            .await
+            .context("cannot watch the configuration changes")?;
+        loop {
+            let entry = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                entry = watch.next() => match entry {
+                    Some(Ok(entry)) => entry,
+                    Some(Err(error)) => {
+                        warn!(%error, "configuration changes: watch error");
+                        continue;
+                    }
+                    None => return Ok(()),
+                },
+            };
+            let Some(site) = entry.key.strip_prefix("site.") else {
+                continue;
+            };
+            let Some(file_site) = file_sites.iter().find(|s| s.id == site) else {
+                continue;
+            };
+            let changes: Vec<SiteChange> = match serde_json::from_slice(&entry.value) {
+                Ok(changes) => changes,
+                Err(error) => {
+                    warn!(site, %error, "configuration changes do not parse: ignored");
+                    continue;
+                }
+            };
+            let config = with_changes(file_site.clone(), &changes);
+            match engine.reconfigure(config).await {
+                Ok(Ok(())) => {}
+                Ok(Err(errors)) => warn!(site, %errors, "configuration changes refused"),
+                Err(_) => return Ok(()),
+            }
+        }
+    }
+}
+
+impl ChangeStore for NatsChangeStore {
+    fn load<'a>(&'a self, site: &'a str) -> BoxFuture<'a, Result<Vec<SiteChange>, StoreError>> {
+        Box::pin(async move { Ok(self.read(site).await?.1) })
+    }
+
+    fn append<'a>(
+        &'a self,
+        site: &'a str,
+        recorded: usize,
+        change: &'a SiteChange,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let (revision, mut changes) = self.read(site).await?;
+            if changes.len() != recorded {
+                return Err(StoreError::Conflict);
+            }
+            changes.push(change.clone());
+            let value = Bytes::from(
+                serde_json::to_vec(&changes).map_err(|e| StoreError::Unavailable(e.to_string()))?,
+            );
+            if revision == 0 {
+                self.kv
+                    .create(key(site), value)
+                    .await
+                    .map(|_| ())
+                    .map_err(|error| match error.kind() {
+                        kv::CreateErrorKind::AlreadyExists => StoreError::Conflict,
+                        _ => StoreError::Unavailable(error.to_string()),
+                    })
+            } else {
+                self.kv
+                    .update(key(site), value, revision)
+                    .await
+                    .map(|_| ())
+                    .map_err(|error| match error.kind() {
+                        kv::UpdateErrorKind::WrongLastRevision => StoreError::Conflict,
+                        _ => StoreError::Unavailable(error.to_string()),
+                    })
+            }
+        })
+    }
+}
+
+/// A site's configuration from the file with the recorded changes; changes that no longer fit
+/// are skipped with a warning.
+pub fn with_changes(mut site: SiteConfig, changes: &[SiteChange]) -> SiteConfig {
+    for problem in vigie_api::replay_changes(&mut site, changes) {
+        warn!(site = %site.id, "{problem}");
+    }
+    site
+}
+
+/// Applies the recorded changes of every site to the configuration from the file, at start.
+pub async fn load_changes(store: &dyn ChangeStore, sites: &mut [SiteConfig]) -> anyhow::Result<()> {
+    for site in sites.iter_mut() {
+        let changes = store.load(&site.id).await.with_context(|| {
+            format!("cannot read the configuration changes of site {}", site.id)
+        })?;
+        if !changes.is_empty() {
+            info!(site = %site.id, changes = changes.len(), "configuration changes made through the Admin API applied over the file");
+            *site = with_changes(site.clone(), &changes);
+        }
+    }
+    Ok(())
+}
