@@ -695,16 +695,31 @@ impl SiteProcessor {
 
     /// Advisors per team index (`None` for unassigned), in id order.
     fn members(&self) -> BTreeMap<Option<u32>, Vec<u32>> {
+        self.members_of(|_| true)
+    }
+
+    /// Advisors of the teams `keep` accepts, per team, in id order: one pass over the
+    /// advisors, and only the kept ones sorted (a team's or a queue's view does not pay for
+    /// sorting the whole site).
+    fn members_of(&self, keep: impl Fn(Option<u32>) -> bool) -> BTreeMap<Option<u32>, Vec<u32>> {
         let mut members: BTreeMap<Option<u32>, Vec<u32>> = BTreeMap::new();
-        let mut advisors: Vec<u32> = (0..self.advisors.len() as u32).collect();
-        advisors.sort_by(|a, b| self.advisors.name(*a).cmp(self.advisors.name(*b)));
-        for advisor in advisors {
-            members
-                .entry(self.team_of(advisor))
-                .or_default()
-                .push(advisor);
+        for advisor in 0..self.advisors.len() as u32 {
+            let team = self.team_of(advisor);
+            if keep(team) {
+                members.entry(team).or_default().push(advisor);
+            }
+        }
+        for advisors in members.values_mut() {
+            advisors.sort_by(|a, b| self.advisors.name(*a).cmp(self.advisors.name(*b)));
         }
         members
+    }
+
+    /// The teams that have members (`None`: unassigned advisors), without listing them.
+    fn teams_with_members(&self) -> std::collections::BTreeSet<Option<u32>> {
+        (0..self.advisors.len() as u32)
+            .map(|advisor| self.team_of(advisor))
+            .collect()
     }
 
     fn queue_view_at(
@@ -811,7 +826,7 @@ impl SiteProcessor {
             .map(|&q| self.queue_view_at(q, window, now, &members))
             .collect();
 
-        let team_ids = self.listed_teams(&members);
+        let team_ids = self.listed_teams(|team| members.contains_key(&team));
         let empty = Vec::new();
         let teams = team_ids
             .values()
@@ -846,15 +861,15 @@ impl SiteProcessor {
     /// they have members (`unassigned` too).
     fn listed_teams(
         &self,
-        members: &BTreeMap<Option<u32>, Vec<u32>>,
+        has_members: impl Fn(Option<u32>) -> bool,
     ) -> BTreeMap<&str, Option<u32>> {
         let mut team_ids: BTreeMap<&str, Option<u32>> = BTreeMap::new();
         for team in 0..self.teams.len() as u32 {
-            if self.team_settings[team as usize].configured || members.contains_key(&Some(team)) {
+            if self.team_settings[team as usize].configured || has_members(Some(team)) {
                 team_ids.insert(self.teams.name(team), Some(team));
             }
         }
-        if members.contains_key(&None) {
+        if has_members(None) {
             team_ids.insert(UNASSIGNED_TEAM, None);
         }
         team_ids
@@ -862,7 +877,10 @@ impl SiteProcessor {
 
     /// The ids of the teams the site view lists, sorted.
     pub fn team_ids(&self) -> Vec<&str> {
-        self.listed_teams(&self.members()).into_keys().collect()
+        let with_members = self.teams_with_members();
+        self.listed_teams(|team| with_members.contains(&team))
+            .into_keys()
+            .collect()
     }
 
     /// The ids of the known queues (configured or seen in events), sorted.
@@ -921,20 +939,27 @@ impl SiteProcessor {
     /// One queue's view, if the queue is known.
     pub fn queue_view(&self, queue: &str, window: Window) -> Option<QueueView> {
         let index = self.queues.get(queue)?;
-        Some(self.queue_view_at(index, window, self.now(), &self.members()))
+        let serving = |team: Option<u32>| {
+            team.is_some_and(|t| self.team_settings[t as usize].queues.contains(&index))
+        };
+        Some(self.queue_view_at(index, window, self.now(), &self.members_of(serving)))
     }
 
     /// One team's view, if the team is known (`unassigned` when it has members).
     pub fn team_view(&self, team: &str, window: Window) -> Option<TeamView> {
-        let members = self.members();
-        let index = match self.teams.get(team) {
+        let wanted = self.teams.get(team);
+        if wanted.is_none() && team != UNASSIGNED_TEAM {
+            return None;
+        }
+        let members = self.members_of(|t| t == wanted);
+        let index = match wanted {
             Some(index)
                 if self.team_settings[index as usize].configured
                     || members.contains_key(&Some(index)) =>
             {
                 Some(index)
             }
-            None if team == UNASSIGNED_TEAM && members.contains_key(&None) => None,
+            None if members.contains_key(&None) => None,
             _ => return None,
         };
         let empty = Vec::new();
