@@ -138,6 +138,7 @@ async fn a_change_applies_live_and_gives_the_figures_of_a_replay_with_that_confi
                 .into_inner();
             let core = expected.team_view(team, window).unwrap();
             let mut expected_team = vigie_api::convert::team(&core);
+            expected_team.staffing = vigie_api::staffing::team_gap(expected, team);
             let mut got_team = got.team.unwrap();
             if window == Window::Today {
                 // Only the threshold counts of the day keep the old threshold (see above).

@@ -175,7 +175,8 @@ fn group(indicators: &GroupIndicators) -> pb::GroupIndicators {
     }
 }
 
-/// A queue's view; `longest_waiting` only for callers who may see contact ids.
+/// A queue's view; `longest_waiting` only for callers who may see contact ids. `staffing` is
+/// left unset: [`crate::staffing`] computes it from more than this view.
 pub fn queue(
     view: &vigie_core::QueueView,
     header: pb::ViewHeader,
@@ -203,6 +204,42 @@ pub fn queue(
             contact: contact.to_owned(),
             since: Some(timestamp(since)),
         }),
+        staffing: None,
+    }
+}
+
+/// The live staffing of a queue or a team.
+pub fn staffing(staffing: &crate::staffing::Staffing) -> pb::StaffingGap {
+    use crate::staffing::AhtSource;
+    let inputs = &staffing.inputs;
+    let estimate = staffing.estimate.as_ref().ok();
+    pb::StaffingGap {
+        arrival_rate_15m: inputs.rate_15m(),
+        arrival_rate_30m: inputs.rate_30m(),
+        aht: inputs.aht.map(|(aht, _)| aht),
+        aht_source: match inputs.aht.map(|(_, source)| source) {
+            None => pb::AhtSource::Unspecified,
+            Some(AhtSource::Last30m) => pb::AhtSource::Last30m,
+            Some(AhtSource::Today) => pb::AhtSource::Today,
+            Some(AhtSource::Target) => pb::AhtSource::Target,
+        }
+        .into(),
+        load: inputs.load(),
+        model: pb::StaffingModel::ErlangC.into(),
+        sl_target: inputs.sl_target,
+        sl_threshold: inputs.sl_threshold,
+        required_advisors: estimate.map(|e| e.required),
+        staffed_advisors: inputs.staffed,
+        staffing_gap: staffing
+            .gap()
+            .map(|gap| gap.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32),
+        expected_service_level: estimate.map(|e| e.expected_service_level),
+        undefined_reason: staffing
+            .estimate
+            .as_ref()
+            .err()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
     }
 }
 
@@ -222,7 +259,8 @@ pub fn advisor(view: &vigie_core::AdvisorView) -> pb::Advisor {
     }
 }
 
-/// A team's indicators.
+/// A team's indicators. `staffing` is left unset: [`crate::staffing`] computes it from more
+/// than this view.
 pub fn team(view: &vigie_core::TeamView) -> pb::Team {
     pb::Team {
         team: view.team.clone(),
@@ -230,6 +268,7 @@ pub fn team(view: &vigie_core::TeamView) -> pb::Team {
         queues: view.queues.clone(),
         members: view.members.clone(),
         indicators: Some(group(&view.indicators)),
+        staffing: None,
     }
 }
 

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod read;
 pub mod server;
 pub mod service;
+pub mod staffing;
 
 pub use admin::{ChangeStore, FileChangeStore, StoreError, replay_changes};
 pub use auth::{AuthConfig, Authenticator, Principal, Role};

@@ -11,6 +11,7 @@ use vigie_proto::v1 as pb;
 
 use crate::auth::{Principal, permission_denied};
 use crate::convert;
+use crate::staffing::{self, Staffing};
 
 /// What a view is about.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -136,11 +137,14 @@ fn queue_view(
     view: &vigie_core::QueueView,
     header: pb::ViewHeader,
     with_contacts: bool,
+    staffing: Option<&Staffing>,
 ) -> pb::QueueView {
     let longest = with_contacts
         .then(|| site.longest_waiting_contact(&view.queue))
         .flatten();
-    convert::queue(view, header, longest)
+    let mut wire = convert::queue(view, header, longest);
+    wire.staffing = staffing.map(convert::staffing);
+    wire
 }
 
 /// The targets of a queue: configured, or the defaults of a queue seen only in events.
@@ -175,17 +179,20 @@ pub fn build(
     Some(match target {
         Target::Site => {
             let view = site.site_view(window);
+            let staffing = staffing::site(site, &view);
             let queues = view
                 .queues
                 .iter()
-                .map(|queue| queue_view(site, queue, header.clone(), with_contacts))
+                .map(|queue| {
+                    let staffing = staffing.queues.get(&queue.queue);
+                    queue_view(site, queue, header.clone(), with_contacts, staffing)
+                })
                 .collect();
-            WireView::Site(convert::site(
-                &view,
-                header,
-                site.site().name.clone(),
-                queues,
-            ))
+            let mut wire = convert::site(&view, header, site.site().name.clone(), queues);
+            for team in &mut wire.teams {
+                team.staffing = staffing.teams.get(&team.team).map(convert::staffing);
+            }
+            WireView::Site(wire)
         }
         Target::Team(team) => {
             let view = site.team_view(team, window)?;
@@ -196,16 +203,25 @@ pub fn build(
                 .filter_map(|advisor| site.advisor_view(advisor, window))
                 .map(|advisor| convert::advisor(&advisor))
                 .collect();
+            let mut team = convert::team(&view);
+            team.staffing = staffing::team(site, &view).as_ref().map(convert::staffing);
             WireView::Team(pb::TeamView {
                 header: Some(header),
-                team: Some(convert::team(&view)),
+                team: Some(team),
                 queue_targets,
                 advisors,
             })
         }
         Target::Queue(queue) => {
             let view = site.queue_view(queue, window)?;
-            WireView::Queue(queue_view(site, &view, header, with_contacts))
+            let staffing = staffing::queue(site, &view);
+            WireView::Queue(queue_view(
+                site,
+                &view,
+                header,
+                with_contacts,
+                staffing.as_ref(),
+            ))
         }
         Target::Advisor(advisor) => {
             let view = site.advisor_view(advisor, window)?;

@@ -220,6 +220,8 @@ struct Board {
     handled: u64,
     offered: u64,
     answered: u64,
+    /// The live staffing, shown on queue and team views.
+    staffing: Option<pb::StaffingGap>,
 }
 
 impl Board {
@@ -241,6 +243,7 @@ impl Board {
             handled: handling.handled,
             offered: flow.offered,
             answered: flow.answered,
+            staffing: None,
         }
     }
 
@@ -258,6 +261,7 @@ impl Board {
             handled: handling.handled,
             offered: flow.offered,
             answered: flow.answered,
+            staffing: None,
         }
     }
 
@@ -305,6 +309,14 @@ impl Board {
         for (name, value, target) in rows {
             table.add_row(vec![Cell::new(name), value, Cell::new(target)]);
         }
+        if let Some(staffing) = &self.staffing {
+            let enough = staffing.staffing_gap.map(|gap| gap >= 0);
+            table.add_row(vec![
+                Cell::new("staffing"),
+                against(need_have(staffing), enough),
+                Cell::new(String::new()),
+            ]);
+        }
         table
     }
 }
@@ -315,6 +327,49 @@ fn by_state(advisors: Option<&pb::AdvisorsByState>) -> String {
     format!(
         "advisors: {} available · {} ringing · {} talking · {} on hold · {} wrap-up · {} pause · {} logged out",
         a.available, a.offered, a.talking, a.on_hold, a.acw, a.pause, a.logged_out
+    )
+}
+
+/// The live staffing in a few words: `need 14, have 11` (`need -` when undefined).
+pub fn need_have(staffing: &pb::StaffingGap) -> String {
+    let need = staffing
+        .required_advisors
+        .map_or_else(|| "-".to_owned(), |n| n.to_string());
+    format!("need {need}, have {}", staffing.staffed_advisors)
+}
+
+/// What a staffing estimate rests on, in one line, or why there is none.
+fn staffing_line(staffing: &pb::StaffingGap) -> String {
+    let Some(gap) = staffing.staffing_gap else {
+        let reason = if staffing.undefined_reason.is_empty() {
+            "undefined"
+        } else {
+            staffing.undefined_reason.as_str()
+        };
+        return format!("staffing: {}; {reason}", need_have(staffing));
+    };
+    let verdict = match gap {
+        ..0 => format!("{} short", gap.unsigned_abs()),
+        0 => "just enough".to_owned(),
+        _ => format!("{gap} spare"),
+    };
+    // The server staffs for the higher rate, the 30 minutes' on a tie.
+    let (rate, window) = if staffing.arrival_rate_15m > staffing.arrival_rate_30m {
+        (staffing.arrival_rate_15m, "15m")
+    } else {
+        (staffing.arrival_rate_30m, "30m")
+    };
+    let source = match staffing.aht_source() {
+        pb::AhtSource::Last30m => "last 30m",
+        pb::AhtSource::Today => "today",
+        pb::AhtSource::Target => "target",
+        pb::AhtSource::Unspecified => "-",
+    };
+    format!(
+        "staffing: {}, {verdict} for {} (Erlang C: {rate:.0} contacts/h over the last {window}, AHT {} from {source})",
+        need_have(staffing),
+        sl_target(staffing.sl_target, staffing.sl_threshold),
+        duration(staffing.aht),
     )
 }
 
@@ -356,13 +411,17 @@ pub fn team_view(view: &pb::TeamView, zone: Option<Tz>) -> String {
         view.header.as_ref(),
         zone,
     );
-    let board = Board::group(&indicators);
+    let mut board = Board::group(&indicators);
+    board.staffing = team.staffing;
     text.push_str(&format!(
-        "{}\n{}\n\n{}\n",
+        "{}\n{}\n",
         board.table(&Targets::of(&view.queue_targets)),
         by_state(indicators.advisors.as_ref()),
-        advisor_grid(&view.advisors),
     ));
+    if let Some(staffing) = &board.staffing {
+        text.push_str(&format!("{}\n", staffing_line(staffing)));
+    }
+    text.push_str(&format!("\n{}\n", advisor_grid(&view.advisors)));
     text
 }
 
@@ -375,13 +434,17 @@ pub fn queue_view(view: &pb::QueueView, zone: Option<Tz>) -> String {
         zone,
     );
     let indicators = view.indicators.unwrap_or_default();
-    let board = Board::queue(&indicators, view.advisors.as_ref());
+    let mut board = Board::queue(&indicators, view.advisors.as_ref());
+    board.staffing = view.staffing.clone();
     let targets = Targets::of(&[queue_targets(view)]);
     text.push_str(&format!(
         "{}\n{}\n",
         board.table(&targets),
         by_state(view.advisors.as_ref())
     ));
+    if let Some(staffing) = &board.staffing {
+        text.push_str(&format!("{}\n", staffing_line(staffing)));
+    }
     if let Some(waiting) = &view.longest_waiting {
         text.push_str(&format!(
             "longest waiting contact: {} since {}\n",
@@ -698,6 +761,21 @@ mod tests {
                         ..Default::default()
                     }),
                 }),
+                staffing: Some(pb::StaffingGap {
+                    arrival_rate_15m: 200.0,
+                    arrival_rate_30m: 180.0,
+                    aht: Some(180.0),
+                    aht_source: pb::AhtSource::Last30m as i32,
+                    load: Some(10.0),
+                    model: pb::StaffingModel::ErlangC as i32,
+                    sl_target: 0.8,
+                    sl_threshold: 20.0,
+                    required_advisors: Some(14),
+                    staffed_advisors: 12,
+                    staffing_gap: Some(-2),
+                    expected_service_level: Some(0.64),
+                    undefined_reason: String::new(),
+                }),
             }),
             queue_targets: vec![pb::QueueTargets {
                 queue: "q1".to_owned(),
@@ -867,7 +945,56 @@ mod tests {
                     nanos: 0,
                 }),
             }),
+            staffing: Some(pb::StaffingGap {
+                arrival_rate_15m: 200.0,
+                arrival_rate_30m: 200.0,
+                sl_target: 0.9,
+                sl_threshold: 30.0,
+                staffed_advisors: 1,
+                undefined_reason: "no AHT yet: fewer than 10 contacts handled today and no \
+                                   aht_target configured"
+                    .to_owned(),
+                ..Default::default()
+            }),
         }
+    }
+
+    #[test]
+    fn queues_and_teams_show_the_advisors_needed_against_those_staffed() {
+        let text = team_view(&sample_team(true), None);
+        assert_eq!(row(&text, "staffing"), ["staffing", "need 14, have 12"]);
+        assert!(
+            text.contains(
+                "staffing: need 14, have 12, 2 short for 80.0% in 20s (Erlang C: 200 contacts/h \
+                 over the last 15m, AHT 3m00s from last 30m)"
+            ),
+            "{text}"
+        );
+        let text = queue_view(&sample_queue(), None);
+        assert_eq!(row(&text, "staffing"), ["staffing", "need -, have 1"]);
+        assert!(
+            text.contains("staffing: need -, have 1; no AHT yet: fewer than 10 contacts"),
+            "{text}"
+        );
+
+        let mut staffing = sample_team(true).team.unwrap().staffing.unwrap();
+        staffing.arrival_rate_15m = 180.0;
+        staffing.staffing_gap = Some(0);
+        staffing.staffed_advisors = 14;
+        staffing.aht_source = pb::AhtSource::Target as i32;
+        assert_eq!(
+            staffing_line(&staffing),
+            "staffing: need 14, have 14, just enough for 80.0% in 20s (Erlang C: 180 contacts/h \
+             over the last 30m, AHT 3m00s from target)"
+        );
+        staffing.staffing_gap = Some(3);
+        staffing.staffed_advisors = 17;
+        assert!(staffing_line(&staffing).contains("have 17, 3 spare for"));
+
+        // A server without the staffing part shows neither row nor line.
+        let mut view = sample_queue();
+        view.staffing = None;
+        assert!(!queue_view(&view, None).contains("staffing"));
     }
 
     #[test]
