@@ -317,7 +317,6 @@ impl Api {
 
         let mut builder = Server::builder()
             .accept_http1(true)
-            .tcp_nodelay(true)
             .http2_keepalive_interval(Some(config.keepalive_interval.0))
             .http2_keepalive_timeout(Some(config.keepalive_timeout.0))
             .max_concurrent_streams(Some(config.max_concurrent_streams_per_connection));
@@ -338,7 +337,12 @@ impl Api {
                 "gRPC API without authentication: anyone who can connect to this machine's loopback reads every view"
             );
         }
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        // Views are small writes that must leave at once: without TCP_NODELAY they wait for
+        // the client's delayed acknowledgement (up to 40 ms). The builder's `tcp_nodelay`
+        // does not apply to a listener passed in, so it is set here.
+        let incoming = tonic::transport::server::TcpIncoming::from(listener)
+            .with_nodelay(Some(true))
+            .with_keepalive(Some(config.keepalive_interval.0));
         builder
             .layer(cors(&config.cors_allowed_origins))
             .layer(tonic_web::GrpcWebLayer::new())
