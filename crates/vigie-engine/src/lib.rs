@@ -3,7 +3,8 @@
 //! Events come in batches through a bounded channel (a full channel makes the sender wait:
 //! backpressure up to the source); each batch is answered with the outcome of every event, so
 //! that the source acknowledges only what was accepted. A clock tick advances the processor's
-//! time for live figures. Readers never touch the processor directly: they send it queries (a
+//! time for live figures and evaluates each site's alert rules; alert changes are broadcast,
+//! notifications handed to delivery through a bounded channel that never makes it wait. Readers never touch the processor directly: they send it queries (a
 //! closure run on the engine's task) and listen to a broadcast of updates, where a slow reader
 //! lags and is told so, and never slows the engine.
 //!
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
+use vigie_alerts::{AlertEngine, Change, Evaluation, Notification};
 use vigie_core::config::{ConfigErrors, HumanDuration};
 use vigie_core::{Event, Outcome, Processor, SiteConfig, Timestamp};
 
@@ -136,6 +138,15 @@ pub struct Update {
     pub as_of: Timestamp,
 }
 
+/// Alerts of a site changed (fired, escalated, acknowledged, resolved...).
+#[derive(Clone, Debug)]
+pub struct AlertUpdate {
+    /// The site.
+    pub site: Arc<str>,
+    /// The changes, in alert id order.
+    pub changes: Arc<Vec<Change>>,
+}
+
 /// What queries read: the processor and what is known of each site's feed.
 #[derive(Debug)]
 pub struct EngineState {
@@ -149,6 +160,8 @@ pub struct EngineState {
     pub sequences: BTreeMap<String, u64>,
     /// The site's clock when its sequence number last increased.
     versioned_at: BTreeMap<String, Timestamp>,
+    /// The alert rules and alerts of each site that has rules.
+    pub alerts: BTreeMap<String, AlertEngine>,
 }
 
 impl EngineState {
@@ -160,8 +173,15 @@ impl EngineState {
 
 type Query = Box<dyn FnOnce(&EngineState) + Send>;
 
+type AlertAction = Box<dyn FnOnce(&mut AlertEngine, Timestamp) -> Evaluation + Send>;
+
 enum Command {
     Query(Query),
+    Alerts {
+        site: String,
+        act: AlertAction,
+        missing: oneshot::Sender<()>,
+    },
     Feed {
         site: String,
         feed: SiteFeed,
@@ -188,6 +208,7 @@ pub struct EngineHandle {
     input: mpsc::Sender<Batch>,
     commands: mpsc::Sender<Command>,
     updates: broadcast::Sender<Update>,
+    alert_updates: broadcast::Sender<AlertUpdate>,
 }
 
 impl std::fmt::Debug for Batch {
@@ -211,6 +232,7 @@ impl std::fmt::Debug for Command {
                 .debug_struct("Reconfigure")
                 .field("site", &site.id)
                 .finish(),
+            Command::Alerts { site, .. } => f.debug_struct("Alerts").field("site", site).finish(),
         }
     }
 }
@@ -292,6 +314,47 @@ impl EngineHandle {
         answer.await.map_err(|_| EngineStopped)
     }
 
+    /// Runs `act` on a site's alert engine with the engine's clock (acknowledge, silence, new
+    /// rules...). The evaluation it returns is handled like the engine's own: its changes are
+    /// broadcast, its notifications delivered. `None` when the site has no alert rules.
+    pub async fn with_alerts<R: Send + 'static>(
+        &self,
+        site: &str,
+        act: impl FnOnce(&mut AlertEngine, Timestamp) -> (Evaluation, R) + Send + 'static,
+    ) -> Result<Option<R>, EngineStopped> {
+        let (reply, answer) = oneshot::channel();
+        let (missing, absent) = oneshot::channel();
+        let act: AlertAction = Box::new(move |alerts, now| {
+            let (evaluation, result) = act(alerts, now);
+            // The asker may have gone away; the action is done anyway.
+            let _ = reply.send(result);
+            evaluation
+        });
+        self.commands
+            .send(Command::Alerts {
+                site: site.to_owned(),
+                act,
+                missing,
+            })
+            .await
+            .map_err(|_| EngineStopped)?;
+        match answer.await {
+            Ok(result) => Ok(Some(result)),
+            // The action was dropped without running: the site has no alert engine, or the
+            // engine stopped.
+            Err(_) => match absent.await {
+                Ok(()) => Ok(None),
+                Err(_) => Err(EngineStopped),
+            },
+        }
+    }
+
+    /// Subscribes to alert changes. A reader that falls behind gets
+    /// [`broadcast::error::RecvError::Lagged`] and should read the alerts again.
+    pub fn subscribe_alerts(&self) -> broadcast::Receiver<AlertUpdate> {
+        self.alert_updates.subscribe()
+    }
+
     /// Subscribes to update notifications. A reader that falls behind gets
     /// [`broadcast::error::RecvError::Lagged`] and should read a fresh snapshot.
     pub fn subscribe(&self) -> broadcast::Receiver<Update> {
@@ -306,6 +369,8 @@ pub struct Engine {
     input: mpsc::Receiver<Batch>,
     commands: mpsc::Receiver<Command>,
     updates: broadcast::Sender<Update>,
+    alert_updates: broadcast::Sender<AlertUpdate>,
+    notifications: Option<mpsc::Sender<Notification>>,
     metrics: EngineMetrics,
     clock: Clock,
 }
@@ -329,6 +394,7 @@ impl Engine {
         let (input_tx, input) = mpsc::channel(config.input_capacity.max(1));
         let (commands_tx, commands) = mpsc::channel(1024);
         let (updates, _) = broadcast::channel(config.update_capacity.max(16));
+        let (alert_updates, _) = broadcast::channel(config.update_capacity.max(16));
         let sequences = processor
             .sites()
             .map(|site| (site.site().id.clone(), 0))
@@ -340,10 +406,13 @@ impl Engine {
                 feeds: BTreeMap::new(),
                 sequences,
                 versioned_at: BTreeMap::new(),
+                alerts: BTreeMap::new(),
             },
             input,
             commands,
             updates: updates.clone(),
+            alert_updates: alert_updates.clone(),
+            notifications: None,
             metrics,
             clock,
         };
@@ -351,8 +420,21 @@ impl Engine {
             input: input_tx,
             commands: commands_tx,
             updates,
+            alert_updates,
         };
         (engine, handle)
+    }
+
+    /// Evaluates these alert engines (one per site) at every tick, sending the notifications
+    /// to `notifications` without ever waiting (a full channel drops and counts).
+    pub fn with_alerts(
+        mut self,
+        alerts: BTreeMap<String, AlertEngine>,
+        notifications: Option<mpsc::Sender<Notification>>,
+    ) -> Engine {
+        self.state.alerts = alerts;
+        self.notifications = notifications;
+        self
     }
 
     /// Runs until every handle is dropped, then applies what is still queued and returns the
@@ -376,6 +458,7 @@ impl Engine {
                 },
                 _ = tick.tick() => {
                     self.advance();
+                    self.evaluate_alerts();
                     if last_refresh.elapsed() >= self.config.refresh.0 {
                         last_refresh = tokio::time::Instant::now();
                         let sites: Vec<String> = self.state.sequences.keys().cloned().collect();
@@ -398,6 +481,18 @@ impl Engine {
                 self.state.feeds.insert(site.clone(), feed);
                 self.new_version(&site);
                 self.broadcast(&site);
+            }
+            Command::Alerts { site, act, missing } => {
+                let now = self.site_now(&site);
+                match self.state.alerts.get_mut(&site) {
+                    Some(alerts) => {
+                        let evaluation = act(alerts, now);
+                        self.publish_alerts(&site, evaluation);
+                    }
+                    None => {
+                        let _ = missing.send(());
+                    }
+                }
             }
             Command::Reconfigure { site, reply } => {
                 let id = site.id.clone();
@@ -454,6 +549,43 @@ impl Engine {
         if let Some(reply) = batch.reply {
             // The sender may have stopped waiting (shutting down): the events are applied anyway.
             let _ = reply.send(outcomes);
+        }
+    }
+
+    /// Evaluates every site's alert rules on its current figures.
+    fn evaluate_alerts(&mut self) {
+        let mut evaluations = Vec::new();
+        for (site, alerts) in &mut self.state.alerts {
+            let Some(processor) = self.state.processor.site(site) else {
+                continue;
+            };
+            let started = std::time::Instant::now();
+            let evaluation = alerts.evaluate(processor, processor.now());
+            self.metrics.observe_alert_evaluation(started.elapsed());
+            if !evaluation.is_empty() {
+                evaluations.push((site.clone(), evaluation));
+            }
+        }
+        for (site, evaluation) in evaluations {
+            self.publish_alerts(&site, evaluation);
+        }
+    }
+
+    /// Broadcasts alert changes and hands notifications to delivery, never waiting.
+    fn publish_alerts(&mut self, site: &str, evaluation: Evaluation) {
+        if !evaluation.changes.is_empty() {
+            // Nobody listening is fine: the alerts are kept in the state.
+            let _ = self.alert_updates.send(AlertUpdate {
+                site: site.into(),
+                changes: Arc::new(evaluation.changes),
+            });
+        }
+        for notification in evaluation.notifications {
+            let delivered = match &self.notifications {
+                Some(sender) => sender.try_send(notification).is_ok(),
+                None => continue,
+            };
+            self.metrics.count_notification(delivered);
         }
     }
 
@@ -635,6 +767,89 @@ mod tests {
         now.store(queued.time.0 + 60_000, std::sync::atomic::Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(seq().await > after_event);
+    }
+
+    #[tokio::test]
+    async fn alert_rules_are_evaluated_as_time_goes_on_and_commands_reach_them() {
+        let now = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let clock_now = now.clone();
+        let clock: Clock =
+            Arc::new(move || Timestamp(clock_now.load(std::sync::atomic::Ordering::SeqCst)));
+        let mut registry = prometheus_client::registry::Registry::default();
+        let processor = Processor::new(
+            vec![vigie_core::SiteConfig::with_defaults("s")],
+            ProcessingConfig::default(),
+        );
+        let config = EngineConfig {
+            tick: HumanDuration(Duration::from_millis(10)),
+            ..EngineConfig::default()
+        };
+        let rules: Vec<vigie_alerts::RuleConfig> = toml::from_str::<toml::Table>(
+            r#"
+            [[alert_rule]]
+            site = "s"
+            id = "wait"
+            name = "Caller waiting too long"
+            scope = "every_queue"
+            metric = "longest_wait"
+            comparator = "above"
+            warning = "60s"
+            "#,
+        )
+        .unwrap()["alert_rule"]
+            .clone()
+            .try_into()
+            .unwrap();
+        let alerts = BTreeMap::from([(
+            "s".to_owned(),
+            vigie_alerts::AlertEngine::new("s", &rules).unwrap(),
+        )]);
+        let (notifications_tx, mut notifications) = mpsc::channel(16);
+        let (engine, handle) =
+            Engine::new(config, processor, EngineMetrics::new(&mut registry), clock);
+        tokio::spawn(engine.with_alerts(alerts, Some(notifications_tx)).run());
+        let mut changes = handle.subscribe_alerts();
+
+        let queued = event("1", "09:00:00");
+        now.store(queued.time.0, std::sync::atomic::Ordering::SeqCst);
+        handle.apply(vec![queued.clone()]).await.unwrap();
+        now.store(queued.time.0 + 61_000, std::sync::atomic::Ordering::SeqCst);
+        let fired = tokio::time::timeout(Duration::from_secs(5), notifications.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(fired.alert, "wait/queue/q");
+        assert_eq!(fired.notice.kind, vigie_alerts::NotificationKind::Fired);
+        let update = tokio::time::timeout(Duration::from_secs(5), changes.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&*update.site, "s");
+        assert_eq!(update.changes[0].alert, "wait/queue/q");
+
+        let acknowledged = handle
+            .with_alerts("s", |alerts, now| {
+                let evaluation = alerts.acknowledge("wait/queue/q", "camille", now).unwrap();
+                (
+                    evaluation,
+                    alerts.alert("wait/queue/q").unwrap().acknowledged.is_some(),
+                )
+            })
+            .await
+            .unwrap();
+        assert_eq!(acknowledged, Some(true));
+        let none = handle
+            .with_alerts("elsewhere", |_, _| {
+                (vigie_alerts::Evaluation::default(), ())
+            })
+            .await
+            .unwrap();
+        assert_eq!(none, None, "a site without rules");
+        let listed = handle
+            .query(|state| state.alerts["s"].alerts().len())
+            .await
+            .unwrap();
+        assert_eq!(listed, 1);
     }
 
     #[tokio::test]

@@ -38,6 +38,9 @@ pub struct EngineMetrics {
     expired_seen: std::sync::Arc<AtomicU64>,
     site_complete: Family<SiteLabel, Gauge>,
     site_recovering: Family<SiteLabel, Gauge>,
+    alert_evaluation_seconds: Histogram,
+    alert_notifications: Counter,
+    alert_notifications_dropped: Counter,
 }
 
 impl EngineMetrics {
@@ -54,6 +57,9 @@ impl EngineMetrics {
             expired_seen: Default::default(),
             site_complete: Family::default(),
             site_recovering: Family::default(),
+            alert_evaluation_seconds: Histogram::new(exponential_buckets(0.000_01, 4.0, 10)),
+            alert_notifications: Counter::default(),
+            alert_notifications_dropped: Counter::default(),
         };
         registry.register(
             "vigie_events_applied",
@@ -106,7 +112,36 @@ impl EngineMetrics {
             "1 while a site replays its day after a start",
             metrics.site_recovering.clone(),
         );
+        registry.register(
+            "vigie_alert_evaluation_seconds",
+            "Time to evaluate a site's alert rules once",
+            metrics.alert_evaluation_seconds.clone(),
+        );
+        registry.register(
+            "vigie_alert_notifications",
+            "Alert notifications handed to delivery",
+            metrics.alert_notifications.clone(),
+        );
+        registry.register(
+            "vigie_alert_notifications_dropped",
+            "Alert notifications dropped because delivery was full or gone",
+            metrics.alert_notifications_dropped.clone(),
+        );
         metrics
+    }
+
+    /// Times one evaluation of a site's alert rules.
+    pub fn observe_alert_evaluation(&self, took: std::time::Duration) {
+        self.alert_evaluation_seconds.observe(took.as_secs_f64());
+    }
+
+    /// Counts a notification handed to delivery, or dropped.
+    pub fn count_notification(&self, delivered: bool) {
+        if delivered {
+            self.alert_notifications.inc();
+        } else {
+            self.alert_notifications_dropped.inc();
+        }
     }
 
     /// Counts one event's outcome. Decoding rejections are counted by the source with

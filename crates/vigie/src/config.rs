@@ -7,7 +7,9 @@ use anyhow::Context;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
+use vigie_alerts::RuleConfig;
 use vigie_api::ApiConfig;
+use vigie_notify::NotifyConfig;
 
 use crate::changes::AdminConfig;
 use vigie_core::config::ConfigErrors;
@@ -40,6 +42,12 @@ pub struct VigieConfig {
     /// Where configuration changes made through the Admin API are kept.
     #[serde(default)]
     pub admin: AdminConfig,
+    /// Threshold alert rules (docs/alerts.md), each naming its site.
+    #[serde(default, rename = "alert_rule", skip_serializing_if = "Vec::is_empty")]
+    pub alert_rules: Vec<RuleConfig>,
+    /// Delivery of alerts: NATS and team-chat webhooks (docs/notifications.md).
+    #[serde(default)]
+    pub notify: NotifyConfig,
 }
 
 /// The HTTP server of `vigie serve`.
@@ -122,6 +130,16 @@ impl VigieConfig {
             errors.extend(problems);
         }
         if let Err(problems) = self.api.validate("api") {
+            errors.extend(problems);
+        }
+        if let Err(problems) = vigie_alerts::validate_rules(&self.alert_rules, "alert_rule") {
+            errors.extend(problems);
+        }
+        errors.0.extend(crate::alerting::unknown_sites(
+            &self.alert_rules,
+            &self.sites,
+        ));
+        if let Err(problems) = self.notify.validate("notify") {
             errors.extend(problems);
         }
         if let Some(nats) = &self.nats {

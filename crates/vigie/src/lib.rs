@@ -3,6 +3,7 @@
 //! What it must not do: compute indicators (that is `vigie-core`'s job) or hide errors: every
 //! failure is returned with its context for `main` to print.
 
+pub mod alerting;
 pub mod changes;
 pub mod client;
 pub mod config;

@@ -24,8 +24,10 @@ use vigie_api::{Api, ApiMetrics, ChangeStore, FileChangeStore};
 use vigie_core::{Processor, SiteConfig, Timestamp, Window};
 use vigie_engine::{Clock, Engine, EngineHandle, EngineMetrics, system_clock};
 use vigie_ingest::{Ingest, IngestMetrics, NatsConfig, SiteSource};
+use vigie_notify::NotifyMetrics;
 use vigie_sim::{SimConfig, Simulation};
 
+use crate::alerting;
 use crate::changes::{NatsChangeStore, load_changes};
 use crate::config::VigieConfig;
 
@@ -141,17 +143,22 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
     };
     if let Some(demo) = &demo {
         config.sites = vec![demo.site.clone()];
+        // The demo runs the rules written for it, else the default pack, so alerts show.
+        config.alert_rules.retain(|rule| rule.site == demo.site.id);
+        if config.alert_rules.is_empty() {
+            config.alert_rules = alerting::default_rules(&demo.site.id)?;
+        }
     }
     config.validate()?;
 
     // Changes made through the Admin API apply over the configuration file.
-    let nats = match &config.nats {
+    let (nats, nats_client) = match &config.nats {
         Some(nats) => {
-            let (_client, context) = vigie_ingest::connect(nats).await?;
+            let (client, context) = vigie_ingest::connect(nats).await?;
             info!(url = %nats.url, stream = %nats.stream.name, sites = config.sites.len(), "connected to NATS");
-            Some(context)
+            (Some(context), Some(client))
         }
-        None => None,
+        None => (None, None),
     };
     let file_sites = config.sites.clone();
     let (changes, kv_changes): (Arc<dyn ChangeStore>, Option<Arc<NatsChangeStore>>) = match &nats {
@@ -177,7 +184,22 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
     );
     let ingest_metrics = IngestMetrics::new(&mut registry);
     let api_metrics = ApiMetrics::new(&mut registry);
+    let notify_metrics = NotifyMetrics::new(&mut registry);
     let registry = Arc::new(registry);
+
+    // Alerts: evaluated by the engine, delivered by the notifier off the engine's path.
+    let alert_engines = alerting::alert_engines(&config.sites, &config.alert_rules)?;
+    let (notifier, notifier_handle) = config
+        .notify
+        .build(nats_client, notify_metrics)
+        .context("alert delivery ([notify])")?;
+    let notifier_task = tokio::spawn(notifier.run());
+    let (notifications_tx, notifications_rx) = tokio::sync::mpsc::channel(1024);
+    info!(
+        rules = config.alert_rules.len(),
+        routes = config.notify.routes.len(),
+        "alert rules loaded"
+    );
 
     let clock = system_clock();
     let processor = Processor::new(config.sites.clone(), config.processing.clone());
@@ -187,7 +209,13 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
         engine_metrics.clone(),
         clock.clone(),
     );
+    let engine = engine.with_alerts(alert_engines, Some(notifications_tx));
     let engine_task = tokio::spawn(engine.run());
+    tokio::spawn(alerting::deliver(
+        notifications_rx,
+        notifier_handle,
+        config.sites.clone(),
+    ));
 
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
@@ -299,6 +327,13 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
         Ok(Ok(Err(error))) => warn!(%error, "HTTP server error"),
         Err(_) => warn!("the HTTP server did not stop within 10 s"),
         _ => {}
+    }
+    // The notifier stops once the engine's notifications end, after its grace period.
+    if tokio::time::timeout(Duration::from_secs(15), notifier_task)
+        .await
+        .is_err()
+    {
+        warn!("alert delivery did not stop within 15 s");
     }
     match tokio::time::timeout(Duration::from_secs(10), grpc).await {
         Ok(Ok(Err(error))) => warn!(error = %error, "gRPC server error"),
