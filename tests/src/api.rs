@@ -2,6 +2,7 @@
 //! An in-process Vigie (engine and gRPC API, no NATS) for the API tests, with a clock the
 //! test sets, and a small simulated day to feed it.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -11,6 +12,7 @@ use chrono::{Days, NaiveTime};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
+use vigie_alerts::{AlertEngine, RuleConfig};
 use vigie_api::{Api, ApiConfig, ApiMetrics};
 use vigie_core::{Event, ProcessingConfig, Processor, SiteConfig, Timestamp};
 use vigie_engine::{Clock, Engine, EngineConfig, EngineHandle, EngineMetrics};
@@ -58,22 +60,54 @@ pub struct Served {
 impl Served {
     /// Starts an engine for `site` at `now` and the API with `config` on a free port.
     pub async fn start(site: &SiteConfig, now: Timestamp, config: ApiConfig) -> Served {
+        Served::start_engine(site, now, config, None).await
+    }
+
+    /// [`Served::start`] with an alert engine for the site running `rules` (those of other
+    /// sites are ignored; none: the site runs alerts without rules), and the engine's smallest
+    /// broadcast of updates (16), so that a stream that does not read falls behind quickly.
+    pub async fn start_with_rules(
+        site: &SiteConfig,
+        now: Timestamp,
+        config: ApiConfig,
+        rules: Vec<RuleConfig>,
+    ) -> Served {
+        Served::start_engine(site, now, config, Some(rules)).await
+    }
+
+    async fn start_engine(
+        site: &SiteConfig,
+        now: Timestamp,
+        config: ApiConfig,
+        rules: Option<Vec<RuleConfig>>,
+    ) -> Served {
         let mut registry = prometheus_client::registry::Registry::default();
         let time = Arc::new(AtomicI64::new(now.0));
         let clock_time = time.clone();
         let clock: Clock = Arc::new(move || Timestamp(clock_time.load(Ordering::SeqCst)));
         let processor = Processor::new(vec![site.clone()], ProcessingConfig::default());
-        let engine_config = EngineConfig {
+        let mut engine_config = EngineConfig {
             tick: vigie_core::config::HumanDuration(Duration::from_millis(20)),
             refresh: vigie_core::config::HumanDuration(Duration::from_millis(200)),
             ..EngineConfig::default()
         };
+        if rules.is_some() {
+            // The smallest broadcast, so that a test can make a stream fall behind.
+            engine_config.update_capacity = 16;
+        }
         let (engine, handle) = Engine::new(
             engine_config,
             processor,
             EngineMetrics::new(&mut registry),
             clock,
         );
+        let engine = match rules {
+            Some(rules) => {
+                let alerts = AlertEngine::new(&site.id, &rules).unwrap();
+                engine.with_alerts(BTreeMap::from([(site.id.clone(), alerts)]), None)
+            }
+            None => engine,
+        };
         tokio::spawn(engine.run());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();

@@ -597,7 +597,7 @@ mod tests {
     use super::*;
     use crate::lifecycle::{Cause, NotificationKind, TransitionKind};
     use crate::rule::Threshold;
-    use crate::testkit::{at, morning};
+    use crate::testkit::{Understaffed, at, morning};
     use vigie_core::config::HumanDuration;
 
     fn rule(id: &str, scope: Scope, metric: Metric, warning: f64) -> RuleConfig {
@@ -937,5 +937,81 @@ mod tests {
             engine.alerts().is_empty(),
             "yesterday's resolved alert is gone"
         );
+    }
+
+    /// "Understaffed by 2 or more for 10 minutes" on every queue and every team: the gap is a
+    /// whole number and `below` is strict, so the threshold is -1.
+    #[test]
+    fn understaffed_by_2_or_more_fires_after_10_minutes() {
+        let mut understaffed = Understaffed::new();
+        let mut queues = rule("understaffed", Scope::EveryQueue, Metric::StaffingGap, -1.0);
+        queues.comparator = Comparator::Below;
+        queues.hold_for = HumanDuration::secs(600);
+        let mut teams = queues.clone();
+        teams.id = "understaffed-team".into();
+        teams.scope = Scope::EveryTeam;
+        let mut engine = AlertEngine::new("s", &[queues, teams]).unwrap();
+
+        // Every 30 s from 08:00: the gap of q and t is 0, then -1 from 08:05:30 (not below -1),
+        // then -2 from 08:10:30 (pending), which holds until it fires 10 minutes later. Queue
+        // `other` has no traffic: no estimate, no alert.
+        let mut changes = Vec::new();
+        let mut notifications = Vec::new();
+        for step in 0..=43 {
+            let secs = step * 30;
+            let now = understaffed.until(&format!("08:{:02}:{:02}", secs / 60, secs % 60));
+            let out = engine.evaluate(&understaffed.feed.site, now);
+            changes.extend(
+                out.changes
+                    .into_iter()
+                    .map(|c| (c.alert, c.transition.kind, c.transition.at)),
+            );
+            notifications.extend(out.notifications);
+        }
+        let (queue, team) = ("understaffed/queue/q", "understaffed-team/team/t");
+        let expected = [
+            (team, TransitionKind::Pending, at("08:10:30")),
+            (queue, TransitionKind::Pending, at("08:10:30")),
+            (team, TransitionKind::Fired, at("08:20:30")),
+            (queue, TransitionKind::Fired, at("08:20:30")),
+        ]
+        .map(|(alert, kind, at)| (alert.to_owned(), kind, at));
+        assert_eq!(changes, expected);
+        assert_eq!(notifications.len(), 2);
+        for (n, alert) in notifications.iter().zip([team, queue]) {
+            assert_eq!(n.alert, alert);
+            assert_eq!(n.teams, ["t"]);
+            assert_eq!((n.metric, n.unit), (Metric::StaffingGap, Unit::Count));
+            assert_eq!(n.notice.kind, NotificationKind::Fired);
+            assert_eq!(n.notice.severity, Some(Severity::Warning));
+            assert_eq!(
+                (n.notice.value, n.notice.threshold),
+                (Some(-2.0), Some(-1.0))
+            );
+            assert_eq!(n.notice.since, Some(at("08:10:30")));
+        }
+
+        // a3 is back from break: 3 staffed for 4 required, a gap of -1, no longer below -1.
+        understaffed.until("08:22:00");
+        understaffed.feed.advisor(
+            "08:22:00",
+            "a3",
+            r#""type":"advisor.state","state":"available""#,
+        );
+        let out = engine.evaluate(&understaffed.feed.site, at("08:22:00"));
+        let resolved: Vec<_> = out
+            .changes
+            .iter()
+            .map(|c| (c.alert.as_str(), c.transition.kind, c.transition.cause))
+            .collect();
+        assert_eq!(
+            resolved,
+            [
+                (team, TransitionKind::Resolved, Some(Cause::Value)),
+                (queue, TransitionKind::Resolved, Some(Cause::Value)),
+            ]
+        );
+        assert_eq!(out.changes[0].transition.value, Some(-1.0));
+        assert!(out.notifications.is_empty(), "within the flap guard");
     }
 }

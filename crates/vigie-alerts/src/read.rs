@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use vigie_core::views::{AdvisorIndicators, FlowIndicators, GroupIndicators, HandleIndicators};
 use vigie_core::{AdvisorState, AdvisorView, QueueView, SiteProcessor, SiteView, TeamView, Window};
+use vigie_staffing::live::{Inputs, Staffing, queue_inputs, team_inputs};
 
 use crate::rule::{Metric, RuleConfig, TargetKind};
 
@@ -87,6 +88,38 @@ fn live<'c, V>(
     }
 }
 
+/// The live staffing of one queue or team from its views in `map` over the trailing 15 and 30
+/// minutes, and today's only when the AHT needs it, reading into `map` those not read yet.
+fn staffing<V>(
+    map: &mut HashMap<String, Slots<V>>,
+    id: &str,
+    read: impl Fn(Window) -> Option<V>,
+    handling: impl Fn(&V) -> &HandleIndicators,
+    inputs: impl FnOnce(&V, &V, &mut dyn FnMut() -> Option<HandleIndicators>) -> Inputs,
+) -> Option<Staffing> {
+    for window in [Window::Last15m, Window::Last30m] {
+        cached(map, id, window, || read(window))?;
+    }
+    let slots = map.get(id)?;
+    let last_15m = slots[index(Window::Last15m)].as_ref()?.as_ref()?;
+    let last_30m = slots[index(Window::Last30m)].as_ref()?.as_ref()?;
+    let mut read_today = None;
+    let mut today = || match &slots[index(Window::Today)] {
+        Some(view) => view.as_ref().map(|view| handling(view).clone()),
+        None => {
+            let view = read(Window::Today);
+            let handled = view.as_ref().map(|view| handling(view).clone());
+            read_today = Some(view);
+            handled
+        }
+    };
+    let staffing = Staffing::new(inputs(last_15m, last_30m, &mut today));
+    if let Some(view) = read_today {
+        map.get_mut(id)?[index(Window::Today)] = Some(view);
+    }
+    Some(staffing)
+}
+
 /// What one evaluation read from the site.
 pub(crate) struct Reader<'s> {
     site: &'s SiteProcessor,
@@ -94,6 +127,9 @@ pub(crate) struct Reader<'s> {
     queues: HashMap<String, Slots<QueueView>>,
     teams: HashMap<String, Slots<TeamView>>,
     advisors: HashMap<String, Slots<AdvisorView>>,
+    /// Live staffing estimates, by queue and by team (`None`: unknown target).
+    queue_staffing: HashMap<String, Option<Staffing>>,
+    team_staffing: HashMap<String, Option<Staffing>>,
     sites: Slots<SiteView>,
     queue_ids: Option<Vec<&'s str>>,
     team_ids: Option<Vec<&'s str>>,
@@ -108,6 +144,8 @@ impl<'s> Reader<'s> {
             queues: HashMap::new(),
             teams: HashMap::new(),
             advisors: HashMap::new(),
+            queue_staffing: HashMap::new(),
+            team_staffing: HashMap::new(),
             sites: Default::default(),
             queue_ids: None,
             team_ids: None,
@@ -169,6 +207,9 @@ impl<'s> Reader<'s> {
     }
 
     pub fn queue_value(&mut self, rule: &RuleConfig, queue: &str) -> Option<f64> {
+        if rule.metric == Metric::StaffingGap {
+            return gap(self.queue_staffing(queue));
+        }
         let site = self.site;
         let view = match rule.window {
             Some(window) => cached(&mut self.queues, queue, window, || {
@@ -182,6 +223,9 @@ impl<'s> Reader<'s> {
     }
 
     pub fn team_value(&mut self, rule: &RuleConfig, team: &str) -> Option<f64> {
+        if rule.metric == Metric::StaffingGap {
+            return gap(self.team_staffing(team));
+        }
         let site = self.site;
         let view = match rule.window {
             Some(window) => cached(&mut self.teams, team, window, || {
@@ -192,6 +236,40 @@ impl<'s> Reader<'s> {
             }),
         }?;
         group_value(rule.metric, &view.indicators, rule.min_volume)
+    }
+
+    /// A queue's live staffing, estimated once per evaluation from the views the other rules
+    /// share.
+    fn queue_staffing(&mut self, queue: &str) -> Option<&Staffing> {
+        let site = self.site;
+        if !self.queue_staffing.contains_key(queue) {
+            let staffing = staffing(
+                &mut self.queues,
+                queue,
+                |window| site.queue_view(queue, window),
+                |view| &view.indicators.handling,
+                |last_15m, last_30m, today| queue_inputs(last_15m, last_30m, today),
+            );
+            self.queue_staffing.insert(queue.to_owned(), staffing);
+        }
+        self.queue_staffing.get(queue)?.as_ref()
+    }
+
+    /// A team's live staffing, estimated once per evaluation from the views the other rules
+    /// share.
+    fn team_staffing(&mut self, team: &str) -> Option<&Staffing> {
+        let site = self.site;
+        if !self.team_staffing.contains_key(team) {
+            let staffing = staffing(
+                &mut self.teams,
+                team,
+                |window| site.team_view(team, window),
+                |view| &view.indicators.advisors_indicators.handling,
+                |last_15m, last_30m, today| team_inputs(site, last_15m, last_30m, today),
+            );
+            self.team_staffing.insert(team.to_owned(), staffing);
+        }
+        self.team_staffing.get(team)?.as_ref()
     }
 
     /// The value for the advisor at `at` in [`Reader::states`]: the live state is checked
@@ -232,6 +310,11 @@ impl<'s> Reader<'s> {
             .binary_search_by(|s| s.advisor.as_str().cmp(advisor))
             .ok()
     }
+}
+
+/// Staffed minus required, when the estimate is defined.
+fn gap(staffing: Option<&Staffing>) -> Option<f64> {
+    staffing?.gap().map(|gap| gap as f64)
 }
 
 fn enough(count: u64, min_volume: u64) -> Option<()> {
@@ -310,8 +393,9 @@ fn advisor_value(rule: &RuleConfig, view: &AdvisorView) -> Option<f64> {
 mod tests {
     use super::*;
     use crate::rule::{Comparator, Scope, Threshold};
-    use crate::testkit::morning;
+    use crate::testkit::{Understaffed, morning};
     use vigie_core::config::HumanDuration;
+    use vigie_staffing::live::{self, AhtSource};
 
     pub(crate) fn rule(scope: Scope, metric: Metric, window: Option<Window>) -> RuleConfig {
         RuleConfig {
@@ -535,5 +619,108 @@ mod tests {
             [index(Window::Last30m)],
             "one view for the three rules"
         );
+    }
+
+    /// Erlang C's probability of waiting with `n` advisors and `a` Erlangs, by direct
+    /// summation of the Poisson terms (`vigie-staffing` uses the Erlang B recurrence):
+    /// `C = (a^n / n!) (n / (n - a)) / (sum_{k<n} a^k / k! + (a^n / n!) (n / (n - a)))`.
+    fn erlang_c_by_hand(n: u32, a: f64) -> f64 {
+        let (mut term, mut below) = (1.0, 0.0);
+        for k in 0..n {
+            below += term;
+            term *= a / f64::from(k + 1);
+        }
+        let waiting = term * f64::from(n) / (f64::from(n) - a);
+        waiting / (below + waiting)
+    }
+
+    /// The fewest advisors for which `1 - C e^(-(n - a) threshold / aht)` reaches `target`.
+    fn required_by_hand(a: f64, aht: f64, target: f64, threshold: f64) -> u32 {
+        (1..)
+            .filter(|n| f64::from(*n) > a)
+            .find(|n| {
+                let n = f64::from(*n);
+                let c = erlang_c_by_hand(n as u32, a);
+                1.0 - c * (-(n - a) * threshold / aht).exp() >= target
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn staffing_gap_is_the_live_estimate_read_once_per_target() {
+        let mut understaffed = Understaffed::new();
+        understaffed.until("08:15:00");
+        let site = &understaffed.feed.site;
+        let mut reader = Reader::new(site, LiveWindows::choose(std::iter::empty()));
+        let gap = |scope| rule(scope, Metric::StaffingGap, None);
+
+        // 6 callers in the last 15 minutes (24 an hour, against 12 over 30 minutes) at the AHT
+        // target of 300 s: 6 x 300 / 900 = 2 E. By hand: C(3, 2) = 4/9 and
+        // 1 - 4/9 e^(-(3 - 2) 20/300) = 58.4%; C(4, 2) = 4/23 and 1 - 4/23 e^(-(4 - 2) 20/300)
+        // = 84.8%: 4 advisors for 80/20, and 2 staffed (a1 and a2 talking, a3 and a4 on break).
+        assert!((erlang_c_by_hand(4, 2.0) - 4.0 / 23.0).abs() < 1e-12);
+        let required = required_by_hand(2.0, 300.0, 0.8, 20.0);
+        assert_eq!(required, 4);
+        let expected = 2.0 - f64::from(required);
+        assert_eq!(
+            reader.queue_value(&gap(Scope::Queue("q".into())), "q"),
+            Some(expected)
+        );
+
+        // The estimate the API's views carry, computed alone.
+        let view = site.queue_view("q", Window::Last60m).unwrap();
+        let queue = live::queue(site, &view).unwrap();
+        assert_eq!(
+            (
+                queue.inputs.offered_15m,
+                queue.inputs.offered_30m,
+                queue.inputs.aht,
+                queue.inputs.staffed
+            ),
+            (6, 6, Some((300.0, AhtSource::Target)), 2)
+        );
+        assert_eq!(queue.inputs.load(), Some(2.0));
+        assert_eq!(queue.estimate.as_ref().unwrap().required, required);
+        assert_eq!(queue.gap(), Some(-2));
+
+        // Team t pools its campaign's only queue: the same traffic, target and advisors.
+        let view = site.team_view("t", Window::Today).unwrap();
+        let team = live::team(site, &view).unwrap();
+        assert_eq!(team.gap(), Some(-2));
+        assert_eq!(
+            reader.team_value(&gap(Scope::EveryTeam), "t"),
+            Some(expected)
+        );
+
+        // No traffic on `other`: the model is undefined, so no value; nor for unknown targets.
+        let other = live::queue(site, &site.queue_view("other", Window::Last15m).unwrap());
+        assert!(other.unwrap().estimate.is_err());
+        assert_eq!(reader.queue_value(&gap(Scope::EveryQueue), "other"), None);
+        assert_eq!(reader.queue_value(&gap(Scope::EveryQueue), "nowhere"), None);
+        assert_eq!(reader.team_value(&gap(Scope::EveryTeam), "nobody"), None);
+
+        // Read once: another staffing rule on `q`, and a live rule, read nothing more. The
+        // estimate read the views over 15 and 30 minutes, and today's (nothing handled in the
+        // last 30 minutes: the AHT falls back to today's, then to the target).
+        let slots = |reader: &Reader| -> Vec<usize> {
+            reader.queues["q"]
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.is_some())
+                .map(|(at, _)| at)
+                .collect()
+        };
+        let windows = [Window::Today, Window::Last15m, Window::Last30m].map(index);
+        assert_eq!(slots(&reader), windows);
+        let mut warning = gap(Scope::EveryQueue);
+        warning.warning = Some(Threshold::Number(-1.0));
+        assert_eq!(reader.queue_value(&warning, "q"), Some(expected));
+        assert_eq!(
+            reader.queue_value(&rule(Scope::EveryQueue, Metric::InQueue, None), "q"),
+            Some(0.0)
+        );
+        assert_eq!(slots(&reader), windows);
+        assert_eq!(reader.queue_staffing.len(), 3, "q, other, nowhere");
+        assert_eq!(reader.team_staffing.len(), 2, "t, nobody");
     }
 }

@@ -203,6 +203,11 @@ pub enum Metric {
     ContactDuration,
     /// Offers not answered over the window (count). Site, team, advisor.
     MissedOffers,
+    /// The live staffing gap: advisors staffed minus advisors Erlang C requires now for the
+    /// service-level target (count: -2 is understaffed by 2), as in the queue and team views
+    /// (`vigie_staffing::live`). Queue, team; no value when the estimate is undefined (no
+    /// traffic over the last 30 minutes, no AHT, a target of 0 or 100%).
+    StaffingGap,
 }
 
 /// What a metric's values measure.
@@ -219,7 +224,7 @@ pub enum Unit {
 
 impl Metric {
     /// Every metric.
-    pub const ALL: [Metric; 14] = [
+    pub const ALL: [Metric; 15] = [
         Metric::LongestWait,
         Metric::InQueue,
         Metric::ServiceLevel,
@@ -234,6 +239,7 @@ impl Metric {
         Metric::AcwDuration,
         Metric::ContactDuration,
         Metric::MissedOffers,
+        Metric::StaffingGap,
     ];
 
     /// The name used in configuration and messages.
@@ -253,6 +259,7 @@ impl Metric {
             Metric::AcwDuration => "acw_duration",
             Metric::ContactDuration => "contact_duration",
             Metric::MissedOffers => "missed_offers",
+            Metric::StaffingGap => "staffing_gap",
         }
     }
 
@@ -270,7 +277,10 @@ impl Metric {
             | Metric::PauseDuration
             | Metric::AcwDuration
             | Metric::ContactDuration => Unit::Seconds,
-            Metric::InQueue | Metric::AvailableAdvisors | Metric::MissedOffers => Unit::Count,
+            Metric::InQueue
+            | Metric::AvailableAdvisors
+            | Metric::MissedOffers
+            | Metric::StaffingGap => Unit::Count,
         }
     }
 
@@ -317,8 +327,9 @@ impl Metric {
                     | Aht
                     | AhtOverTarget
                     | AvailableAdvisors
+                    | StaffingGap
             ),
-            TargetKind::Site | TargetKind::Team => matches!(
+            TargetKind::Site => matches!(
                 self,
                 LongestWait
                     | InQueue
@@ -329,6 +340,19 @@ impl Metric {
                     | Occupancy
                     | AvailableAdvisors
                     | MissedOffers
+            ),
+            TargetKind::Team => matches!(
+                self,
+                LongestWait
+                    | InQueue
+                    | ServiceLevel
+                    | AbandonRate
+                    | Asa
+                    | Aht
+                    | Occupancy
+                    | AvailableAdvisors
+                    | MissedOffers
+                    | StaffingGap
             ),
             TargetKind::Advisor => matches!(
                 self,
@@ -935,6 +959,62 @@ warning = 0.9
             ),
             "{all}"
         );
+    }
+
+    #[test]
+    fn staffing_gap_is_a_live_count_of_queues_and_teams() {
+        let metric = Metric::StaffingGap;
+        assert_eq!(
+            (metric.as_str(), metric.unit()),
+            ("staffing_gap", Unit::Count)
+        );
+        assert!(!metric.windowed() && !metric.has_volume());
+        let kinds = [
+            TargetKind::Site,
+            TargetKind::Queue,
+            TargetKind::Team,
+            TargetKind::Advisor,
+        ]
+        .map(|kind| metric.applies_to(kind));
+        assert_eq!(kinds, [false, true, true, false]);
+        assert!(Metric::ALL.contains(&metric));
+
+        let rules = parse(
+            r#"
+[[alert_rule]]
+site = "paris"
+id = "understaffed"
+name = "Understaffed by 2 or more"
+scope = "every_team"
+metric = "staffing_gap"
+comparator = "below"
+warning = -1
+critical = -3
+for = "10m"
+
+[[alert_rule]]
+site = "paris"
+id = "site-staffing"
+name = "Site staffing"
+scope = "site"
+metric = "staffing_gap"
+window = "30m"
+comparator = "below"
+warning = "-10%"
+"#,
+        );
+        rules[0].validate("r").unwrap();
+        let policy = rules[0].policy();
+        assert_eq!((policy.warning, policy.critical), (Some(-1.0), Some(-3.0)));
+        assert_eq!(policy.hold_for, Millis::from_mins(10));
+        let all = rules[1].validate("alert_rule[1]").unwrap_err().to_string();
+        for expected in [
+            "alert_rule[1].metric: staffing_gap does not apply to a site (it applies to: queue, team)",
+            "alert_rule[1].window: staffing_gap is live and takes no window",
+            "alert_rule[1].warning: a percentage is only for fractions; staffing_gap is in counts",
+        ] {
+            assert!(all.contains(expected), "missing {expected:?} in\n{all}");
+        }
     }
 
     #[test]

@@ -123,3 +123,76 @@ pub(crate) fn morning(time_zone: &str) -> Feed {
     feed.advance("09:05:00");
     feed
 }
+
+/// A queue short of advisors, for the `staffing_gap` tests: site `s` where `a1` and `a2` talk
+/// since 07:29:10 on long calls (queued at 07:29, before any trailing 30 minutes read from
+/// 07:59:10 on), `a3` and `a4` are on break since 07:05, and nothing was handled today. From
+/// 08:00:30 a caller joins queue `q` every 150 s and abandons after 60 s: 12 callers in any
+/// 30 minutes and 6 in any 15 once the arrivals started 30 minutes earlier.
+///
+/// The estimate staffs for the last 15 minutes (their rate is the higher until 08:30:00, then
+/// the two tie), at `q`'s AHT target of 300 s (nothing handled: the fallback), for 80/20,
+/// with 2 advisors staffed: no traffic before 08:00:30 (undefined); 1 or 2 callers (1/3 or
+/// 2/3 E) need 2 advisors, gap 0; 3 or 4 from 08:05:30 (1 or 4/3 E) need 3, gap -1; 5 or 6
+/// from 08:10:30 (5/3 or 2 E) need 4, gap -2, as long as the arrivals go on.
+pub(crate) struct Understaffed {
+    pub feed: Feed,
+    /// Seconds after 08:00:00 of the next event to apply, and whether it is an arrival.
+    next: (u32, bool),
+    caller: u32,
+}
+
+impl Understaffed {
+    /// The site at 08:00:00, before the first arrival.
+    pub fn new() -> Understaffed {
+        let mut feed = Feed::new(site_config("UTC"));
+        for advisor in ["a1", "a2", "a3", "a4"] {
+            feed.advisor("07:00:00", advisor, r#""type":"advisor.login""#);
+        }
+        for advisor in ["a3", "a4"] {
+            feed.advisor(
+                "07:05:00",
+                advisor,
+                r#""type":"advisor.state","state":"pause","reason":"break""#,
+            );
+        }
+        feed.queued("07:29:00", "long-1")
+            .queued("07:29:00", "long-2")
+            .with_advisor("07:29:10", "answered", "long-1", "a1")
+            .with_advisor("07:29:10", "answered", "long-2", "a2");
+        feed.advance("08:00:00");
+        Understaffed {
+            feed,
+            next: (30, true),
+            caller: 0,
+        }
+    }
+
+    /// Applies the arrivals and abandons up to `time` (`HH:MM:SS`, from 08:00:00) and
+    /// advances the site to it.
+    pub fn until(&mut self, time: &str) -> Timestamp {
+        let now = at(time);
+        loop {
+            let (secs, arrival) = self.next;
+            let hms = format!(
+                "{:02}:{:02}:{:02}",
+                8 + secs / 3600,
+                secs / 60 % 60,
+                secs % 60
+            );
+            if at(&hms) > now {
+                break;
+            }
+            let contact = format!("caller-{}", self.caller);
+            if arrival {
+                self.feed.queued(&hms, &contact);
+                self.next = (secs + 60, false);
+            } else {
+                self.feed.contact(&hms, "abandoned", &contact, "");
+                self.caller += 1;
+                self.next = (secs + 90, true);
+            }
+        }
+        self.feed.advance(time)
+    }
+}

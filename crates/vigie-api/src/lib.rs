@@ -8,6 +8,7 @@
 //! intermediate updates.
 
 pub mod admin;
+pub mod alerts;
 pub mod auth;
 pub mod convert;
 pub mod hub;

@@ -18,9 +18,11 @@ use tracing::{info, warn};
 use vigie_core::config::{ConfigErrors, HumanDuration};
 use vigie_engine::EngineHandle;
 use vigie_proto::v1::admin_server::AdminServer;
+use vigie_proto::v1::alerts_server::AlertsServer;
 use vigie_proto::v1::supervision_server::SupervisionServer;
 
 use crate::admin::{AdminService, ChangeStore};
+use crate::alerts::AlertsService;
 use crate::auth::{AuthConfig, Authenticator};
 use crate::hub::Hub;
 use crate::metrics::ApiMetrics;
@@ -217,6 +219,7 @@ pub struct Api {
     config: ApiConfig,
     service: SupervisionService,
     admin: AdminService,
+    alerts: AlertsService,
     tls: Option<ServerTlsConfig>,
     shutdown: CancellationToken,
 }
@@ -250,6 +253,13 @@ impl Api {
         };
         let hub = Hub::new(engine.clone(), config.update_interval(), metrics.clone());
         let admin = AdminService::new(engine.clone(), auth.clone(), changes, metrics.clone());
+        let alerts = AlertsService::new(
+            engine.clone(),
+            auth.clone(),
+            config.max_streams,
+            metrics.clone(),
+            shutdown.clone(),
+        );
         let service = SupervisionService::new(
             engine,
             auth,
@@ -262,6 +272,7 @@ impl Api {
             config,
             service,
             admin,
+            alerts,
             tls,
             shutdown,
         })
@@ -314,6 +325,9 @@ impl Api {
         let admin = AdminServer::new(self.admin)
             .max_decoding_message_size(config.max_request_bytes)
             .max_encoding_message_size(config.max_response_bytes);
+        let alerts = AlertsServer::new(self.alerts)
+            .max_decoding_message_size(config.max_request_bytes)
+            .max_encoding_message_size(config.max_response_bytes);
 
         let mut builder = Server::builder()
             .accept_http1(true)
@@ -351,6 +365,7 @@ impl Api {
             .add_service(reflection_v1alpha)
             .add_service(supervision)
             .add_service(admin)
+            .add_service(alerts)
             .serve_with_incoming_shutdown(incoming, self.shutdown.cancelled_owned())
             .await?;
         Ok(())

@@ -30,7 +30,8 @@ pub fn default_rules(site: &str) -> anyhow::Result<Vec<RuleConfig>> {
         .collect())
 }
 
-/// One alert engine per site that has rules.
+/// One alert engine per site, with the site's rules (none yet is fine: admins may add rules
+/// through the API).
 pub fn alert_engines(
     sites: &[SiteConfig],
     rules: &[RuleConfig],
@@ -42,9 +43,6 @@ pub fn alert_engines(
             .filter(|r| r.site == site.id)
             .cloned()
             .collect();
-        if own.is_empty() {
-            continue;
-        }
         let engine = AlertEngine::new(&site.id, &own)
             .map_err(|errors| anyhow::anyhow!("alert rules of site {}: {errors}", site.id))?;
         engines.insert(site.id.clone(), engine);
@@ -197,8 +195,17 @@ mod tests {
         assert_eq!(rules.len(), 5);
         assert!(rules.iter().all(|r| r.site == "demo"));
         vigie_alerts::validate_rules(&rules, "alert_rule").unwrap();
-        let site = SiteConfig::with_defaults("demo");
-        assert_eq!(alert_engines(&[site], &rules).unwrap().len(), 1);
+        let sites = [
+            SiteConfig::with_defaults("demo"),
+            SiteConfig::with_defaults("lyon"),
+        ];
+        let engines = alert_engines(&sites, &rules).unwrap();
+        assert_eq!(engines["demo"].rules().count(), 5);
+        assert_eq!(
+            engines["lyon"].rules().count(),
+            0,
+            "a site without rules can get some"
+        );
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! The command-line client of the gRPC API (`vigie.v1.Supervision`): `vigie sites`, `teams`,
 //! `queues`, `advisors` list what the caller may read; `vigie site`, `team`, `queue`, `advisor`
-//! read one view; `vigie watch team|queue|site` follows one live.
+//! read one view; `vigie watch team|queue|site` follows one live; `vigie alerts` lists, follows,
+//! acknowledges and silences alerts ([`alerts`]).
 //!
 //! A thin shell over the generated client: it connects, authenticates with a bearer token,
 //! picks the site, calls, and prints the answer as a table ([`table`]) or as canonical proto3
 //! JSON ([`json`]). Every failure of the server is turned into a sentence that says what to
 //! do ([`status_error`]).
 
+pub mod alerts;
 pub mod json;
 pub mod table;
 
@@ -62,6 +64,9 @@ pub enum ClientCommand {
     /// Ends on Ctrl-C or when the server ends the stream; a lost connection ends with an error.
     #[command(subcommand)]
     Watch(WatchCommand),
+    /// Threshold alerts of the site: list, follow live, acknowledge, silence.
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
 }
 
 /// What `vigie watch` follows.
@@ -372,6 +377,7 @@ async fn dispatch(command: &ClientCommand) -> anyhow::Result<()> {
             })
             .await
         }
+        ClientCommand::Alerts(command) => alerts::run(command).await,
         ClientCommand::Watch(WatchCommand::Site(args)) => {
             let (api, site) = Api::for_site(&args.api).await?;
             let what = format!("site `{}`", site.id);
@@ -572,6 +578,7 @@ pub fn endpoint(server: &str, ca_file: Option<&std::path::Path>) -> anyhow::Resu
 /// A connection to the API.
 struct Api {
     client: Client,
+    alerts: alerts::Client,
     server: String,
 }
 
@@ -600,6 +607,7 @@ impl Api {
             }
         })?;
         Ok(Api {
+            alerts: alerts::client(channel.clone(), bearer.clone()),
             client: SupervisionClient::with_interceptor(channel, bearer),
             server: args.server.clone(),
         })
