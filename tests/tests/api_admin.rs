@@ -357,7 +357,7 @@ async fn the_kv_bucket_keeps_changes_in_order_and_other_instances_follow_them() 
 
     // Another instance: its engine follows the bucket.
     let at = events.iter().map(|e| e.time).max().unwrap();
-    let other = Served::start(&site, at, ApiConfig::default()).await;
+    let other = Served::start_with_rules(&site, at, ApiConfig::default(), Vec::new()).await;
     let shutdown = tokio_util::sync::CancellationToken::new();
     tokio::spawn(
         store
@@ -395,6 +395,31 @@ async fn the_kv_bucket_keeps_changes_in_order_and_other_instances_follow_them() 
                 .unwrap()
                 .sl_target;
             if config.teams.iter().any(|t| t.team == "night") && target == 0.95 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap();
+
+    // Alert rules are kept under their own key, and followed too.
+    assert!(store.load_rules(&site.id).await.unwrap().is_none());
+    let rules = vigie::alerting::default_rules(&site.id).unwrap();
+    store.save_rules(&site.id, &rules[..2]).await.unwrap();
+    assert_eq!(
+        store.load_rules(&site.id).await.unwrap().unwrap(),
+        rules[..2].to_vec()
+    );
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let id = site.id.clone();
+            let count = other
+                .handle
+                .query(move |state| state.alerts.get(&id).map(|a| a.rules().count()))
+                .await
+                .unwrap();
+            if count == Some(2) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

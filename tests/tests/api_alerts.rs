@@ -733,6 +733,16 @@ async fn rules_are_managed_by_admins_and_changes_reach_watchers() {
     assert_eq!(transition.cause, pb::AlertCause::RuleChanged as i32);
     assert!(change.current.is_none());
     assert!(!ids(&list(&mut admin, false).await).contains(&"busy/site/paris"));
+    // The rules as changed are kept, for the next start.
+    let store = vigie_api::FileChangeStore::new(fixture.served.changes.path().to_owned());
+    let kept = vigie_api::ChangeStore::load_rules(&store, SITE)
+        .await
+        .unwrap()
+        .expect("rules kept");
+    let kept_ids: Vec<&str> = kept.iter().map(|r| r.id.as_str()).collect();
+    assert!(kept_ids.contains(&"queue-busy"), "{kept_ids:?}");
+    assert!(!kept_ids.contains(&"busy"), "{kept_ids:?}");
+    assert_eq!(kept.len(), 3);
     let status = admin
         .delete_rule(pb::DeleteRuleRequest {
             site: SITE.into(),

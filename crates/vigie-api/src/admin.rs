@@ -12,6 +12,7 @@ use futures::future::BoxFuture;
 use tokio::sync::Mutex;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
+use vigie_alerts::RuleConfig;
 use vigie_core::config::{ConfigErrors, HumanDuration, SiteChange};
 use vigie_core::{QueueConfig, SiteConfig, SlVariant, TeamConfig};
 use vigie_engine::{EngineHandle, EngineStopped};
@@ -43,6 +44,18 @@ pub trait ChangeStore: Send + Sync + std::fmt::Debug {
         recorded: usize,
         change: &'a SiteChange,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// The site's alert rules as last set through the API; `None` when never set (the
+    /// configuration file's rules apply).
+    fn load_rules<'a>(
+        &'a self,
+        site: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<RuleConfig>>, StoreError>>;
+    /// Keeps the site's alert rules, replacing what was kept.
+    fn save_rules<'a>(
+        &'a self,
+        site: &'a str,
+        rules: &'a [RuleConfig],
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
 }
 
 /// Changes kept in local files, one JSON Lines file per site (the embedded demo's store).
@@ -59,6 +72,10 @@ impl FileChangeStore {
 
     fn path(&self, site: &str) -> PathBuf {
         self.dir.join(format!("{site}.changes.jsonl"))
+    }
+
+    fn rules_path(&self, site: &str) -> PathBuf {
+        self.dir.join(format!("{site}.alert-rules.json"))
     }
 
     async fn read(&self, site: &str) -> Result<Vec<SiteChange>, StoreError> {
@@ -90,6 +107,51 @@ impl FileChangeStore {
 }
 
 impl ChangeStore for FileChangeStore {
+    fn load_rules<'a>(
+        &'a self,
+        site: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<RuleConfig>>, StoreError>> {
+        Box::pin(async move {
+            let path = self.rules_path(site);
+            match tokio::fs::read(&path).await {
+                Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|error| {
+                    StoreError::Unavailable(format!("{}: {error}", path.display()))
+                }),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(error) => Err(StoreError::Unavailable(format!(
+                    "cannot read {}: {error}",
+                    path.display()
+                ))),
+            }
+        })
+    }
+
+    fn save_rules<'a>(
+        &'a self,
+        site: &'a str,
+        rules: &'a [RuleConfig],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let unavailable = |error: std::io::Error| {
+                StoreError::Unavailable(format!("cannot write {}: {error}", self.dir.display()))
+            };
+            tokio::fs::create_dir_all(&self.dir)
+                .await
+                .map_err(unavailable)?;
+            let json = serde_json::to_vec_pretty(rules)
+                .map_err(|error| StoreError::Unavailable(error.to_string()))?;
+            // Written aside then renamed: a crash never leaves half a file.
+            let path = self.rules_path(site);
+            let partial = path.with_extension("json.partial");
+            tokio::fs::write(&partial, json)
+                .await
+                .map_err(unavailable)?;
+            tokio::fs::rename(&partial, &path)
+                .await
+                .map_err(unavailable)
+        })
+    }
+
     fn load<'a>(&'a self, site: &'a str) -> BoxFuture<'a, Result<Vec<SiteChange>, StoreError>> {
         Box::pin(self.read(site))
     }

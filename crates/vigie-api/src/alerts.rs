@@ -10,8 +10,8 @@
 //! own (the broadcast is a shared ring), reads the changes of the alerts in scope when the
 //! client can take a message, and sends the whole list again (`RESYNC`) when it fell behind.
 //!
-//! Rules changed through this service apply to the running engine only: they are not kept, so
-//! a restart goes back to the configuration file's rules.
+//! Rules changed through this service are checked, kept in the change store (the Admin
+//! service's), then applied; at start, kept rules replace the configuration file's.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::pin::Pin;
@@ -34,6 +34,7 @@ use vigie_engine::{AlertUpdate, EngineHandle, EngineState, EngineStopped};
 use vigie_proto::v1 as pb;
 use vigie_proto::v1::alerts_server::Alerts;
 
+use crate::admin::ChangeStore;
 use crate::auth::{Authenticator, Principal, Role, permission_denied};
 use crate::convert;
 use crate::metrics::ApiMetrics;
@@ -49,6 +50,9 @@ const MAX_UPDATES_PER_MESSAGE: usize = 256;
 pub struct AlertsService {
     engine: EngineHandle,
     auth: Option<Arc<Authenticator>>,
+    store: Arc<dyn ChangeStore>,
+    /// Serializes rule changes, so each is kept and applied before the next is read.
+    changing: Arc<tokio::sync::Mutex<()>>,
     streams: Arc<Semaphore>,
     metrics: ApiMetrics,
     shutdown: CancellationToken,
@@ -64,6 +68,7 @@ impl AlertsService {
     pub fn new(
         engine: EngineHandle,
         auth: Option<Arc<Authenticator>>,
+        store: Arc<dyn ChangeStore>,
         max_streams: usize,
         metrics: ApiMetrics,
         shutdown: CancellationToken,
@@ -71,6 +76,8 @@ impl AlertsService {
         AlertsService {
             engine,
             auth,
+            store,
+            changing: Arc::new(tokio::sync::Mutex::new(())),
             streams: Arc::new(Semaphore::new(max_streams)),
             metrics,
             shutdown,
@@ -160,20 +167,38 @@ impl AlertsService {
         }
     }
 
-    /// Replaces the site's rules with what `change` makes of them, on the engine's task (so
-    /// that two changes never overwrite each other).
+    /// Replaces the site's rules with what `change` makes of them: checked, kept in the
+    /// change store (if they cannot be kept, nothing changes), then applied by the engine.
+    /// Changes go one at a time, so two never overwrite each other.
     async fn change_rules(
         &self,
         site: &str,
         change: impl FnOnce(&mut Vec<RuleConfig>) -> Result<(), Status> + Send + 'static,
     ) -> Result<pb::AlertRulesResponse, Status> {
+        let _one_at_a_time = self.changing.lock().await;
+        let id = site.to_owned();
+        let current = self
+            .query(move |state| {
+                Ok(state
+                    .alerts
+                    .get(&id)
+                    .map(|engine| engine.rules().cloned().collect::<Vec<_>>()))
+            })
+            .await?;
+        let Some(mut rules) = current else {
+            return Err(self.no_alert_engine(site).await);
+        };
+        change(&mut rules)?;
+        vigie_alerts::AlertEngine::new(site, &rules)
+            .map_err(|errors| invalid(violations(&errors)))?;
+        self.store.save_rules(site, &rules).await.map_err(|error| {
+            Status::unavailable(format!(
+                "the rules could not be kept, nothing changed: {error}"
+            ))
+        })?;
         let outcome = self
             .engine
             .with_alerts(site, move |engine, now| {
-                let mut rules: Vec<RuleConfig> = engine.rules().cloned().collect();
-                if let Err(status) = change(&mut rules) {
-                    return (Evaluation::default(), Err(status));
-                }
                 match replace_rules(engine, &rules, now) {
                     Ok(evaluation) => (evaluation, Ok(rules_response(engine))),
                     Err(errors) => (Evaluation::default(), Err(invalid(violations(&errors)))),
@@ -183,19 +208,20 @@ impl AlertsService {
             .map_err(|EngineStopped| stopped())?;
         match outcome {
             Some(result) => result,
-            None => {
-                let id = site.to_owned();
-                let exists = self
-                    .query(move |state| Ok(state.processor.site(&id).is_some()))
-                    .await?;
-                Err(if exists {
-                    Status::failed_precondition(format!(
-                        "site {site:?} runs no alert engine: give it at least one [[alert_rule]] in the configuration file"
-                    ))
-                } else {
-                    Status::not_found(format!("no site {site:?}"))
-                })
-            }
+            None => Err(self.no_alert_engine(site).await),
+        }
+    }
+
+    /// Why a site has no alert engine: it does not exist, or it runs without alerts.
+    async fn no_alert_engine(&self, site: &str) -> Status {
+        let id = site.to_owned();
+        match self
+            .query(move |state| Ok(state.processor.site(&id).is_some()))
+            .await
+        {
+            Ok(true) => Status::failed_precondition(format!("site {site:?} runs no alert engine")),
+            Ok(false) => Status::not_found(format!("no site {site:?}")),
+            Err(status) => status,
         }
     }
 
@@ -1050,7 +1076,7 @@ impl Alerts for AlertsService {
                     Ok(())
                 })
                 .await?;
-            tracing::info!(site, rule = %id, "alert rule upserted through the API (kept in memory only)");
+            tracing::info!(site, rule = %id, "alert rule upserted through the API");
             Ok(response)
         }
         .await;
@@ -1072,13 +1098,15 @@ impl Alerts for AlertsService {
                     let before = rules.len();
                     rules.retain(|rule| rule.id != id);
                     if rules.len() == before {
-                        Err(Status::not_found(format!("no alert rule {id:?} at this site")))
+                        Err(Status::not_found(format!(
+                            "no alert rule {id:?} at this site"
+                        )))
                     } else {
                         Ok(())
                     }
                 })
                 .await?;
-            tracing::info!(site, rule = %rule_id, "alert rule deleted through the API (kept in memory only)");
+            tracing::info!(site, rule = %rule_id, "alert rule deleted through the API");
             Ok(response)
         }
         .await;

@@ -252,10 +252,16 @@ impl Api {
             None => None,
         };
         let hub = Hub::new(engine.clone(), config.update_interval(), metrics.clone());
-        let admin = AdminService::new(engine.clone(), auth.clone(), changes, metrics.clone());
+        let admin = AdminService::new(
+            engine.clone(),
+            auth.clone(),
+            changes.clone(),
+            metrics.clone(),
+        );
         let alerts = AlertsService::new(
             engine.clone(),
             auth.clone(),
+            changes,
             config.max_streams,
             metrics.clone(),
             shutdown.clone(),

@@ -1,7 +1,8 @@
 //! Where configuration changes made through the Admin API are kept: a NATS KV bucket (one key
 //! per site holding its changes in order, updated with compare-and-set, so every instance and
-//! every restart see the same changes), or local files for the embedded demo. Also follows the
-//! bucket, so that a change made through another instance applies here too.
+//! every restart see the same changes), or local files for the embedded demo; alert rules set
+//! through the API are kept the same way. Also follows the bucket, so that a change made
+//! through another instance applies here too.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+use vigie_alerts::RuleConfig;
 use vigie_api::{ChangeStore, StoreError};
 use vigie_core::SiteConfig;
 use vigie_core::config::SiteChange;
@@ -129,7 +131,7 @@ impl NatsChangeStore {
     ) -> anyhow::Result<()> {
         let mut watch = self
             .kv
-            .watch("site.>")
+            .watch(">")
             .await
             .context("cannot watch the configuration changes")?;
         loop {
@@ -144,6 +146,10 @@ impl NatsChangeStore {
                     None => return Ok(()),
                 },
             };
+            if let Some(site) = entry.key.strip_prefix("rules.") {
+                apply_rules(site, &entry.value, &engine).await;
+                continue;
+            }
             let Some(site) = entry.key.strip_prefix("site.") else {
                 continue;
             };
@@ -167,7 +173,53 @@ impl NatsChangeStore {
     }
 }
 
+fn rules_key(site: &str) -> String {
+    format!("rules.{site}")
+}
+
 impl ChangeStore for NatsChangeStore {
+    fn load_rules<'a>(
+        &'a self,
+        site: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<RuleConfig>>, StoreError>> {
+        Box::pin(async move {
+            let entry = self
+                .kv
+                .entry(rules_key(site))
+                .await
+                .map_err(|error| StoreError::Unavailable(error.to_string()))?;
+            match entry {
+                Some(entry) if entry.operation == kv::Operation::Put => {
+                    serde_json::from_slice(&entry.value)
+                        .map(Some)
+                        .map_err(|error| {
+                            StoreError::Unavailable(format!(
+                                "the alert rules of site {site} do not parse: {error}"
+                            ))
+                        })
+                }
+                _ => Ok(None),
+            }
+        })
+    }
+
+    fn save_rules<'a>(
+        &'a self,
+        site: &'a str,
+        rules: &'a [RuleConfig],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let value = Bytes::from(
+                serde_json::to_vec(rules).map_err(|e| StoreError::Unavailable(e.to_string()))?,
+            );
+            self.kv
+                .put(rules_key(site), value)
+                .await
+                .map(|_| ())
+                .map_err(|error| StoreError::Unavailable(error.to_string()))
+        })
+    }
+
     fn load<'a>(&'a self, site: &'a str) -> BoxFuture<'a, Result<Vec<SiteChange>, StoreError>> {
         Box::pin(async move { Ok(self.read(site).await?.1) })
     }
@@ -210,6 +262,28 @@ impl ChangeStore for NatsChangeStore {
     }
 }
 
+/// Applies alert rules another instance set for a site.
+async fn apply_rules(site: &str, value: &[u8], engine: &EngineHandle) {
+    let rules: Vec<RuleConfig> = match serde_json::from_slice(value) {
+        Ok(rules) => rules,
+        Err(error) => {
+            warn!(site, %error, "alert rules do not parse: ignored");
+            return;
+        }
+    };
+    let applied = engine
+        .with_alerts(site, move |alerts, now| {
+            match alerts.replace_rules(&rules, now) {
+                Ok(evaluation) => (evaluation, Ok(())),
+                Err(errors) => (vigie_alerts::Evaluation::default(), Err(errors)),
+            }
+        })
+        .await;
+    if let Ok(Some(Err(errors))) = applied {
+        warn!(site, %errors, "alert rules of another instance refused");
+    }
+}
+
 /// A site's configuration from the file with the recorded changes; changes that no longer fit
 /// are skipped with a warning.
 pub fn with_changes(mut site: SiteConfig, changes: &[SiteChange]) -> SiteConfig {
@@ -217,6 +291,26 @@ pub fn with_changes(mut site: SiteConfig, changes: &[SiteChange]) -> SiteConfig 
         warn!(site = %site.id, "{problem}");
     }
     site
+}
+
+/// Replaces each site's alert rules from the file with those last set through the API, if any.
+pub async fn load_rules(
+    store: &dyn ChangeStore,
+    sites: &[SiteConfig],
+    rules: &mut Vec<RuleConfig>,
+) -> anyhow::Result<()> {
+    for site in sites {
+        let kept = store
+            .load_rules(&site.id)
+            .await
+            .with_context(|| format!("cannot read the alert rules of site {}", site.id))?;
+        if let Some(kept) = kept {
+            info!(site = %site.id, rules = kept.len(), "alert rules set through the API replace the file's");
+            rules.retain(|rule| rule.site != site.id);
+            rules.extend(kept);
+        }
+    }
+    Ok(())
 }
 
 /// Applies the recorded changes of every site to the configuration from the file, at start.

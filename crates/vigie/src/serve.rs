@@ -28,7 +28,7 @@ use vigie_notify::NotifyMetrics;
 use vigie_sim::{SimConfig, Simulation};
 
 use crate::alerting;
-use crate::changes::{NatsChangeStore, load_changes};
+use crate::changes::{NatsChangeStore, load_changes, load_rules};
 use crate::config::VigieConfig;
 
 /// Log output format.
@@ -173,6 +173,7 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
         }
     };
     load_changes(changes.as_ref(), &mut config.sites).await?;
+    load_rules(changes.as_ref(), &config.sites, &mut config.alert_rules).await?;
 
     let mut registry = Registry::default();
     let engine_metrics = EngineMetrics::new(&mut registry);
