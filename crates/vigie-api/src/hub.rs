@@ -40,6 +40,8 @@ pub struct Frame {
     pub number: u64,
     /// The view.
     pub view: WireView,
+    /// The view encoded once (protobuf), shared by every stream of the topic.
+    pub encoded: bytes::Bytes,
 }
 
 type Latest = watch::Sender<Option<Arc<Frame>>>;
@@ -110,7 +112,12 @@ impl Hub {
             if seq != last_seq {
                 last_seq = seq;
                 number += 1;
-                latest.send_replace(Some(Arc::new(Frame { number, view })));
+                let encoded = view.encode();
+                latest.send_replace(Some(Arc::new(Frame {
+                    number,
+                    view,
+                    encoded,
+                })));
                 self.metrics.frames_published.inc();
             }
             let watched = self

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod read;
 pub mod server;
 pub mod service;
+pub mod shared_frames;
 pub mod staffing;
 
 pub use admin::{ChangeStore, FileChangeStore, StoreError, replay_changes};

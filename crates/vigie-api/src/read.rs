@@ -40,6 +40,17 @@ pub enum WireView {
 }
 
 impl WireView {
+    /// The view's protobuf encoding.
+    pub fn encode(&self) -> bytes::Bytes {
+        use prost::Message;
+        bytes::Bytes::from(match self {
+            WireView::Site(view) => view.encode_to_vec(),
+            WireView::Team(view) => view.encode_to_vec(),
+            WireView::Queue(view) => view.encode_to_vec(),
+            WireView::Advisor(view) => view.encode_to_vec(),
+        })
+    }
+
     /// The header of the view.
     pub fn header(&self) -> Option<&pb::ViewHeader> {
         match self {

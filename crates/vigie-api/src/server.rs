@@ -27,6 +27,7 @@ use crate::auth::{AuthConfig, Authenticator};
 use crate::hub::Hub;
 use crate::metrics::ApiMetrics;
 use crate::service::SupervisionService;
+use crate::shared_frames::SupervisionRoutes;
 
 /// The gRPC server (`[api]` in `vigie.toml`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -325,9 +326,11 @@ impl Api {
             .register_encoded_file_descriptor_set(vigie_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
-        let supervision = SupervisionServer::new(self.service)
-            .max_decoding_message_size(config.max_request_bytes)
-            .max_encoding_message_size(config.max_response_bytes);
+        let supervision = SupervisionRoutes::new(
+            self.service,
+            config.max_request_bytes,
+            config.max_response_bytes,
+        );
         let admin = AdminServer::new(self.admin)
             .max_decoding_message_size(config.max_request_bytes)
             .max_encoding_message_size(config.max_response_bytes);

@@ -83,14 +83,14 @@ impl SupervisionService {
     }
 
     /// Opens a stream on a topic after checking access.
-    async fn watch<U>(
+    pub(crate) async fn watch<U>(
         &self,
         method: &'static str,
         request: &Request<impl Sized>,
         site: String,
         target: Target,
         window: i32,
-        wrap: fn(pb::UpdateKind, &WireView) -> Option<U>,
+        wrap: fn(pb::UpdateKind, &Frame) -> Option<U>,
     ) -> Result<Response<UpdateStream<U>>, Status>
     where
         U: Send + 'static,
@@ -111,7 +111,7 @@ impl SupervisionService {
         site: String,
         target: Target,
         window: i32,
-        wrap: fn(pb::UpdateKind, &WireView) -> Option<U>,
+        wrap: fn(pb::UpdateKind, &Frame) -> Option<U>,
     ) -> Result<UpdateStream<U>, Status>
     where
         U: Send + 'static,
@@ -192,7 +192,7 @@ fn updates<U: Send + 'static>(
     permit: OwnedSemaphorePermit,
     metrics: ApiMetrics,
     shutdown: CancellationToken,
-    wrap: fn(pb::UpdateKind, &WireView) -> Option<U>,
+    wrap: fn(pb::UpdateKind, &Frame) -> Option<U>,
 ) -> impl Stream<Item = Result<U, Status>> + Send {
     metrics.streams.inc();
     let guard = StreamGuard {
@@ -232,7 +232,7 @@ fn updates<U: Send + 'static>(
         };
         state.guard.metrics.message(name);
         state.last = Some(frame.number);
-        let message = wrap(kind, &frame.view)
+        let message = wrap(kind, &frame)
             .ok_or_else(|| Status::internal("the topic published another kind of view"));
         Some((message, state))
     })
@@ -482,7 +482,7 @@ impl Supervision for SupervisionService {
             site,
             Target::Site,
             window,
-            |kind, view| match view {
+            |kind, frame| match &frame.view {
                 WireView::Site(view) => Some(pb::SiteUpdate {
                     kind: kind.into(),
                     view: Some(view.clone()),
@@ -508,7 +508,7 @@ impl Supervision for SupervisionService {
             site,
             Target::Team(team),
             window,
-            |kind, view| match view {
+            |kind, frame| match &frame.view {
                 WireView::Team(view) => Some(pb::TeamUpdate {
                     kind: kind.into(),
                     view: Some(view.clone()),
@@ -538,7 +538,7 @@ impl Supervision for SupervisionService {
             site,
             Target::Queue(queue),
             window,
-            |kind, view| match view {
+            |kind, frame| match &frame.view {
                 WireView::Queue(view) => Some(pb::QueueUpdate {
                     kind: kind.into(),
                     view: Some(view.clone()),
