@@ -328,14 +328,11 @@ impl AlertEngine {
                     ctx.visit(rule, alerts, advisor, value, &mut out);
                 }
                 Scope::AllAdvisorsOfTeam(_) | Scope::EveryAdvisor => {
-                    let team = match &config.scope {
-                        Scope::AllAdvisorsOfTeam(team) => Some(team.as_str()),
-                        _ => None,
+                    let positions: Vec<usize> = match &config.scope {
+                        Scope::AllAdvisorsOfTeam(team) => reader.members_of(team).to_vec(),
+                        _ => (0..reader.states().len()).collect(),
                     };
-                    for at in 0..reader.states().len() {
-                        if team.is_some_and(|team| reader.states()[at].team != team) {
-                            continue;
-                        }
+                    for at in positions {
                         let value = reader.advisor_value_at(config, at);
                         if value.is_some() {
                             let advisor = reader.states()[at].advisor.as_str();

@@ -134,6 +134,8 @@ pub(crate) struct Reader<'s> {
     queue_ids: Option<Vec<&'s str>>,
     team_ids: Option<Vec<&'s str>>,
     states: Option<Vec<AdvisorState>>,
+    /// Positions in `states` of each team's advisors, built once when a rule needs them.
+    members: Option<HashMap<String, Vec<usize>>>,
 }
 
 impl<'s> Reader<'s> {
@@ -150,6 +152,7 @@ impl<'s> Reader<'s> {
             queue_ids: None,
             team_ids: None,
             states: None,
+            members: None,
         }
     }
 
@@ -161,6 +164,22 @@ impl<'s> Reader<'s> {
     pub fn team_ids(&mut self) -> &[&'s str] {
         let site = self.site;
         self.team_ids.get_or_insert_with(|| site.team_ids())
+    }
+
+    /// The positions in [`Reader::states`] of a team's advisors: one pass over the advisors
+    /// for every team of the evaluation, rather than one per rule.
+    pub fn members_of(&mut self, team: &str) -> &[usize] {
+        if self.members.is_none() {
+            let mut members: HashMap<String, Vec<usize>> = HashMap::new();
+            for (at, state) in self.states().iter().enumerate() {
+                members.entry(state.team.clone()).or_default().push(at);
+            }
+            self.members = Some(members);
+        }
+        self.members
+            .as_ref()
+            .and_then(|members| members.get(team))
+            .map_or(&[], Vec::as_slice)
     }
 
     /// Every advisor's live state, by id.
