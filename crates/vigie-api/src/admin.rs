@@ -326,7 +326,7 @@ impl AdminService {
 }
 
 /// INVALID_ARGUMENT with a BadRequest detail naming each field.
-fn invalid(problems: Vec<(String, String)>) -> Status {
+pub(crate) fn invalid(problems: Vec<(String, String)>) -> Status {
     let message = problems
         .iter()
         .map(|(field, problem)| format!("{field}: {problem}"))

@@ -23,7 +23,6 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status};
-use tonic_types::{ErrorDetails, StatusExt};
 use vigie_alerts::{
     Alert, AlertEngine, AlertError, AlertState, Cause, Change, Comparator, DayOfWeek, Evaluation,
     Metric, RuleConfig, Scope, Severity, TargetKind, Threshold, Transition, TransitionKind, Unit,
@@ -34,7 +33,7 @@ use vigie_engine::{AlertUpdate, EngineHandle, EngineState, EngineStopped};
 use vigie_proto::v1 as pb;
 use vigie_proto::v1::alerts_server::Alerts;
 
-use crate::admin::ChangeStore;
+use crate::admin::{ChangeStore, invalid};
 use crate::auth::{Authenticator, Principal, Role, permission_denied};
 use crate::convert;
 use crate::metrics::ApiMetrics;
@@ -286,20 +285,6 @@ fn alert_error(error: &AlertError, alert: &str) -> Status {
             Status::invalid_argument("duration: a silence must end after now")
         }
     }
-}
-
-/// INVALID_ARGUMENT with a BadRequest detail naming each field.
-fn invalid(problems: Vec<(String, String)>) -> Status {
-    let message = problems
-        .iter()
-        .map(|(field, problem)| format!("{field}: {problem}"))
-        .collect::<Vec<_>>()
-        .join("; ");
-    let mut details = ErrorDetails::new();
-    for (field, problem) in problems {
-        details.add_bad_request_violation(field, problem);
-    }
-    Status::with_error_details(Code::InvalidArgument, message, details)
 }
 
 /// The problems of a rule's validation as field violations, with the fields of the wire rule
@@ -1119,6 +1104,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use tonic_types::StatusExt;
 
     fn wait_rule() -> pb::AlertRule {
         pb::AlertRule {
