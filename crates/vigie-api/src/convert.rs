@@ -205,6 +205,7 @@ pub fn queue(
             since: Some(timestamp(since)),
         }),
         staffing: None,
+        service_level_by_interval: Vec::new(),
     }
 }
 
@@ -269,6 +270,7 @@ pub fn team(view: &vigie_core::TeamView) -> pb::Team {
         members: view.members.clone(),
         indicators: Some(group(&view.indicators)),
         staffing: None,
+        service_level_by_interval: Vec::new(),
     }
 }
 

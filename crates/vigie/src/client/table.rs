@@ -776,6 +776,7 @@ mod tests {
                     expected_service_level: Some(0.64),
                     undefined_reason: String::new(),
                 }),
+                service_level_by_interval: Vec::new(),
             }),
             queue_targets: vec![pb::QueueTargets {
                 queue: "q1".to_owned(),
@@ -956,6 +957,7 @@ mod tests {
                     .to_owned(),
                 ..Default::default()
             }),
+            service_level_by_interval: Vec::new(),
         }
     }
 
