@@ -165,6 +165,79 @@ impl Served {
     }
 }
 
+/// What [`Served::start_with`] sets up differently from [`Served::start`].
+#[derive(Debug, Default)]
+pub struct Options {
+    /// Where Admin changes, alert rules and notices are kept; a `FileChangeStore` in
+    /// [`Served::changes`] when `None`.
+    pub store: Option<Arc<dyn vigie_api::ChangeStore>>,
+    /// The wall clock of the `Notices` service; the system's when `None`.
+    pub notices_clock: Option<Arc<dyn vigie_api::WallClock>>,
+}
+
+impl Served {
+    /// [`Served::start`] with its own change store or notices clock (to start again over the
+    /// same store, or make the store fail; to expire notices without waiting).
+    pub async fn start_with(
+        site: &SiteConfig,
+        now: Timestamp,
+        config: ApiConfig,
+        options: Options,
+    ) -> Served {
+        let mut registry = prometheus_client::registry::Registry::default();
+        let time = Arc::new(AtomicI64::new(now.0));
+        let clock_time = time.clone();
+        let clock: Clock = Arc::new(move || Timestamp(clock_time.load(Ordering::SeqCst)));
+        let processor = Processor::new(vec![site.clone()], ProcessingConfig::default());
+        let engine_config = EngineConfig {
+            tick: vigie_core::config::HumanDuration(Duration::from_millis(20)),
+            refresh: vigie_core::config::HumanDuration(Duration::from_millis(200)),
+            ..EngineConfig::default()
+        };
+        let (engine, handle) = Engine::new(
+            engine_config,
+            processor,
+            EngineMetrics::new(&mut registry),
+            clock,
+        );
+        tokio::spawn(engine.run());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let changes = tempfile::tempdir().unwrap();
+        let store = options.store.unwrap_or_else(|| {
+            Arc::new(vigie_api::FileChangeStore::new(changes.path().to_owned()))
+        });
+        let mut api = Api::new(
+            config,
+            handle.clone(),
+            store,
+            ApiMetrics::new(&mut registry),
+            shutdown.clone(),
+        )
+        .unwrap();
+        if let Some(clock) = options.notices_clock {
+            api = api.with_notices_clock(clock);
+        }
+        let (ready, ready_rx) = watch::channel(false);
+        tokio::spawn(api.serve(listener, ready_rx));
+        Served {
+            handle,
+            address,
+            now: time,
+            ready,
+            registry,
+            changes,
+            shutdown,
+        }
+    }
+
+    /// Stops the service, as at shutdown: open streams end with UNAVAILABLE.
+    pub fn stop(&self) {
+        self.shutdown.cancel();
+    }
+}
+
 impl Drop for Served {
     fn drop(&mut self) {
         self.shutdown.cancel();

@@ -1,5 +1,6 @@
 //! Shared helpers of the integration tests.
 
 pub mod api;
+pub mod browser;
 pub mod nats;
 pub mod oracle;

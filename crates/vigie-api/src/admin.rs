@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use serde::Serialize;
 use tokio::sync::Mutex;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -21,6 +22,7 @@ use vigie_proto::v1::admin_server::Admin;
 
 use crate::auth::{Authenticator, Principal, permission_denied};
 use crate::metrics::ApiMetrics;
+use crate::notices::Notice;
 
 /// A change store failed.
 #[derive(Debug, thiserror::Error)]
@@ -56,9 +58,19 @@ pub trait ChangeStore: Send + Sync + std::fmt::Debug {
         site: &'a str,
         rules: &'a [RuleConfig],
     ) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// The site's wallboard notices as last kept, newest first (empty when none ever were).
+    /// Notices that expired since are among them: the reader drops them.
+    fn load_notices<'a>(&'a self, site: &'a str) -> BoxFuture<'a, Result<Vec<Notice>, StoreError>>;
+    /// Keeps the site's wallboard notices, replacing what was kept.
+    fn save_notices<'a>(
+        &'a self,
+        site: &'a str,
+        notices: &'a [Notice],
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
 }
 
-/// Changes kept in local files, one JSON Lines file per site (the embedded demo's store).
+/// Changes kept in local files, one JSON Lines file per site (the embedded demo's store); alert
+/// rules and wallboard notices in one JSON file per site each.
 #[derive(Debug)]
 pub struct FileChangeStore {
     dir: PathBuf,
@@ -76,6 +88,34 @@ impl FileChangeStore {
 
     fn rules_path(&self, site: &str) -> PathBuf {
         self.dir.join(format!("{site}.alert-rules.json"))
+    }
+
+    fn notices_path(&self, site: &str) -> PathBuf {
+        self.dir.join(format!("{site}.notices.json"))
+    }
+
+    /// Writes `value` as JSON to `path`, replacing the file whole.
+    async fn write_json(
+        &self,
+        path: PathBuf,
+        value: &(impl Serialize + ?Sized),
+    ) -> Result<(), StoreError> {
+        let unavailable = |error: std::io::Error| {
+            StoreError::Unavailable(format!("cannot write {}: {error}", self.dir.display()))
+        };
+        tokio::fs::create_dir_all(&self.dir)
+            .await
+            .map_err(unavailable)?;
+        let json = serde_json::to_vec_pretty(value)
+            .map_err(|error| StoreError::Unavailable(error.to_string()))?;
+        // Written aside then renamed: a crash never leaves half a file.
+        let partial = path.with_extension("json.partial");
+        tokio::fs::write(&partial, json)
+            .await
+            .map_err(unavailable)?;
+        tokio::fs::rename(&partial, &path)
+            .await
+            .map_err(unavailable)
     }
 
     async fn read(&self, site: &str) -> Result<Vec<SiteChange>, StoreError> {
@@ -131,25 +171,31 @@ impl ChangeStore for FileChangeStore {
         site: &'a str,
         rules: &'a [RuleConfig],
     ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.write_json(self.rules_path(site), rules))
+    }
+
+    fn load_notices<'a>(&'a self, site: &'a str) -> BoxFuture<'a, Result<Vec<Notice>, StoreError>> {
         Box::pin(async move {
-            let unavailable = |error: std::io::Error| {
-                StoreError::Unavailable(format!("cannot write {}: {error}", self.dir.display()))
-            };
-            tokio::fs::create_dir_all(&self.dir)
-                .await
-                .map_err(unavailable)?;
-            let json = serde_json::to_vec_pretty(rules)
-                .map_err(|error| StoreError::Unavailable(error.to_string()))?;
-            // Written aside then renamed: a crash never leaves half a file.
-            let path = self.rules_path(site);
-            let partial = path.with_extension("json.partial");
-            tokio::fs::write(&partial, json)
-                .await
-                .map_err(unavailable)?;
-            tokio::fs::rename(&partial, &path)
-                .await
-                .map_err(unavailable)
+            let path = self.notices_path(site);
+            match tokio::fs::read(&path).await {
+                Ok(bytes) => serde_json::from_slice(&bytes).map_err(|error| {
+                    StoreError::Unavailable(format!("{}: {error}", path.display()))
+                }),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+                Err(error) => Err(StoreError::Unavailable(format!(
+                    "cannot read {}: {error}",
+                    path.display()
+                ))),
+            }
         })
+    }
+
+    fn save_notices<'a>(
+        &'a self,
+        site: &'a str,
+        notices: &'a [Notice],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.write_json(self.notices_path(site), notices))
     }
 
     fn load<'a>(&'a self, site: &'a str) -> BoxFuture<'a, Result<Vec<SiteChange>, StoreError>> {

@@ -17,6 +17,11 @@ struct KindLabel {
     kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabel {
+    event: &'static str,
+}
+
 /// Calls, streams and what they carried.
 #[derive(Clone, Debug)]
 pub struct ApiMetrics {
@@ -28,6 +33,8 @@ pub struct ApiMetrics {
     /// Views published by the topics (each may reach many streams).
     pub frames_published: Counter,
     messages: Family<KindLabel, Counter>,
+    notices: Family<EventLabel, Counter>,
+    notices_held: Gauge,
 }
 
 impl ApiMetrics {
@@ -39,6 +46,8 @@ impl ApiMetrics {
             topics: Gauge::default(),
             frames_published: Counter::default(),
             messages: Family::default(),
+            notices: Family::default(),
+            notices_held: Gauge::default(),
         };
         registry.register(
             "vigie_api_calls",
@@ -65,6 +74,16 @@ impl ApiMetrics {
             "Messages sent on Watch streams, by kind (snapshot, change, resync: the client skipped views)",
             metrics.messages.clone(),
         );
+        registry.register(
+            "vigie_api_notices",
+            "Wallboard notices by event: posted, withdrawn, expired (those found expired when a site's notices are read back after a restart included)",
+            metrics.notices.clone(),
+        );
+        registry.register(
+            "vigie_api_notices_held",
+            "Wallboard notices held in memory, over the sites asked about since the start (expired ones wait for the next expiry pass)",
+            metrics.notices_held.clone(),
+        );
         metrics
     }
 
@@ -86,6 +105,22 @@ impl ApiMetrics {
     /// Counts a message sent on a stream.
     pub fn message(&self, kind: &'static str) {
         self.messages.get_or_create(&KindLabel { kind }).inc();
+    }
+
+    /// Counts `count` notices that were `event` (posted, withdrawn, expired).
+    pub fn notices(&self, event: &'static str, count: usize) {
+        self.notices
+            .get_or_create(&EventLabel { event })
+            .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
+    }
+
+    /// One site's board went from `before` to `after` notices held.
+    pub fn notices_held(&self, before: usize, after: usize) {
+        let (before, after) = (
+            i64::try_from(before).unwrap_or(i64::MAX),
+            i64::try_from(after).unwrap_or(i64::MAX),
+        );
+        self.notices_held.inc_by(after - before);
     }
 }
 

@@ -12,6 +12,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::codegen::http;
+use tonic::service::Routes;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::{info, warn};
@@ -19,6 +21,7 @@ use vigie_core::config::{ConfigErrors, HumanDuration};
 use vigie_engine::EngineHandle;
 use vigie_proto::v1::admin_server::AdminServer;
 use vigie_proto::v1::alerts_server::AlertsServer;
+use vigie_proto::v1::notices_server::NoticesServer;
 use vigie_proto::v1::supervision_server::SupervisionServer;
 
 use crate::admin::{AdminService, ChangeStore};
@@ -26,6 +29,7 @@ use crate::alerts::AlertsService;
 use crate::auth::{AuthConfig, Authenticator};
 use crate::hub::Hub;
 use crate::metrics::ApiMetrics;
+use crate::notices::{NoticesService, WallClock};
 use crate::service::SupervisionService;
 use crate::shared_frames::SupervisionRoutes;
 
@@ -221,7 +225,9 @@ pub struct Api {
     service: SupervisionService,
     admin: AdminService,
     alerts: AlertsService,
+    notices: NoticesService,
     tls: Option<ServerTlsConfig>,
+    web: Option<TcpListener>,
     shutdown: CancellationToken,
 }
 
@@ -259,6 +265,14 @@ impl Api {
             changes.clone(),
             metrics.clone(),
         );
+        let notices = NoticesService::new(
+            engine.clone(),
+            auth.clone(),
+            changes.clone(),
+            config.max_streams,
+            metrics.clone(),
+            shutdown.clone(),
+        );
         let alerts = AlertsService::new(
             engine.clone(),
             auth.clone(),
@@ -280,14 +294,29 @@ impl Api {
             service,
             admin,
             alerts,
+            notices,
             tls,
+            web: None,
             shutdown,
         })
     }
 
-    /// Serves on `listener` until the shutdown token given to [`Api::new`] is cancelled; open
-    /// streams then end with UNAVAILABLE. Health reports NOT_SERVING until `ready` is true
-    /// (the day recovered), then SERVING.
+    /// Runs the `Notices` service on `clock` instead of the system's (tests, simulations).
+    pub fn with_notices_clock(mut self, clock: Arc<dyn WallClock>) -> Api {
+        self.notices = self.notices.with_clock(clock);
+        self
+    }
+
+    /// Also serves the web wallboard on `listener`: its pages, and the same services over
+    /// gRPC-Web for them (same TLS, same authentication).
+    pub fn with_web(mut self, listener: TcpListener) -> Api {
+        self.web = Some(listener);
+        self
+    }
+
+    /// Serves on `listener` (and on the wallboard's, see [`Api::with_web`]) until the shutdown
+    /// token given to [`Api::new`] is cancelled; open streams then end with UNAVAILABLE.
+    /// Health reports NOT_SERVING until `ready` is true (the day recovered), then SERVING.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -337,6 +366,19 @@ impl Api {
         let alerts = AlertsServer::new(self.alerts)
             .max_decoding_message_size(config.max_request_bytes)
             .max_encoding_message_size(config.max_response_bytes);
+        let notices = NoticesServer::new(self.notices)
+            .max_decoding_message_size(config.max_request_bytes)
+            .max_encoding_message_size(config.max_response_bytes);
+        let mut routes = Routes::builder();
+        routes
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(supervision)
+            .add_service(admin)
+            .add_service(alerts)
+            .add_service(notices);
+        let routes = routes.routes();
 
         let mut builder = Server::builder()
             .accept_http1(true)
@@ -346,6 +388,7 @@ impl Api {
         if let Some(tls) = self.tls {
             builder = builder.tls_config(tls)?;
         }
+        let mut builder = builder.layer(cors(&config.cors_allowed_origins));
         let address = listener
             .local_addr()
             .map_or_else(|_| config.listen.to_string(), |a| a.to_string());
@@ -360,25 +403,61 @@ impl Api {
                 "gRPC API without authentication: anyone who can connect to this machine's loopback reads every view"
             );
         }
-        // Views are small writes that must leave at once: without TCP_NODELAY they wait for
-        // the client's delayed acknowledgement (up to 40 ms). The builder's `tcp_nodelay`
-        // does not apply to a listener passed in, so it is set here.
-        let incoming = tonic::transport::server::TcpIncoming::from(listener)
-            .with_nodelay(Some(true))
-            .with_keepalive(Some(config.keepalive_interval.0));
-        builder
-            .layer(cors(&config.cors_allowed_origins))
-            .layer(tonic_web::GrpcWebLayer::new())
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
-            .add_service(supervision)
-            .add_service(admin)
-            .add_service(alerts)
-            .serve_with_incoming_shutdown(incoming, self.shutdown.cancelled_owned())
-            .await?;
+        let api_routes = Routes::from(
+            routes
+                .clone()
+                .into_axum_router()
+                .layer(tonic_web::GrpcWebLayer::new()),
+        );
+        let api = builder.add_routes(api_routes).serve_with_incoming_shutdown(
+            incoming(listener, config),
+            self.shutdown.clone().cancelled_owned(),
+        );
+        let Some(web_listener) = self.web else {
+            api.await?;
+            return Ok(());
+        };
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        match web_listener.local_addr() {
+            Ok(address) if vigie_web::has_page() => {
+                info!(url = %format!("{scheme}://{address}/"), "web wallboard");
+            }
+            Ok(address) => warn!(
+                address = %address,
+                "web wallboard not built into this binary: its address answers 503 (run `npm ci && npm run build` in web/, then build again)"
+            ),
+            Err(_) => {}
+        }
+        // The wallboard's port serves its pages and, on the same origin, the same gRPC-Web
+        // services, so a browser needs neither CORS nor a second address. gRPC-Web translation
+        // wraps the services only: it answers 400 to any other HTTP/1.1 request, such as a
+        // page. Paths of no page and no service fall through to the pages' 404.
+        let web_routes = Routes::from(
+            routes
+                .into_axum_router()
+                .route_layer(tonic_web::GrpcWebLayer::new())
+                .fallback_service(vigie_web::router()),
+        );
+        let web = builder.add_routes(web_routes).serve_with_incoming_shutdown(
+            incoming(web_listener, config),
+            self.shutdown.cancelled_owned(),
+        );
+        tokio::try_join!(api, web)?;
         Ok(())
     }
+}
+
+/// Connections of `listener`. Views are small writes that must leave at once: without
+/// TCP_NODELAY they wait for the client's delayed acknowledgement (up to 40 ms). The builder's
+/// `tcp_nodelay` does not apply to a listener passed in, so it is set here.
+fn incoming(listener: TcpListener, config: &ApiConfig) -> TcpIncoming {
+    TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(config.keepalive_interval.0))
 }
 
 /// CORS for gRPC-Web: the headers browsers must be allowed to send and to read.

@@ -1,8 +1,9 @@
 //! Where configuration changes made through the Admin API are kept: a NATS KV bucket (one key
 //! per site holding its changes in order, updated with compare-and-set, so every instance and
-//! every restart see the same changes), or local files for the embedded demo; alert rules set
-//! through the API are kept the same way. Also follows the bucket, so that a change made
-//! through another instance applies here too.
+//! every restart see the same changes), or local files for the embedded demo; alert rules and
+//! wallboard notices set through the API are kept the same way, under keys of their own. Also
+//! follows the bucket, so that a configuration or rules change made through another instance
+//! applies here too.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use vigie_alerts::RuleConfig;
-use vigie_api::{ChangeStore, StoreError};
+use vigie_api::{ChangeStore, Notice, StoreError};
 use vigie_core::SiteConfig;
 use vigie_core::config::SiteChange;
 use vigie_engine::EngineHandle;
@@ -57,7 +58,8 @@ impl AdminConfig {
     }
 }
 
-/// The changes of every site in a NATS KV bucket, key `site.<id>`, value a JSON array.
+/// The changes of every site in a NATS KV bucket, key `site.<id>`, value a JSON array; alert
+/// rules under `rules.<id>` and wallboard notices under `notices.<id>`, each a JSON array.
 #[derive(Debug)]
 pub struct NatsChangeStore {
     kv: kv::Store,
@@ -177,6 +179,10 @@ fn rules_key(site: &str) -> String {
     format!("rules.{site}")
 }
 
+fn notices_key(site: &str) -> String {
+    format!("notices.{site}")
+}
+
 impl ChangeStore for NatsChangeStore {
     fn load_rules<'a>(
         &'a self,
@@ -214,6 +220,44 @@ impl ChangeStore for NatsChangeStore {
             );
             self.kv
                 .put(rules_key(site), value)
+                .await
+                .map(|_| ())
+                .map_err(|error| StoreError::Unavailable(error.to_string()))
+        })
+    }
+
+    fn load_notices<'a>(&'a self, site: &'a str) -> BoxFuture<'a, Result<Vec<Notice>, StoreError>> {
+        Box::pin(async move {
+            let entry = self
+                .kv
+                .entry(notices_key(site))
+                .await
+                .map_err(|error| StoreError::Unavailable(error.to_string()))?;
+            match entry {
+                Some(entry) if entry.operation == kv::Operation::Put => {
+                    serde_json::from_slice(&entry.value).map_err(|error| {
+                        StoreError::Unavailable(format!(
+                            "the notices of site {site} (key {}) do not parse: {error}",
+                            notices_key(site)
+                        ))
+                    })
+                }
+                _ => Ok(Vec::new()),
+            }
+        })
+    }
+
+    fn save_notices<'a>(
+        &'a self,
+        site: &'a str,
+        notices: &'a [Notice],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let value = Bytes::from(
+                serde_json::to_vec(notices).map_err(|e| StoreError::Unavailable(e.to_string()))?,
+            );
+            self.kv
+                .put(notices_key(site), value)
                 .await
                 .map(|_| ())
                 .map_err(|error| StoreError::Unavailable(error.to_string()))

@@ -1,7 +1,8 @@
 //! The command-line client of the gRPC API (`vigie.v1.Supervision`): `vigie sites`, `teams`,
 //! `queues`, `advisors` list what the caller may read; `vigie site`, `team`, `queue`, `advisor`
 //! read one view; `vigie watch team|queue|site` follows one live; `vigie alerts` lists, follows,
-//! acknowledges and silences alerts ([`alerts`]).
+//! acknowledges and silences alerts ([`alerts`]); `vigie notice` posts, lists, follows and
+//! withdraws wallboard notices ([`notices`]).
 //!
 //! A thin shell over the generated client: it connects, authenticates with a bearer token,
 //! picks the site, calls, and prints the answer as a table ([`table`]) or as canonical proto3
@@ -10,6 +11,7 @@
 
 pub mod alerts;
 pub mod json;
+pub mod notices;
 pub mod table;
 
 use std::io::{IsTerminal as _, Write};
@@ -67,6 +69,15 @@ pub enum ClientCommand {
     /// Threshold alerts of the site: list, follow live, acknowledge, silence.
     #[command(subcommand)]
     Alerts(alerts::AlertsCommand),
+    /// Notices on team wallboards: post one to a team or to every team, list or follow those
+    /// in force, withdraw one.
+    ///
+    /// `vigie notice TEAM "TEXT" [--for 2h] [--important]` posts a notice to TEAM's wallboard
+    /// (shown 4h unless --for says otherwise, 1m to 7d); `--all-teams "TEXT"` to every team of
+    /// the site. `--list [TEAM]` prints the notices in force, `--watch [TEAM]` follows them,
+    /// `--withdraw ID` takes one off.
+    #[command(after_help = notices::EXAMPLES)]
+    Notice(notices::NoticeArgs),
 }
 
 /// What `vigie watch` follows.
@@ -378,6 +389,7 @@ async fn dispatch(command: &ClientCommand) -> anyhow::Result<()> {
             .await
         }
         ClientCommand::Alerts(command) => alerts::run(command).await,
+        ClientCommand::Notice(args) => notices::run(args).await,
         ClientCommand::Watch(WatchCommand::Site(args)) => {
             let (api, site) = Api::for_site(&args.api).await?;
             let what = format!("site `{}`", site.id);
@@ -514,7 +526,10 @@ pub fn status_error(status: &Status, server: &str, what: &str) -> anyhow::Error 
         Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
             anyhow!("the server refused the request for {what}{detail}")
         }
-        Code::ResourceExhausted => anyhow!("the server at {server} is busy{detail}"),
+        // Too many streams open, or a limit of what is asked (20 notices for a team).
+        Code::ResourceExhausted => {
+            anyhow!("the server at {server} refused {what}: a limit is reached{detail}")
+        }
         Code::DeadlineExceeded => {
             anyhow!("the Vigie API at {server} did not answer in time{detail}")
         }
@@ -579,6 +594,7 @@ pub fn endpoint(server: &str, ca_file: Option<&std::path::Path>) -> anyhow::Resu
 struct Api {
     client: Client,
     alerts: alerts::Client,
+    notices: notices::Client,
     server: String,
 }
 
@@ -608,6 +624,7 @@ impl Api {
         })?;
         Ok(Api {
             alerts: alerts::client(channel.clone(), bearer.clone()),
+            notices: notices::client(channel.clone(), bearer.clone()),
             client: SupervisionClient::with_interceptor(channel, bearer),
             server: args.server.clone(),
         })
@@ -852,6 +869,11 @@ mod tests {
             "cannot reach the Vigie API at http://127.0.0.1:50051: is `vigie serve` running? (tcp connect error)"
         );
         assert!(error(Status::unimplemented("")).contains("does not serve the Vigie"));
+        assert_eq!(
+            error(Status::resource_exhausted("too many open streams")),
+            "the server at http://127.0.0.1:50051 refused team `t9` of site `paris`: a limit is \
+             reached (too many open streams)"
+        );
         assert_eq!(
             error(Status::internal("boom")),
             "the Vigie API at http://127.0.0.1:50051 failed: Internal (boom)"

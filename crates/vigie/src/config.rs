@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use vigie_alerts::RuleConfig;
 use vigie_api::ApiConfig;
 use vigie_notify::NotifyConfig;
+use vigie_web::WebConfig;
 
 use crate::changes::AdminConfig;
 use vigie_core::config::ConfigErrors;
@@ -39,6 +40,9 @@ pub struct VigieConfig {
     /// The gRPC API: live views for wallboards, clients and tools.
     #[serde(default)]
     pub api: ApiConfig,
+    /// The web wallboard: pages for the wall and the supervisor's desk.
+    #[serde(default)]
+    pub web: WebConfig,
     /// Where configuration changes made through the Admin API are kept.
     #[serde(default)]
     pub admin: AdminConfig,
@@ -60,7 +64,8 @@ pub struct HttpConfig {
 }
 
 fn default_http_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 8080))
+    // The Prometheus exporters' customary port; 8080 is the wallboard's.
+    SocketAddr::from(([127, 0, 0, 1], 9464))
 }
 
 impl Default for HttpConfig {
@@ -130,6 +135,9 @@ impl VigieConfig {
             errors.extend(problems);
         }
         if let Err(problems) = self.api.validate("api") {
+            errors.extend(problems);
+        }
+        if let Err(problems) = self.web.validate("web", self.api.auth.is_enabled()) {
             errors.extend(problems);
         }
         if let Err(problems) = vigie_alerts::validate_rules(&self.alert_rules, "alert_rule") {

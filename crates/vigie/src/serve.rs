@@ -57,6 +57,13 @@ pub struct ServeArgs {
     /// authentication configured (`[api.auth]`), only a loopback address is allowed.
     #[arg(long, value_name = "ADDRESS")]
     pub grpc_listen: Option<std::net::SocketAddr>,
+    /// Address of the web wallboard (its pages and gRPC-Web on the same origin), default
+    /// 127.0.0.1:8080.
+    #[arg(long, value_name = "ADDRESS", conflicts_with = "no_web")]
+    pub web_listen: Option<std::net::SocketAddr>,
+    /// Do not serve the web wallboard.
+    #[arg(long)]
+    pub no_web: bool,
     /// Log format.
     #[arg(long, value_enum, default_value = "human")]
     pub log_format: LogFormat,
@@ -136,6 +143,12 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
     }
     if let Some(listen) = args.grpc_listen {
         config.api.listen = listen;
+    }
+    if let Some(listen) = args.web_listen {
+        config.web.listen = listen;
+    }
+    if args.no_web {
+        config.web.enabled = false;
     }
     let demo = match config.nats {
         Some(_) => None,
@@ -225,13 +238,19 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
     let grpc_listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
         .with_context(|| format!("cannot listen on {} (api.listen)", config.api.listen))?;
-    let api = Api::new(
+    let mut api = Api::new(
         config.api.clone(),
         handle.clone(),
         changes,
         api_metrics,
         shutdown.clone(),
     )?;
+    if config.web.enabled {
+        let web_listener = tokio::net::TcpListener::bind(config.web.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (web.listen)", config.web.listen))?;
+        api = api.with_web(web_listener);
+    }
     if let Some(store) = kv_changes {
         let (engine, token) = (handle.clone(), shutdown.clone());
         tokio::spawn(async move {

@@ -71,7 +71,7 @@ language = "en"
     )
     .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_vigie"))
-        .args(["serve", "--config", "vigie.toml"])
+        .args(["serve", "--config", "vigie.toml", "--no-web"])
         .args(["--http", &format!("127.0.0.1:{}", free_port())])
         .args(["--grpc-listen", &format!("127.0.0.1:{}", free_port())])
         .current_dir(dir.path())

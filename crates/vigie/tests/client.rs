@@ -38,7 +38,7 @@ impl Served {
         let grpc = free_port();
         let http = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_vigie"))
-            .arg("serve")
+            .args(["serve", "--no-web"])
             .args(["--http", &format!("127.0.0.1:{http}")])
             .args(["--grpc-listen", &format!("127.0.0.1:{grpc}")])
             .args(args)

@@ -36,7 +36,7 @@ impl Served {
     fn start(dir: &Path) -> Served {
         let grpc = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_vigie"))
-            .args(["serve", "--config", "vigie.toml"])
+            .args(["serve", "--config", "vigie.toml", "--no-web"])
             .args(["--http", &format!("127.0.0.1:{}", free_port())])
             .args(["--grpc-listen", &format!("127.0.0.1:{grpc}")])
             .args(["--demo-advisors", "20", "--demo-queues", "3"])

@@ -176,7 +176,7 @@ impl Served {
         let grpc = free_port();
         let http = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_vigie"))
-            .arg("serve")
+            .args(["serve", "--no-web"])
             .args(["--grpc-listen", &format!("127.0.0.1:{grpc}")])
             .args(["--http", &format!("127.0.0.1:{http}")])
             .current_dir(dir)

@@ -67,10 +67,17 @@ fn metric(text: &str, name: &str) -> Option<f64> {
     })
 }
 
+/// `vigie serve` with `args`; without the wallboard unless `args` gives its address.
 fn serve(args: &[&str], dir: &Path) -> Child {
+    let wallboard: &[&str] = if args.contains(&"--web-listen") {
+        &[]
+    } else {
+        &["--no-web"]
+    };
     Command::new(env!("CARGO_BIN_EXE_vigie"))
         .arg("serve")
         .args(args)
+        .args(wallboard)
         // Tests run in parallel: each service on its own gRPC port.
         .args(["--grpc-listen", &format!("127.0.0.1:{}", free_port())])
         .current_dir(dir)
@@ -85,11 +92,26 @@ fn serve(args: &[&str], dir: &Path) -> Child {
 #[test]
 fn with_no_argument_it_serves_the_demo_centre_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut child = serve(&["--http", &format!("127.0.0.1:{port}")], dir.path());
+    let (port, web) = (free_port(), free_port());
+    let mut child = serve(
+        &[
+            "--http",
+            &format!("127.0.0.1:{port}"),
+            "--web-listen",
+            &format!("127.0.0.1:{web}"),
+        ],
+        dir.path(),
+    );
     let ready = eventually("the demo ready", || {
         get(port, "/readyz").filter(|(status, _)| *status == 200)
     });
+    // The wallboard's pages are served on their own address.
+    for page in ["/", "/team/team-01", "/queue/queue-01"] {
+        let (status, body) = get(web, page).unwrap();
+        assert_eq!(status, 200, "{page}: {body}");
+        assert!(body.contains("<html"), "{page}: {body}");
+    }
+    assert_eq!(get(web, "/no-such-page").unwrap().0, 404);
     assert!(ready.1.contains(r#""ready":true"#), "{}", ready.1);
     assert_eq!(get(port, "/healthz").unwrap(), (200, "ok\n".to_owned()));
     let metrics = get(port, "/metrics").unwrap().1;
@@ -294,6 +316,7 @@ fn credentials_connect_and_are_never_logged() {
     let output = Command::new(env!("CARGO_BIN_EXE_vigie"))
         .args([
             "serve",
+            "--no-web",
             "--config",
             "vigie.toml",
             "--http",
@@ -333,6 +356,7 @@ fn a_token_from_the_environment_connects() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_vigie"))
         .args([
             "serve",
+            "--no-web",
             "--config",
             "vigie.toml",
             "--nats",

@@ -1,0 +1,302 @@
+//! `vigie notice` against a real `vigie serve` (the embedded demo) started as a child process
+//! on random ports: a notice posted in the documented form, listed as a table and as JSON,
+//! followed live while other commands post to every team and withdraw, requests refused with a
+//! sentence that says why, and the notices still there after a restart over the same changes
+//! directory.
+#![allow(clippy::unwrap_used)] // A test fails loudly at the first surprise, on purpose.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `vigie serve` (the demo) on random ports with the configuration of `dir`, killed when
+/// dropped.
+struct Served {
+    child: Child,
+    server: String,
+}
+
+impl Served {
+    /// Starts the demo and returns once the gRPC API lists the teams.
+    fn start(dir: &Path) -> Served {
+        let grpc = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_vigie"))
+            .args(["serve", "--config", "vigie.toml", "--no-web"])
+            .args(["--http", &format!("127.0.0.1:{}", free_port())])
+            .args(["--grpc-listen", &format!("127.0.0.1:{grpc}")])
+            .args(["--demo-advisors", "20", "--demo-queues", "3"])
+            .current_dir(dir)
+            .env_remove("VIGIE_CONFIG")
+            .env("VIGIE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut served = Served {
+            child,
+            server: format!("http://127.0.0.1:{grpc}"),
+        };
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let output = served.vigie(&["teams"], dir);
+            if output.status.success() {
+                return served;
+            }
+            assert!(
+                served.child.try_wait().unwrap().is_none(),
+                "vigie serve exited"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "the gRPC API never answered: {}",
+                text(&output.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// A client command against this server, with no `VIGIE_*` of the environment.
+    fn command(&self, args: &[&str], dir: &Path) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vigie"));
+        command
+            .args(args)
+            .args(["--server", &self.server])
+            .current_dir(dir)
+            .env_remove("VIGIE_TOKEN")
+            .env_remove("VIGIE_SITE")
+            .env_remove("VIGIE_SERVER");
+        command
+    }
+
+    fn vigie(&mut self, args: &[&str], dir: &Path) -> Output {
+        let mut child = self
+            .command(args, dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + WAIT;
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("vigie {args:?} did not end");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs a command that must succeed; its standard output.
+    fn ok(&mut self, args: &[&str], dir: &Path) -> String {
+        let output = self.vigie(args, dir);
+        assert!(
+            output.status.success(),
+            "vigie {args:?}: {}",
+            text(&output.stderr)
+        );
+        text(&output.stdout)
+    }
+
+    /// Runs a command that must fail; its standard error.
+    fn refused(&mut self, args: &[&str], dir: &Path) -> String {
+        let output = self.vigie(args, dir);
+        assert!(!output.status.success(), "vigie {args:?} succeeded");
+        text(&output.stderr)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn posts_lists_follows_and_withdraws_notices_of_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let changes = dir.path().join("changes");
+    std::fs::write(
+        dir.path().join("vigie.toml"),
+        format!("[admin]\nchanges_dir = \"{}\"\n", changes.display()),
+    )
+    .unwrap();
+    let mut served = Served::start(dir.path());
+    let teams: Value =
+        serde_json::from_str(&served.ok(&["teams", "--format", "json"], dir.path())).unwrap();
+    let team = teams["teams"][0]["team"].as_str().unwrap().to_owned();
+
+    // The documented form.
+    let posted = served.ok(
+        &[
+            "notice",
+            &team,
+            "New script for the spring offer",
+            "--for",
+            "2h",
+            "--site",
+            "demo",
+        ],
+        dir.path(),
+    );
+    assert!(
+        posted.starts_with(&format!("Posted to team {team} until ")),
+        "{posted}"
+    );
+    assert!(
+        posted.contains("(2h 00m): New script for the spring offer\n"),
+        "{posted}"
+    );
+    let id = posted
+        .split("Id: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    assert_eq!(id, format!("{}/team/{team}", id.split('/').next().unwrap()));
+
+    let listed: Value = serde_json::from_str(
+        &served.ok(&["notice", "--list", &team, "--format", "json"], dir.path()),
+    )
+    .unwrap();
+    let notice = &listed["notices"][0];
+    assert_eq!(notice["id"], id.as_str(), "{listed:#}");
+    assert_eq!(notice["team"], team.as_str());
+    assert_eq!(notice["site"], "demo");
+    assert_eq!(notice["text"], "New script for the spring offer");
+    assert_eq!(notice["level"], "NOTICE_LEVEL_INFO");
+    assert_eq!(notice["postedBy"], "anonymous");
+    let instant = |field: &str| {
+        chrono::DateTime::parse_from_rfc3339(notice[field].as_str().unwrap()).unwrap()
+    };
+    assert_eq!(
+        instant("expiresAt") - instant("postedAt"),
+        chrono::TimeDelta::hours(2)
+    );
+    let table = served.ok(&["notice", "--list"], dir.path());
+    assert!(
+        table.starts_with("1 notice in force for site demo, newest first:\n"),
+        "{table}"
+    );
+    for expected in [
+        "New script for the spring offer",
+        &team,
+        "by anonymous",
+        &id,
+    ] {
+        assert!(table.contains(expected), "{expected} not in\n{table}");
+    }
+
+    // A live watch, not on a terminal: a block per list, separated by `----`.
+    let mut watch = served
+        .command(&["notice", "--watch", &team], dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (lines, received) = mpsc::channel();
+    let stdout = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if lines.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + WAIT;
+    let mut seen = Vec::new();
+    let mut read_until = |wanted: &dyn Fn(&str) -> bool| loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = received
+            .recv_timeout(left)
+            .unwrap_or_else(|error| panic!("{error} after {seen:#?}"));
+        seen.push(line.clone());
+        if wanted(&line) {
+            return line;
+        }
+    };
+    read_until(&|line| line.starts_with("1 notice in force for team "));
+    read_until(&|line| line.contains("New script for the spring offer"));
+
+    // Another command posts to every team: the watch shows both, the important one in words.
+    let everyone = served.ok(
+        &[
+            "notice",
+            "--all-teams",
+            "Fire drill at 15:00",
+            "--for",
+            "3h",
+            "--important",
+        ],
+        dir.path(),
+    );
+    assert!(
+        everyone.starts_with("Posted as important to every team until "),
+        "{everyone}"
+    );
+    read_until(&|line| line.starts_with("2 notices in force for team "));
+    let line = read_until(&|line| line.contains("Fire drill"));
+    assert!(line.contains("IMPORTANT: Fire drill at 15:00"), "{line}");
+    assert!(line.contains("every team"), "{line}");
+
+    // Withdrawn: it leaves the watch too.
+    let withdrawn = served.ok(&["notice", "--withdraw", &id], dir.path());
+    assert_eq!(
+        withdrawn,
+        format!("Withdrawn from team {team}: New script for the spring offer\n")
+    );
+    read_until(&|line| line.starts_with("1 notice in force for team "));
+    watch.kill().unwrap();
+    watch.wait().unwrap();
+
+    // Refusals say why.
+    let error = served.refused(&["notice", "--withdraw", &id], dir.path());
+    assert!(
+        error.contains(&format!("not found: notice `{id}` of site `demo`")),
+        "{error}"
+    );
+    let error = served.refused(&["notice", "no-such-team", "Hello"], dir.path());
+    assert!(
+        error.contains("(team: no team \"no-such-team\" at site \"demo\")"),
+        "{error}"
+    );
+    let error = served.refused(&["notice", &team, &"x".repeat(281)], dir.path());
+    assert!(
+        error.contains("text: at most 280 characters, found 281"),
+        "{error}"
+    );
+    let error = served.refused(&["notice", &team, "Hello", "--for", "30s"], dir.path());
+    assert!(error.contains("a notice is shown from 1m to 7d"), "{error}");
+    let error = served.refused(&["notice", &team], dir.path());
+    assert!(error.contains("no text to post"), "{error}");
+
+    // After a restart over the same changes directory, the drill is still on the wall.
+    drop(served);
+    let mut served = Served::start(dir.path());
+    let listed: Value =
+        serde_json::from_str(&served.ok(&["notice", "--list", "--format", "json"], dir.path()))
+            .unwrap();
+    let notices = listed["notices"].as_array().unwrap();
+    assert_eq!(notices.len(), 1, "{listed:#}");
+    assert_eq!(notices[0]["text"], "Fire drill at 15:00");
+    assert_eq!(notices[0]["level"], "NOTICE_LEVEL_IMPORTANT");
+    assert!(changes.join("demo.notices.json").is_file());
+}
