@@ -80,6 +80,66 @@ fn replay(site: &SiteConfig, events: &[Event], at: Timestamp) -> Processor {
     processor
 }
 
+/// Checks the service level by interval of a queue or team view: every interval of the day up
+/// to `now`, 15 minutes apart, adding up to the `today` flow, each with its service level.
+fn check_intervals(
+    intervals: &[pb::IntervalServiceLevel],
+    today: &vigie_core::views::FlowIndicators,
+    now: Timestamp,
+) {
+    let first = intervals.first().unwrap().start.unwrap();
+    assert_eq!(
+        first.seconds % 900,
+        0,
+        "a day in Paris starts on a quarter hour"
+    );
+    let last = intervals.last().unwrap().start.unwrap();
+    assert!(last.seconds <= now.0 / 1000 && now.0 / 1000 < last.seconds + 900);
+    let mut sums = [0; 5];
+    for (index, interval) in intervals.iter().enumerate() {
+        assert_eq!(
+            interval.start.unwrap().seconds,
+            first.seconds + 900 * index as i64
+        );
+        let counts = [
+            interval.answered,
+            interval.answered_within_threshold,
+            interval.abandoned,
+            interval.short_abandoned,
+            interval.abandoned_within_threshold,
+        ];
+        for (sum, count) in sums.iter_mut().zip(counts) {
+            *sum += u64::from(count);
+        }
+        let ratio = |numerator: u32, denominator: u32| {
+            (denominator > 0).then(|| f64::from(numerator) / f64::from(denominator))
+        };
+        let (answered, abandoned) = (interval.answered, interval.abandoned);
+        let expected = match today.service_level_variant {
+            vigie_core::SlVariant::Offered => ratio(
+                interval.answered_within_threshold,
+                answered + abandoned - interval.short_abandoned,
+            ),
+            vigie_core::SlVariant::Answered => ratio(interval.answered_within_threshold, answered),
+            vigie_core::SlVariant::Positive => ratio(
+                interval.answered_within_threshold + interval.abandoned_within_threshold,
+                answered + abandoned,
+            ),
+        };
+        assert_eq!(interval.service_level, expected, "{interval:?}");
+    }
+    assert_eq!(
+        sums,
+        [
+            today.answered,
+            today.answered_within_threshold,
+            today.abandoned,
+            today.short_abandoned,
+            today.abandoned_within_threshold
+        ]
+    );
+}
+
 fn wire(window: Window) -> i32 {
     vigie_api::convert::window_to_wire(window).into()
 }
@@ -163,6 +223,18 @@ async fn a_simulated_day_through_the_api_gives_the_figures_of_replay_for_every_v
                 expected_site.longest_waiting_contact(&queue.queue),
             );
             expected.staffing = vigie_api::staffing::queue_gap(expected_site, &queue.queue);
+            // Alone, the queue also carries its service level by interval (not in the site).
+            let alone = expected_site.queue_view(&queue.queue, window).unwrap();
+            let mut expected_alone = vigie_api::convert::queue(
+                &alone,
+                pb::ViewHeader::default(),
+                expected_site.longest_waiting_contact(&queue.queue),
+            );
+            expected_alone.staffing = expected.staffing.clone();
+            let today = expected_site
+                .queue_view(&queue.queue, Window::Today)
+                .unwrap();
+            check_intervals(&got.service_level_by_interval, &today.indicators.flow, at);
             let staffing = got.staffing.as_ref().unwrap();
             let offered = |window| {
                 let view = expected_site.queue_view(&queue.queue, window).unwrap();
@@ -180,9 +252,10 @@ async fn a_simulated_day_through_the_api_gives_the_figures_of_replay_for_every_v
             assert_eq!(first, staffing, "{window}");
             assert_eq!(
                 without_header(&got, |v| v.header = None),
-                without_header(&expected, |v| v.header = None)
+                without_header(&expected_alone, |v| v.header = None)
             );
             let in_site = view.queues.iter().find(|q| q.queue == queue.queue).unwrap();
+            assert!(in_site.service_level_by_interval.is_empty());
             assert_eq!(
                 without_header(in_site, |v| v.header = None),
                 without_header(&expected, |v| v.header = None)
@@ -210,8 +283,15 @@ async fn a_simulated_day_through_the_api_gives_the_figures_of_replay_for_every_v
                 .into_inner();
             let mut expected = vigie_api::convert::team(team);
             expected.staffing = vigie_api::staffing::team_gap(expected_site, &team.team);
-            assert_eq!(got.team.as_ref(), Some(&expected));
+            let alone = expected_site.team_view(&team.team, window).unwrap();
+            let mut expected_alone = vigie_api::convert::team(&alone);
+            expected_alone.staffing = expected.staffing.clone();
+            assert_eq!(got.team.as_ref(), Some(&expected_alone));
+            let today = expected_site.team_view(&team.team, Window::Today).unwrap();
+            let intervals = &got.team.as_ref().unwrap().service_level_by_interval;
+            check_intervals(intervals, &today.indicators.flow, at);
             let in_site = view.teams.iter().find(|t| t.team == team.team).unwrap();
+            assert!(in_site.service_level_by_interval.is_empty());
             assert_eq!(in_site, &expected);
             let staffing = expected.staffing.as_ref().unwrap();
             let offered = |window| {

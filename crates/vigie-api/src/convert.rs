@@ -3,7 +3,7 @@
 
 use vigie_core::views::{
     AdvisorIndicators, AdvisorsByState, FlowIndicators, GroupIndicators, HandleIndicators,
-    LiveQueue, QueueIndicators,
+    IntervalServiceLevel, LiveQueue, QueueIndicators,
 };
 use vigie_core::{SlVariant, Timestamp, Window};
 use vigie_proto::v1 as pb;
@@ -175,6 +175,21 @@ fn group(indicators: &GroupIndicators) -> pb::GroupIndicators {
     }
 }
 
+fn service_level_by_interval(intervals: &[IntervalServiceLevel]) -> Vec<pb::IntervalServiceLevel> {
+    intervals
+        .iter()
+        .map(|interval| pb::IntervalServiceLevel {
+            start: Some(timestamp(interval.start)),
+            answered: interval.answered,
+            answered_within_threshold: interval.answered_within_threshold,
+            abandoned: interval.abandoned,
+            short_abandoned: interval.short_abandoned,
+            abandoned_within_threshold: interval.abandoned_within_threshold,
+            service_level: interval.service_level,
+        })
+        .collect()
+}
+
 /// A queue's view; `longest_waiting` only for callers who may see contact ids. `staffing` is
 /// left unset: [`crate::staffing`] computes it from more than this view.
 pub fn queue(
@@ -205,7 +220,7 @@ pub fn queue(
             since: Some(timestamp(since)),
         }),
         staffing: None,
-        service_level_by_interval: Vec::new(),
+        service_level_by_interval: service_level_by_interval(&view.service_level_by_interval),
     }
 }
 
@@ -270,24 +285,32 @@ pub fn team(view: &vigie_core::TeamView) -> pb::Team {
         members: view.members.clone(),
         indicators: Some(group(&view.indicators)),
         staffing: None,
-        service_level_by_interval: Vec::new(),
+        service_level_by_interval: service_level_by_interval(&view.service_level_by_interval),
     }
 }
 
 /// A site's totals, teams and advisors; its queues are converted by the caller (their contact
-/// ids depend on who asks).
+/// ids depend on who asks). Its queues and teams go without their service level by interval
+/// (the core's site view has none; a whole site's would be too large).
 pub fn site(
     view: &vigie_core::SiteView,
     header: pb::ViewHeader,
     name: Option<String>,
-    queues: Vec<pb::QueueView>,
+    mut queues: Vec<pb::QueueView>,
 ) -> pb::SiteView {
+    for queue in &mut queues {
+        queue.service_level_by_interval = Vec::new();
+    }
+    let mut teams: Vec<pb::Team> = view.teams.iter().map(team).collect();
+    for team in &mut teams {
+        team.service_level_by_interval = Vec::new();
+    }
     pb::SiteView {
         header: Some(header),
         name,
         totals: Some(group(&view.totals)),
         queues,
-        teams: view.teams.iter().map(team).collect(),
+        teams,
         advisors: view.advisors.iter().map(advisor).collect(),
     }
 }
@@ -427,6 +450,33 @@ mod tests {
                 wire.logged_out
             ],
             [1, 2, 3, 4, 5, 6, 7]
+        );
+    }
+
+    /// Every count gets a distinct value, so that two counts swapped in the conversion fail.
+    #[test]
+    fn interval_fields_land_in_the_fields_of_the_same_name() {
+        let core = IntervalServiceLevel {
+            start: Timestamp(1_500),
+            answered: 1,
+            answered_within_threshold: 2,
+            abandoned: 3,
+            short_abandoned: 4,
+            abandoned_within_threshold: 5,
+            service_level: Some(0.6),
+        };
+        let wire = service_level_by_interval(&[core]);
+        assert_eq!(
+            wire,
+            [pb::IntervalServiceLevel {
+                start: Some(timestamp(Timestamp(1_500))),
+                answered: 1,
+                answered_within_threshold: 2,
+                abandoned: 3,
+                short_abandoned: 4,
+                abandoned_within_threshold: 5,
+                service_level: Some(0.6),
+            }]
         );
     }
 

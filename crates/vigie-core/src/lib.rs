@@ -11,6 +11,7 @@ mod contact;
 pub mod decode;
 mod encode;
 pub mod event;
+mod intervals;
 mod processor;
 pub mod reject;
 mod table;

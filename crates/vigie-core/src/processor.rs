@@ -19,6 +19,7 @@ use crate::event::{
     AdvisorEvent, AdvisorEventKind, AdvisorStatus, Channel, ContactEvent, ContactEventKind, Event,
     EventBody,
 };
+use crate::intervals::QueueIntervals;
 use crate::reject::{RejectReason, Rejection};
 use crate::table::HashTable;
 use crate::tally::{
@@ -302,6 +303,9 @@ pub struct SiteProcessor {
     pub(crate) queue_settings: Vec<QueueSettings>,
     /// Every queue-channel seen, in order of first appearance (see [`QueueSettings::channels`]).
     pub(crate) queue_channels: Vec<QueueChannelState>,
+    /// Each queue's counts per interval of the day, as settled (all its channels), by queue
+    /// index.
+    pub(crate) queue_intervals: Vec<QueueIntervals>,
     pub(crate) advisors: Interner,
     pub(crate) advisor_state: Vec<Advisor>,
     /// Each advisor's settled horizon (as `Advisor::settled_until`), apart: checking whether a
@@ -354,6 +358,7 @@ impl SiteProcessor {
             queues: Interner::with_limit(MAX_INDEXED_NAMES),
             queue_settings: Vec::new(),
             queue_channels: Vec::new(),
+            queue_intervals: Vec::new(),
             advisors: Interner::with_limit(MAX_INDEXED_NAMES),
             advisor_state: Vec::new(),
             advisor_settled: Vec::new(),
@@ -526,7 +531,12 @@ impl SiteProcessor {
                         .map(|waiter| waiter.id.len())
                         .sum::<usize>()
             })
-            .sum();
+            .sum::<usize>()
+            + self
+                .queue_intervals
+                .iter()
+                .map(|intervals| size_of::<QueueIntervals>() + intervals.heap_bytes())
+                .sum::<usize>();
         let advisors = self.advisor_state.capacity() * size_of::<Advisor>()
             + self.advisor_settled.capacity() * size_of::<Timestamp>()
             + self
@@ -565,6 +575,7 @@ impl SiteProcessor {
             let config = QueueConfig::with_defaults(id);
             self.queue_settings
                 .push(QueueSettings::from_config(config, &self.site));
+            self.queue_intervals.push(QueueIntervals::default());
         }
         index
     }
@@ -1028,7 +1039,12 @@ impl SiteProcessor {
             let state = &mut self.queue_channels[index as usize];
             if state.flow.settled_until() + SETTLE_STEP <= horizon {
                 let thresholds = self.queue_settings[state.queue as usize].thresholds;
-                state.flow.settle(horizon, keep_from, thresholds, &mut days);
+                let intervals = &mut self.queue_intervals[state.queue as usize];
+                state
+                    .flow
+                    .settle_each(horizon, keep_from, thresholds, &mut days, |entry, day| {
+                        intervals.add_flow(entry, day, thresholds)
+                    });
                 state
                     .handling
                     .settle(horizon, keep_from, thresholds, &mut days);

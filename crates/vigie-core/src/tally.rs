@@ -13,7 +13,7 @@ use hdrhistogram::Histogram;
 
 use crate::contact::Outcome;
 use crate::event::DequeueReason;
-use crate::time::{DayCache, Millis, Timestamp};
+use crate::time::{Day, DayCache, Millis, Timestamp};
 
 /// Waits are histogrammed in units of this many milliseconds.
 pub(crate) const WAIT_HISTOGRAM_UNIT_MS: i64 = 100;
@@ -555,18 +555,33 @@ impl<E: Timed, T: Tally<E>> EntryLog<E, T> {
         context: T::Context,
         days: &mut DayCache,
     ) {
+        self.settle_each(until, keep_from, context, days, |_, _| {});
+    }
+
+    /// [`EntryLog::settle`], handing each entry folded, with its day, to `settled` as well:
+    /// counts kept beside the day's tally (per interval) are then settled at the same moment
+    /// and with the same context.
+    pub(crate) fn settle_each(
+        &mut self,
+        until: Timestamp,
+        keep_from: Timestamp,
+        context: T::Context,
+        days: &mut DayCache,
+        mut settled: impl FnMut(&E, Day),
+    ) {
         if until > self.settled_until {
             while let Some(entry) = self
                 .entries
                 .get(self.settled_count)
                 .filter(|e| e.time() < until)
             {
-                let day = days.day_of(entry.time()).start;
-                if day != self.settled_day {
+                let day = days.day_of(entry.time());
+                if day.start != self.settled_day {
                     self.settled = T::default();
-                    self.settled_day = day;
+                    self.settled_day = day.start;
                 }
                 self.settled.add_entry(entry, context);
+                settled(entry, day);
                 self.settled_count += 1;
             }
             self.settled_until = until;
@@ -605,6 +620,20 @@ impl<E: Timed, T: Tally<E>> EntryLog<E, T> {
             after = after.max(Timestamp(self.settled_until.0 - 1));
         }
         self.tally_range(Range { after, until }, context, into);
+    }
+
+    /// The entries of the day starting at `day_start`, up to `until` included, that are not
+    /// folded into a settled tally yet.
+    pub(crate) fn unsettled(
+        &self,
+        day_start: Timestamp,
+        until: Timestamp,
+    ) -> impl Iterator<Item = &E> {
+        let after = Timestamp(day_start.max(self.settled_until).0 - 1);
+        let from = self.entries.partition_point(|e| e.time() <= after);
+        self.entries
+            .range(from..)
+            .take_while(move |e| e.time() <= until)
     }
 
     /// Entries before this instant are final.

@@ -16,6 +16,8 @@ use crate::processor::SiteProcessor;
 use crate::tally::{AdvisorTally, QueueTally, Range};
 use crate::time::{DayCache, Millis, Timestamp};
 
+pub use crate::intervals::{INTERVAL_LENGTH, IntervalServiceLevel};
+
 /// The period indicators are computed over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Window {
@@ -236,6 +238,11 @@ pub struct QueueView {
     pub advisors: AdvisorsByState,
     /// The same per channel, for channels the queue saw.
     pub channels: Vec<ChannelView>,
+    /// The service level of each 15-minute interval of the site-local day, from the first
+    /// interval to the current one, with the queue's variant: the same in every window. Empty
+    /// in the queues of a [`SiteView`] (too large for a whole site).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub service_level_by_interval: Vec<IntervalServiceLevel>,
 }
 
 /// Time spent and contacts handled by advisors.
@@ -356,6 +363,11 @@ pub struct TeamView {
     /// Indicators.
     #[serde(flatten)]
     pub indicators: GroupIndicators,
+    /// The service level of each 15-minute interval of the site-local day over the campaign
+    /// queues (each with its own thresholds), with the team's variant, from the first interval
+    /// to the current one: the same in every window. Empty in the teams of a [`SiteView`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub service_level_by_interval: Vec<IntervalServiceLevel>,
 }
 
 /// Everything about a site over one window.
@@ -770,6 +782,7 @@ impl SiteProcessor {
             ),
             advisors: by_state,
             channels,
+            service_level_by_interval: Vec::new(),
         }
     }
 
@@ -812,6 +825,7 @@ impl SiteProcessor {
                 .map(|a| self.advisors.name(*a).to_owned())
                 .collect(),
             indicators: self.group_indicators(&queues, members, variant, window, now),
+            service_level_by_interval: Vec::new(),
         }
     }
 
@@ -942,7 +956,11 @@ impl SiteProcessor {
         let serving = |team: Option<u32>| {
             team.is_some_and(|t| self.team_settings[t as usize].queues.contains(&index))
         };
-        Some(self.queue_view_at(index, window, self.now(), &self.members_of(serving)))
+        let now = self.now();
+        let mut view = self.queue_view_at(index, window, now, &self.members_of(serving));
+        let variant = self.queue_settings[index as usize].variant;
+        view.service_level_by_interval = self.service_level_by_interval(&[index], variant, now);
+        Some(view)
     }
 
     /// One team's view, if the team is known (`unassigned` when it has members).
@@ -963,12 +981,17 @@ impl SiteProcessor {
             _ => return None,
         };
         let empty = Vec::new();
-        Some(self.team_view_at(
-            index,
-            window,
-            self.now(),
-            members.get(&index).unwrap_or(&empty),
-        ))
+        let now = self.now();
+        let mut view = self.team_view_at(index, window, now, members.get(&index).unwrap_or(&empty));
+        let (queues, variant) = match index {
+            Some(team) => {
+                let settings = &self.team_settings[team as usize];
+                (settings.queues.as_slice(), settings.variant)
+            }
+            None => (&[][..], self.site.sl_variant),
+        };
+        view.service_level_by_interval = self.service_level_by_interval(queues, variant, now);
+        Some(view)
     }
 
     /// One advisor's view, if the advisor is known.
@@ -988,5 +1011,312 @@ fn display_name(display: Display) -> &'static str {
         Display::Pause(_) => "pause",
         Display::Available => "available",
         Display::LoggedOut => "logged_out",
+    }
+}
+
+/// The counts behind a queue's flow and handling indicators over a window (summed over its
+/// channels), or those of several queues added up: what alert rules compare at every
+/// evaluation, without building a view (no channel breakdown, no distribution of waits, no
+/// advisors). The indicators it gives are computed as the views compute them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueCounts {
+    /// Contacts that entered the queue.
+    pub offered: u64,
+    /// Contacts answered by an advisor.
+    pub answered: u64,
+    /// Contacts whose customer left before an answer.
+    pub abandoned: u64,
+    /// Abandons with a wait strictly below the queue's `short_abandon`.
+    pub short_abandoned: u64,
+    /// Answered with a wait of at most the queue's `sl_threshold`.
+    pub answered_within_threshold: u64,
+    /// Abandoned with a wait of at most the queue's `sl_threshold`.
+    pub abandoned_within_threshold: u64,
+    /// Total wait of the answered contacts.
+    pub wait_answered: Millis,
+    /// Contacts handled.
+    pub handled: u64,
+    /// Their talk time.
+    pub talk: Millis,
+    /// Their hold time.
+    pub hold: Millis,
+    /// Their after-contact work.
+    pub acw: Millis,
+    /// Handled contacts put on hold at least once.
+    pub held: u64,
+}
+
+impl QueueCounts {
+    fn from_tally(tally: &QueueTally) -> QueueCounts {
+        QueueCounts {
+            offered: tally.offered,
+            answered: tally.answered,
+            abandoned: tally.abandoned,
+            short_abandoned: tally.short_abandoned,
+            answered_within_threshold: tally.answered_within_threshold,
+            abandoned_within_threshold: tally.abandoned_within_threshold,
+            wait_answered: tally.wait_answered,
+            handled: tally.handled,
+            talk: tally.talk,
+            hold: tally.hold,
+            acw: tally.acw,
+            held: tally.held,
+        }
+    }
+
+    /// Adds another queue's counts (a team's or the site's flow is the sum of its queues').
+    pub fn add(&mut self, other: &QueueCounts) {
+        self.offered += other.offered;
+        self.answered += other.answered;
+        self.abandoned += other.abandoned;
+        self.short_abandoned += other.short_abandoned;
+        self.answered_within_threshold += other.answered_within_threshold;
+        self.abandoned_within_threshold += other.abandoned_within_threshold;
+        self.wait_answered += other.wait_answered;
+        self.handled += other.handled;
+        self.talk += other.talk;
+        self.hold += other.hold;
+        self.acw += other.acw;
+        self.held += other.held;
+    }
+
+    /// The flow indicators of these counts, by the views' own formulas; the fields that need
+    /// the distribution of waits (`max_wait_answered`, `wait_p50`, `wait_p90`) are left out.
+    fn flow(&self, variant: SlVariant) -> FlowIndicators {
+        let tally = QueueTally {
+            offered: self.offered,
+            answered: self.answered,
+            abandoned: self.abandoned,
+            short_abandoned: self.short_abandoned,
+            answered_within_threshold: self.answered_within_threshold,
+            abandoned_within_threshold: self.abandoned_within_threshold,
+            wait_answered: self.wait_answered,
+            ..QueueTally::default()
+        };
+        FlowIndicators::from_tally(&tally, variant)
+    }
+
+    /// `service_level` in `variant`, as [`FlowIndicators::service_level`].
+    pub fn service_level(&self, variant: SlVariant) -> Option<f64> {
+        self.flow(variant).service_level
+    }
+
+    /// As [`FlowIndicators::abandon_rate`].
+    pub fn abandon_rate(&self) -> Option<f64> {
+        self.flow(SlVariant::Offered).abandon_rate
+    }
+
+    /// As [`FlowIndicators::asa`].
+    pub fn asa(&self) -> Option<f64> {
+        self.flow(SlVariant::Offered).asa
+    }
+
+    /// The handling indicators of these counts, as a queue's view shows them.
+    pub fn handling(&self) -> HandleIndicators {
+        HandleIndicators::new(self.handled, self.talk, self.hold, self.acw, self.held)
+    }
+}
+
+/// A queue's counts over a window and the settings its indicators are judged by, as its view
+/// shows them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct QueueFigures {
+    /// Counts over the window, all channels.
+    pub counts: QueueCounts,
+    /// Which formula `service_level` uses.
+    pub variant: SlVariant,
+    /// Service-level answer time T, in seconds.
+    pub sl_threshold: f64,
+    /// Service-level target, a fraction.
+    pub sl_target: f64,
+    /// Target average handle time, in seconds.
+    pub aht_target: Option<f64>,
+}
+
+/// The counts behind an advisor's handling indicators over a window, or those of several
+/// advisors added up (a team's, the site's).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AdvisorCounts {
+    /// Contacts handled.
+    pub handled: u64,
+    /// Their talk time.
+    pub talk: Millis,
+    /// Their hold time.
+    pub hold: Millis,
+    /// Their after-contact work.
+    pub acw: Millis,
+    /// Handled contacts put on hold at least once.
+    pub held: u64,
+    /// Transfers made.
+    pub transfers: u64,
+    /// Offers not answered.
+    pub missed_offers: u64,
+}
+
+impl AdvisorCounts {
+    /// Adds another advisor's counts.
+    pub fn add(&mut self, other: &AdvisorCounts) {
+        self.handled += other.handled;
+        self.talk += other.talk;
+        self.hold += other.hold;
+        self.acw += other.acw;
+        self.held += other.held;
+        self.transfers += other.transfers;
+        self.missed_offers += other.missed_offers;
+    }
+
+    /// The handling indicators of these counts, as an advisor's (or a group's) view shows them.
+    pub fn handling(&self) -> HandleIndicators {
+        HandleIndicators::new(self.handled, self.talk, self.hold, self.acw, self.held)
+    }
+}
+
+/// Time an advisor (or several, added up) spent handling contacts and available over a window:
+/// what occupancy is computed from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkTimes {
+    /// Talking, on hold or in after-contact work.
+    pub handling: Millis,
+    /// Available and handling nothing.
+    pub available: Millis,
+}
+
+impl WorkTimes {
+    /// Adds another advisor's times.
+    pub fn add(&mut self, other: &WorkTimes) {
+        self.handling += other.handling;
+        self.available += other.available;
+    }
+
+    /// As [`AdvisorIndicators::occupancy`].
+    pub fn occupancy(&self) -> Option<f64> {
+        ratio(
+            self.handling.0.max(0) as u64,
+            (self.handling.0 + self.available.0).max(0) as u64,
+        )
+    }
+}
+
+/// An advisor's live state as alert rules read it at every evaluation: the live fields of an
+/// [`AdvisorView`], borrowed from the processor rather than copied.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdvisorLive<'a> {
+    /// Advisor id.
+    pub advisor: &'a str,
+    /// Team id (`unassigned` without a team).
+    pub team: &'a str,
+    /// Live state: offered, talking, on_hold, acw, pause, available, logged_out.
+    pub state: &'static str,
+    /// Pause reason, when the status is pause.
+    pub reason: Option<&'a str>,
+    /// Seconds in the current state.
+    pub time_in_state: Option<f64>,
+    /// Seconds since the contact in progress was answered.
+    pub current_contact_duration: Option<f64>,
+}
+
+/// A site's figures over one window at the processor's current instant, read one target at a
+/// time: each is what the matching view shows, at a fraction of the cost of building the view
+/// (alert rules read thousands at every evaluation). The window's bounds are worked out once.
+#[derive(Clone, Copy, Debug)]
+pub struct WindowFigures<'a> {
+    site: &'a SiteProcessor,
+    window: Window,
+    now: Timestamp,
+    /// Start of the site-local day, for `today`.
+    day_start: Timestamp,
+}
+
+/// Figures read one by one, for alert rules.
+impl SiteProcessor {
+    /// Every known advisor's live state, in the processor's order: an advisor keeps its
+    /// position in the list, and advisors first seen later come after. Positions in this list
+    /// name advisors in [`WindowFigures`].
+    pub fn advisor_lives(&self) -> Vec<AdvisorLive<'_>> {
+        let now = self.now();
+        (0..self.advisors.len() as u32)
+            .map(|advisor| {
+                let live = self.advisor_state[advisor as usize].live(now);
+                AdvisorLive {
+                    advisor: self.advisors.name(advisor),
+                    team: self.team_name(advisor),
+                    state: display_name(live.display),
+                    reason: match live.status {
+                        Status::Pause(reason) => Some(self.reasons.name(reason)),
+                        _ => None,
+                    },
+                    time_in_state: live.since.map(|t| secs(now - t).max(0.0)),
+                    current_contact_duration: live.contact_start.map(|t| secs(now - t).max(0.0)),
+                }
+            })
+            .collect()
+    }
+
+    /// What waits in a queue now (all channels), if the queue is known.
+    pub fn queue_live(&self, queue: &str) -> Option<LiveQueue> {
+        let index = self.queues.get(queue)?;
+        Some(self.live_queue(self.channels_of(index), self.now()))
+    }
+
+    /// The figures over `window`, at the processor's current instant.
+    pub fn window_figures(&self, window: Window) -> WindowFigures<'_> {
+        let now = self.now();
+        WindowFigures {
+            site: self,
+            window,
+            now,
+            day_start: self.day_of(now).start,
+        }
+    }
+}
+
+impl WindowFigures<'_> {
+    /// A queue's counts (all channels) and its settings, if the queue is known.
+    pub fn queue(&self, queue: &str) -> Option<QueueFigures> {
+        let site = self.site;
+        let index = site.queues.get(queue)?;
+        let mut tally = QueueTally::default();
+        for qc in site.channels_of(index) {
+            site.queue_channel_tally(&qc, self.window, self.now, &mut tally);
+        }
+        let settings = &site.queue_settings[index as usize];
+        Some(QueueFigures {
+            counts: QueueCounts::from_tally(&tally),
+            variant: settings.variant,
+            sl_threshold: secs(settings.thresholds.sl_threshold),
+            sl_target: settings.config.sl_target,
+            aht_target: settings.config.aht_target.map(|d| secs(d.millis())),
+        })
+    }
+
+    /// The counts of the advisor at `position` in [`SiteProcessor::advisor_lives`].
+    pub fn advisor_counts(&self, position: usize) -> Option<AdvisorCounts> {
+        let log = &self.site.advisor_state.get(position)?.tally;
+        let mut tally = AdvisorTally::default();
+        match self.window {
+            Window::Today => log.tally_day(self.day_start, self.now, (), &mut tally),
+            window => log.tally_range(self.site.range(window, self.now), (), &mut tally),
+        }
+        Some(AdvisorCounts {
+            handled: tally.handled,
+            talk: tally.talk,
+            hold: tally.hold,
+            acw: tally.acw,
+            held: tally.held,
+            transfers: tally.transfers,
+            missed_offers: tally.missed_offers,
+        })
+    }
+
+    /// The handling and available time of the advisor at `position` in
+    /// [`SiteProcessor::advisor_lives`].
+    pub fn advisor_work_times(&self, position: usize) -> Option<WorkTimes> {
+        let advisor = u32::try_from(position).ok()?;
+        self.site.advisor_state.get(position)?;
+        let times = self.site.advisor_times(advisor, self.window, self.now);
+        Some(WorkTimes {
+            handling: times.handling,
+            available: times.idle,
+        })
     }
 }
