@@ -75,10 +75,25 @@ export function useStream<T, S>(key: string, options: StreamOptions<T, S>): Stre
   // restart the stream; only `key` does.
   const optionsRef = useRef(options);
   optionsRef.current = options;
+  // A page put in the back-forward cache comes back with its calls closed (see below): it
+  // follows its streams again when shown.
+  const [shownAgain, setShownAgain] = useState(0);
+  useEffect(() => {
+    const onShow = (event: PageTransitionEvent) => {
+      if (event.persisted) setShownAgain((count) => count + 1);
+    };
+    window.addEventListener("pageshow", onShow);
+    return () => window.removeEventListener("pageshow", onShow);
+  }, []);
 
   useEffect(() => {
     const controller = new AbortController();
     const { signal } = controller;
+    // A page left for another releases its calls at once, even when the browser keeps it in
+    // its back-forward cache: over HTTP/1.1 a browser opens at most six connections to a
+    // server, each open stream holds one, and the next board would wait for them.
+    const onHide = () => controller.abort();
+    window.addEventListener("pagehide", onHide);
     setState({ value: undefined, receivedAt: undefined, phase: "connecting", error: undefined, retryAt: undefined });
 
     const follow = async () => {
@@ -121,8 +136,11 @@ export function useStream<T, S>(key: string, options: StreamOptions<T, S>): Stre
       }
     };
     void follow();
-    return () => controller.abort();
-  }, [key]);
+    return () => {
+      window.removeEventListener("pagehide", onHide);
+      controller.abort();
+    };
+  }, [key, shownAgain]);
 
   return state;
 }

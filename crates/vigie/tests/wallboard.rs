@@ -17,6 +17,7 @@ use vigie_alerts::RuleConfig;
 use vigie_core::{Event, Timestamp};
 use vigie_ingest::publish::PublisherConfig;
 use vigie_proto::v1 as pb;
+use vigie_proto::v1::alerts_client::AlertsClient;
 use vigie_proto::v1::notices_client::NoticesClient;
 use vigie_proto::v1::supervision_client::SupervisionClient;
 use vigie_sim::{SimConfig, Simulation};
@@ -257,6 +258,36 @@ async fn the_wallboard_shows_the_live_centre_and_follows_it() {
     }
     browser.screenshot(&shots.join("site-overview.png")).await;
 
+    // A queue's board says what the API says of the queue.
+    let queue = site.queues[0].id.clone();
+    browser.open(&format!("{base}/queue/{queue}")).await;
+    let queue_view = supervision
+        .get_queue_view(pb::GetQueueViewRequest {
+            site: site.id.clone(),
+            queue: queue.clone(),
+            window: pb::Window::Today as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let queue_indicators = queue_view.indicators.unwrap();
+    let queue_handled = queue_indicators.handling.unwrap().handled;
+    browser
+        .wait_for_attribute("[data-testid=\"tile-handled\"]", "data-value", |value| {
+            value == queue_handled.to_string()
+        })
+        .await;
+    let queue_flow = queue_indicators.flow.unwrap();
+    assert_eq!(
+        tile(&browser, "service-level").await,
+        queue_flow.service_level
+    );
+    assert_eq!(
+        tile(&browser, "abandon-rate").await,
+        queue_flow.abandon_rate
+    );
+    browser.screenshot(&shots.join("queue-board.png")).await;
+
     // A team's wallboard: its tiles say what the API says.
     let team = site.teams[0].id.clone();
     browser.open(&format!("{base}/team/{team}")).await;
@@ -305,6 +336,21 @@ async fn the_wallboard_shows_the_live_centre_and_follows_it() {
             assert!((shown - wait).abs() < 5.0, "{shown} against {wait}");
         }
     }
+    // The trend line has a point for each 15-minute interval of the day with a service level.
+    let intervals = &view.team.as_ref().unwrap().service_level_by_interval;
+    let measured = intervals
+        .iter()
+        .filter(|interval| interval.service_level.is_some())
+        .count();
+    assert!(
+        intervals.len() >= 8 && measured >= 6,
+        "two hours of the day: {intervals:?}"
+    );
+    browser
+        .wait_for_attribute("[data-testid=\"sl-sparkline\"]", "data-points", |points| {
+            points == measured.to_string()
+        })
+        .await;
     for advisor in &view.advisors {
         let state = pb::LiveState::try_from(advisor.state).unwrap();
         let expected = state
@@ -325,15 +371,44 @@ async fn the_wallboard_shows_the_live_centre_and_follows_it() {
         );
     }
 
-    // An advisor's pause, published to the feed, shows within a second. The page notes when
-    // it saw it (same machine, same clock as this test).
-    let probe = view
-        .advisors
-        .iter()
-        .find(|advisor| advisor.state == pb::LiveState::Available as i32)
-        .unwrap_or_else(|| panic!("an available advisor in {:?}", view.advisors))
-        .advisor
-        .clone();
+    // An advisor's pause, published to the feed, shows within a second. The advisor is a new
+    // one, logged in and available first, so that the pause changes their live state whatever
+    // the simulated team was doing when the day was cut. The page notes when it saw the pause
+    // (same machine, same clock as this test).
+    let probe = "wallboard-probe".to_owned();
+    let login_at = now_millis();
+    let at = |millis: i64| {
+        chrono::DateTime::from_timestamp_millis(millis)
+            .unwrap()
+            .to_rfc3339()
+    };
+    let arrival = [
+        event(json!({
+            "id": "wallboard-probe-login",
+            "type": "advisor.login",
+            "time": at(login_at),
+            "site": site.id,
+            "advisor": probe,
+            "team": team,
+            "name": "Probe Advisor",
+        })),
+        event(json!({
+            "id": "wallboard-probe-available",
+            "type": "advisor.state",
+            "time": at(login_at),
+            "site": site.id,
+            "advisor": probe,
+            "state": "available",
+        })),
+    ];
+    publish_events(&context, publisher.clone(), &arrival, WAIT).await;
+    browser
+        .wait_for_attribute(
+            &format!("[data-testid=\"advisor-{probe}\"]"),
+            "data-state",
+            |state| state == "available",
+        )
+        .await;
     browser
         .run(
             "const advisor = arguments[0];
@@ -355,7 +430,7 @@ async fn the_wallboard_shows_the_live_centre_and_follows_it() {
     let pause = event(json!({
         "id": "wallboard-probe-pause",
         "type": "advisor.state",
-        "time": chrono::DateTime::from_timestamp_millis(published_at).unwrap().to_rfc3339(),
+        "time": at(published_at),
         "site": site.id,
         "advisor": probe,
         "state": "pause",
@@ -377,8 +452,31 @@ async fn the_wallboard_shows_the_live_centre_and_follows_it() {
         "the pause showed {latency} ms after it was published"
     );
 
-    // The pause fires the probe rule: the alert shows on the team's wallboard.
-    let alert = format!("[data-testid=\"alert-probe-pause/advisor/{probe}\"]");
+    // The pause fires the probe rule (the API says so), and the alert shows on the team's
+    // wallboard.
+    let alert_id = format!("probe-pause/advisor/{probe}");
+    let mut alerts = AlertsClient::new(channel.clone());
+    let mut fired = false;
+    for _ in 0..200 {
+        let list = alerts
+            .list_alerts(pb::ListAlertsRequest {
+                site: site.id.clone(),
+                active_only: true,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        fired = list
+            .alerts
+            .iter()
+            .any(|alert| alert.id == alert_id && alert.state == pb::AlertState::Firing as i32);
+        if fired {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(fired, "{alert_id} never fired");
+    let alert = format!("[data-testid=\"alert-{alert_id}\"]");
     browser
         .wait_for_attribute(&alert, "data-severity", |severity| severity == "warning")
         .await;

@@ -19,9 +19,13 @@ export function Sparkline({
   target: number | undefined;
 }) {
   const { labels, language, timeZone } = useBoard();
-  const points = intervals
+  const all = intervals
     .filter((interval) => interval.start !== undefined)
     .map((interval) => ({ start: timestampMs(interval.start!), value: interval.serviceLevel }));
+  // The day's list starts at the day start; the line starts with the first contact, so that a
+  // centre opening at 08:00 does not squeeze its day into the right end of the line.
+  const opening = all.findIndex((point) => point.value !== undefined);
+  const points = opening < 0 ? all : all.slice(opening);
   const measured = points.filter((point) => point.value !== undefined);
   if (points.length === 0 || measured.length === 0) {
     return (
