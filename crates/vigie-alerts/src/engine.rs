@@ -1,7 +1,9 @@
 //! The alert engine of one site: its rules, one [`Lifecycle`] per rule and target, evaluated
 //! against the site's views.
 
-use std::collections::BTreeMap;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasherDefault;
 
 use serde::Serialize;
 use vigie_core::config::ConfigErrors;
@@ -12,7 +14,7 @@ use crate::hours::LocalClock;
 use crate::lifecycle::{
     Acknowledgement, AlertState, Lifecycle, Notice, Severity, Silence, Step, Transition,
 };
-use crate::read::{LiveWindows, Reader};
+use crate::read::{Figures, Read, Room, Wanted};
 use crate::rule::{Comparator, Metric, Rule, RuleConfig, Scope, TargetKind, Unit};
 
 /// What an alert is about.
@@ -136,15 +138,221 @@ struct AlertEntry {
     id: String,
     teams: Vec<String>,
     lifecycle: Lifecycle,
-    /// The evaluation that last read a value for it.
-    seen: u64,
 }
+
+/// A rule's alerts: kept in a list (visiting them all, as every evaluation does, reads it in
+/// order), found by target id through a hash map (looked up for every target with a value, an
+/// ordered map would compare the id with a dozen others). The hasher is fixed, so that the
+/// same alerts are found the same way on every run; what the engine returns is sorted by alert
+/// id anyway.
+#[derive(Debug, Default)]
+struct RuleAlerts {
+    targets: Vec<String>,
+    entries: Vec<AlertEntry>,
+    /// Beside each alert, kept apart from it (an evaluation checks them for every alert, and
+    /// most alerts of a day are over and see no value): the evaluation that last read a value
+    /// for it, and whether it is idle ([`Lifecycle::is_idle`]), which any change of an alert
+    /// updates (see [`RuleAlerts::change`]).
+    seen: Vec<u64>,
+    idle: Vec<bool>,
+    index: HashMap<String, u32, BuildHasherDefault<DefaultHasher>>,
+}
+
+impl RuleAlerts {
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Where the alert of `target` is in the list.
+    fn find(&self, target: &str) -> Option<u32> {
+        self.index.get(target).copied()
+    }
+
+    fn get(&self, target: &str) -> Option<(&str, &AlertEntry)> {
+        let at = self.find(target)? as usize;
+        Some((&self.targets[at], &self.entries[at]))
+    }
+
+    fn len(&self) -> u32 {
+        u32::try_from(self.entries.len()).expect("fewer than 2^32 alerts per rule")
+    }
+
+    /// Changes the alert at `at` (in the list) through `change`, which gets its target too.
+    fn change<R>(&mut self, at: u32, change: impl FnOnce(&str, &mut AlertEntry) -> R) -> R {
+        let at = at as usize;
+        let result = change(&self.targets[at], &mut self.entries[at]);
+        self.idle[at] = self.entries[at].lifecycle.is_idle();
+        result
+    }
+
+    fn insert(&mut self, target: &str, entry: AlertEntry) -> u32 {
+        let at = self.len();
+        self.idle.push(entry.lifecycle.is_idle());
+        self.seen.push(0);
+        self.targets.push(target.to_owned());
+        self.entries.push(entry);
+        self.index.insert(target.to_owned(), at);
+        at
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, &AlertEntry)> {
+        self.targets.iter().map(String::as_str).zip(&self.entries)
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = (&str, &mut AlertEntry)> {
+        self.targets
+            .iter()
+            .map(String::as_str)
+            .zip(&mut self.entries)
+    }
+
+    /// Keeps the alerts `keep` accepts (positions in the list change).
+    fn retain(&mut self, mut keep: impl FnMut(&mut AlertEntry) -> bool) {
+        let kept: Vec<(String, AlertEntry)> = std::mem::take(&mut self.targets)
+            .into_iter()
+            .zip(std::mem::take(&mut self.entries))
+            .filter_map(|(target, mut entry)| keep(&mut entry).then_some((target, entry)))
+            .collect();
+        self.index.clear();
+        self.seen.clear();
+        self.idle.clear();
+        for (target, entry) in kept {
+            self.insert(&target, entry);
+        }
+    }
+}
+
+/// No alert, in [`RuleSlot::alerting`].
+const NO_ALERT: u32 = u32::MAX;
 
 #[derive(Debug)]
 struct RuleSlot {
     rule: Rule,
-    /// By target id.
-    alerts: BTreeMap<String, AlertEntry>,
+    alerts: RuleAlerts,
+    /// For a rule on one named target: where the reader found it, in the list of targets of
+    /// that version (see [`Known`]); `None` inside: not found.
+    position: Option<(u64, Option<usize>)>,
+    /// For a rule on every queue, team or advisor: the alert of each target (where it is in
+    /// `alerts`, or [`NO_ALERT`]), by position in the list of targets of that version. A target
+    /// without alert needs one only when its value passes a threshold: most are never looked
+    /// up.
+    alerting: Option<(u64, Vec<u32>)>,
+    /// For a rule on the advisors of a team: the team's advisors when last read (positions in
+    /// the list of advisors of that version), and the alert of each.
+    members: Option<(u64, Vec<usize>, Vec<u32>)>,
+}
+
+impl RuleSlot {
+    fn new(rule: Rule) -> RuleSlot {
+        RuleSlot {
+            rule,
+            alerts: RuleAlerts::default(),
+            position: None,
+            alerting: None,
+            members: None,
+        }
+    }
+}
+
+/// The kinds of targets a reader lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Listed {
+    Queue,
+    Team,
+    Advisor,
+}
+
+impl Listed {
+    fn count(self, reader: &mut impl Read) -> usize {
+        match self {
+            Listed::Queue => reader.queue_count(),
+            Listed::Team => reader.team_count(),
+            Listed::Advisor => reader.advisor_count(),
+        }
+    }
+
+    fn id(self, reader: &mut impl Read, at: usize) -> &str {
+        match self {
+            Listed::Queue => reader.queue_id(at),
+            Listed::Team => reader.team_id(at),
+            Listed::Advisor => reader.advisor_id(at),
+        }
+    }
+
+    fn position(self, reader: &mut impl Read, id: &str) -> Option<usize> {
+        match self {
+            Listed::Queue => reader.queue_position(id),
+            Listed::Team => reader.team_position(id),
+            Listed::Advisor => reader.advisor_position(id),
+        }
+    }
+
+    fn value(self, reader: &mut impl Read, rule: &RuleConfig, at: usize) -> Option<f64> {
+        match self {
+            Listed::Queue => reader.queue_value(rule, at),
+            Listed::Team => reader.team_value(rule, at),
+            Listed::Advisor => reader.advisor_value(rule, at),
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Listed::Queue => 0,
+            Listed::Team => 1,
+            Listed::Advisor => 2,
+        }
+    }
+}
+
+/// A list of targets the last evaluations read. Rules keep where their targets were in it:
+/// while the list stays the same (most evaluations), those positions are still right, and
+/// comparing the list once per evaluation costs less than finding thousands of rules' targets
+/// again.
+#[derive(Debug, Default)]
+struct Known {
+    ids: Vec<String>,
+    /// Changes when the list does.
+    version: u64,
+    /// The evaluation that last compared it with the reader's.
+    compared: u64,
+}
+
+impl Known {
+    /// The version of the reader's list, compared with the known one once per evaluation.
+    fn version(&mut self, kind: Listed, reader: &mut impl Read, generation: u64) -> u64 {
+        if self.compared != generation {
+            self.compared = generation;
+            let count = kind.count(reader);
+            let same =
+                count == self.ids.len() && (0..count).all(|at| kind.id(reader, at) == self.ids[at]);
+            if !same {
+                self.ids = (0..count)
+                    .map(|at| kind.id(reader, at).to_owned())
+                    .collect();
+                self.version += 1;
+            }
+        }
+        self.version
+    }
+}
+
+/// Where a rule's named target is in the reader's list of its kind: where it was found the
+/// last time while the list is the same, else searched (and kept in `position`).
+fn locate(
+    position: &mut Option<(u64, Option<usize>)>,
+    known: &mut Known,
+    kind: Listed,
+    target: &str,
+    reader: &mut impl Read,
+    generation: u64,
+) -> Option<usize> {
+    let version = known.version(kind, reader, generation);
+    let at = match *position {
+        Some((found, at)) if found == version => at,
+        _ => kind.position(reader, target),
+    };
+    *position = Some((version, at));
+    at
 }
 
 /// The alerts of one site. Single writer: the engine task owns it next to the site's
@@ -154,7 +362,11 @@ pub struct AlertEngine {
     site: String,
     /// By rule id.
     rules: Vec<RuleSlot>,
-    windows: LiveWindows,
+    wanted: Wanted,
+    /// What evaluations keep from one to the next (see [`Room`]).
+    room: Room,
+    /// The lists of queues, teams and advisors.
+    known: [Known; 3],
     day_start: Option<Timestamp>,
     generation: u64,
 }
@@ -192,14 +404,10 @@ impl AlertEngine {
         let compiled = compile(site, rules)?;
         Ok(AlertEngine {
             site: site.to_owned(),
-            windows: LiveWindows::choose(compiled.iter().map(|r| &r.config)),
-            rules: compiled
-                .into_iter()
-                .map(|rule| RuleSlot {
-                    rule,
-                    alerts: BTreeMap::new(),
-                })
-                .collect(),
+            wanted: Wanted::of(compiled.iter().map(|rule| &rule.config)),
+            rules: compiled.into_iter().map(RuleSlot::new).collect(),
+            room: Room::default(),
+            known: Default::default(),
             day_start: None,
             generation: 0,
         })
@@ -219,31 +427,25 @@ impl AlertEngine {
         now: Timestamp,
     ) -> Result<Evaluation, ConfigErrors> {
         let compiled = compile(&self.site, rules)?;
+        self.wanted = Wanted::of(compiled.iter().map(|rule| &rule.config));
         let mut old: BTreeMap<String, RuleSlot> = std::mem::take(&mut self.rules)
             .into_iter()
             .map(|slot| (slot.rule.config.id.clone(), slot))
             .collect();
-        self.windows = LiveWindows::choose(compiled.iter().map(|r| &r.config));
         self.rules = compiled
             .into_iter()
             .map(|rule| match old.remove(&rule.config.id) {
                 Some(slot) if slot.rule.config == rule.config => slot,
                 Some(slot) => {
                     old.insert(slot.rule.config.id.clone(), slot);
-                    RuleSlot {
-                        rule,
-                        alerts: BTreeMap::new(),
-                    }
+                    RuleSlot::new(rule)
                 }
-                None => RuleSlot {
-                    rule,
-                    alerts: BTreeMap::new(),
-                },
+                None => RuleSlot::new(rule),
             })
             .collect();
         let mut out = Evaluation::default();
         for slot in old.values_mut() {
-            for (target, entry) in &mut slot.alerts {
+            for (target, entry) in slot.alerts.iter_mut() {
                 if let Some(notice) = entry.lifecycle.retire(now) {
                     out.notifications.push(notification(
                         &self.site,
@@ -255,14 +457,28 @@ impl AlertEngine {
                 }
             }
         }
+        out.notifications.sort_by(|a, b| a.alert.cmp(&b.alert));
         Ok(out)
     }
 
     /// Evaluates every rule at `now` against `site` (the processor of this engine's site,
-    /// advanced to `now`): reads each view it needs once, moves each alert's lifecycle, and
+    /// advanced to `now`): reads each figure it needs once, moves each alert's lifecycle, and
     /// returns the changes and notifications, in alert id order. The same inputs give the
     /// same output. Another site's processor gives nothing.
     pub fn evaluate(&mut self, site: &SiteProcessor, now: Timestamp) -> Evaluation {
+        let mut room = std::mem::take(&mut self.room);
+        let evaluation = self.evaluate_with(site, now, Figures::new(site, self.wanted, &mut room));
+        self.room = room;
+        evaluation
+    }
+
+    /// [`AlertEngine::evaluate`], reading values through `reader`.
+    pub(crate) fn evaluate_with(
+        &mut self,
+        site: &SiteProcessor,
+        now: Timestamp,
+        mut reader: impl Read,
+    ) -> Evaluation {
         let mut out = Evaluation::default();
         if site.site().id != self.site {
             return out;
@@ -275,7 +491,7 @@ impl AlertEngine {
         self.generation += 1;
         let generation = self.generation;
         let clock = LocalClock::new(now, site.site().zone().unwrap_or(chrono_tz::UTC));
-        let mut reader = Reader::new(site, self.windows);
+        let reader = &mut reader;
         let ctx = Context {
             site,
             site_id: &self.site,
@@ -286,66 +502,96 @@ impl AlertEngine {
             let (rule, alerts) = (&slot.rule, &mut slot.alerts);
             let config = &rule.config;
             if rule.hours.is_some_and(|hours| !hours.contains(clock)) {
-                for (target, entry) in alerts.iter_mut() {
-                    if !entry.lifecycle.is_idle() {
-                        let step = entry.lifecycle.off_hours(now);
-                        ctx.emit(config, target, entry, step, &mut out);
+                for at in 0..alerts.len() {
+                    if !alerts.idle[at as usize] {
+                        alerts.change(at, |target, entry| {
+                            let step = entry.lifecycle.off_hours(now);
+                            ctx.emit(config, target, entry, step, &mut out);
+                        });
                     }
                 }
                 continue;
             }
             match &config.scope {
                 Scope::Site => {
-                    let value = reader.site_value(config);
-                    ctx.visit(rule, alerts, ctx.site_id, value, &mut out);
-                }
-                Scope::Queue(queue) => {
-                    let value = reader.queue_value(config, queue);
-                    ctx.visit(rule, alerts, queue, value, &mut out);
-                }
-                Scope::Team(team) => {
-                    let value = reader.team_value(config, team);
-                    ctx.visit(rule, alerts, team, value, &mut out);
-                }
-                Scope::EveryQueue => {
-                    for at in 0..reader.queue_ids().len() {
-                        let queue = reader.queue_ids()[at];
-                        let value = reader.queue_value(config, queue);
-                        ctx.visit(rule, alerts, queue, value, &mut out);
+                    if let Some(value) = reader.site_value(config) {
+                        ctx.visit_only(rule, alerts, ctx.site_id, value, &mut out);
                     }
                 }
-                Scope::EveryTeam => {
-                    for at in 0..reader.team_ids().len() {
-                        let team = reader.team_ids()[at];
-                        let value = reader.team_value(config, team);
-                        ctx.visit(rule, alerts, team, value, &mut out);
-                    }
-                }
-                Scope::Advisor(advisor) => {
-                    let value = reader
-                        .advisor_position(advisor)
-                        .and_then(|at| reader.advisor_value_at(config, at));
-                    ctx.visit(rule, alerts, advisor, value, &mut out);
-                }
-                Scope::AllAdvisorsOfTeam(_) | Scope::EveryAdvisor => {
-                    let positions: Vec<usize> = match &config.scope {
-                        Scope::AllAdvisorsOfTeam(team) => reader.members_of(team).to_vec(),
-                        _ => (0..reader.states().len()).collect(),
+                Scope::Queue(target) | Scope::Team(target) | Scope::Advisor(target) => {
+                    let kind = match &config.scope {
+                        Scope::Queue(_) => Listed::Queue,
+                        Scope::Team(_) => Listed::Team,
+                        _ => Listed::Advisor,
                     };
-                    for at in positions {
-                        let value = reader.advisor_value_at(config, at);
-                        if value.is_some() {
-                            let advisor = reader.states()[at].advisor.as_str();
-                            ctx.visit(rule, alerts, advisor, value, &mut out);
-                        }
+                    let known = &mut self.known[kind.index()];
+                    let at = locate(&mut slot.position, known, kind, target, reader, generation);
+                    if let Some(value) = at.and_then(|at| kind.value(reader, config, at)) {
+                        ctx.visit_only(rule, alerts, target, value, &mut out);
                     }
+                }
+                Scope::AllAdvisorsOfTeam(team) => {
+                    let teams = &mut self.known[Listed::Team.index()];
+                    let at = locate(
+                        &mut slot.position,
+                        teams,
+                        Listed::Team,
+                        team,
+                        reader,
+                        generation,
+                    );
+                    let advisors = &mut self.known[Listed::Advisor.index()];
+                    let version = advisors.version(Listed::Advisor, reader, generation);
+                    let members = at.map_or(&[][..], |at| reader.members_of(at));
+                    let fresh = slot
+                        .members
+                        .as_ref()
+                        .is_some_and(|(known, known_members, _)| {
+                            *known == version && known_members.as_slice() == members
+                        });
+                    if !fresh {
+                        let members = members.to_vec();
+                        let alerting = members
+                            .iter()
+                            .map(|&at| alerts.find(reader.advisor_id(at)).unwrap_or(NO_ALERT))
+                            .collect();
+                        slot.members = Some((version, members, alerting));
+                    }
+                    if let Some((_, members, alerting)) = &mut slot.members {
+                        let targets = members.iter().copied().zip(alerting.iter_mut());
+                        ctx.visit_all(rule, alerts, Listed::Advisor, targets, reader, &mut out);
+                    }
+                }
+                Scope::EveryQueue | Scope::EveryTeam | Scope::EveryAdvisor => {
+                    let kind = match &config.scope {
+                        Scope::EveryQueue => Listed::Queue,
+                        Scope::EveryTeam => Listed::Team,
+                        _ => Listed::Advisor,
+                    };
+                    let version = self.known[kind.index()].version(kind, reader, generation);
+                    let alerting = match &mut slot.alerting {
+                        Some((known, alerting)) if *known == version => alerting,
+                        stale => {
+                            let mut alerting = vec![NO_ALERT; kind.count(reader)];
+                            for (alert, (target, _)) in (0..).zip(alerts.iter()) {
+                                if let Some(at) = kind.position(reader, target) {
+                                    alerting[at] = alert;
+                                }
+                            }
+                            &mut stale.insert((version, alerting)).1
+                        }
+                    };
+                    let targets = alerting.iter_mut().enumerate();
+                    ctx.visit_all(rule, alerts, kind, targets, reader, &mut out);
                 }
             }
             // Alerts not read this time (no value, or the target went away) see no data.
-            for (target, entry) in alerts.iter_mut() {
-                if entry.seen != generation && !entry.lifecycle.is_idle() {
-                    let step = entry.lifecycle.observe(None, now);
-                    ctx.emit(config, target, entry, step, &mut out);
+            for at in 0..alerts.len() {
+                if alerts.seen[at as usize] != generation && !alerts.idle[at as usize] {
+                    alerts.change(at, |target, entry| {
+                        let step = entry.lifecycle.observe(None, now);
+                        ctx.emit(config, target, entry, step, &mut out);
+                    });
                 }
             }
         }
@@ -393,11 +639,14 @@ impl AlertEngine {
         if slot.rule.config.scope.target_kind().as_str() != kind {
             return Err(unknown());
         }
-        let entry = slot.alerts.get_mut(target).ok_or_else(unknown)?;
-        let step = act(&mut entry.lifecycle)?;
-        let mut out = Evaluation::default();
-        emit(&self.site, &slot.rule.config, target, entry, step, &mut out);
-        Ok(out)
+        let at = slot.alerts.find(target).ok_or_else(unknown)?;
+        let (site, config) = (&self.site, &slot.rule.config);
+        slot.alerts.change(at, |target, entry| {
+            let step = act(&mut entry.lifecycle)?;
+            let mut out = Evaluation::default();
+            emit(site, config, target, entry, step, &mut out);
+            Ok(out)
+        })
     }
 
     /// The alerts of the day: pending, firing, and those with transitions today, in id order.
@@ -423,7 +672,7 @@ impl AlertEngine {
         let (rule, rest) = id.split_once('/')?;
         let (_, target) = rest.split_once('/')?;
         let slot = self.rules.iter().find(|slot| slot.rule.config.id == rule)?;
-        let (target, entry) = slot.alerts.get_key_value(target)?;
+        let (target, entry) = slot.alerts.get(target)?;
         (entry.id == id).then(|| self.alert_of(&slot.rule.config, target, entry).1)
     }
 
@@ -460,10 +709,12 @@ impl AlertEngine {
     /// A new site day: histories are cleared, alerts with nothing left to do are dropped.
     fn start_day(&mut self) {
         for slot in &mut self.rules {
-            slot.alerts.retain(|_, entry| {
+            slot.alerts.retain(|entry| {
                 entry.lifecycle.start_day();
                 !entry.lifecycle.is_idle()
             });
+            slot.alerting = None;
+            slot.members = None;
         }
     }
 }
@@ -477,37 +728,81 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
+    /// Feeds the value read for the only target of a rule to its alert.
+    fn visit_only(
+        &self,
+        rule: &Rule,
+        alerts: &mut RuleAlerts,
+        target: &str,
+        value: f64,
+        out: &mut Evaluation,
+    ) {
+        // The rule's only alert, if any, is its target's.
+        let known = Some((!alerts.is_empty()).then_some(0));
+        self.visit(rule, alerts, target, known, value, out);
+    }
+
+    /// Feeds the values read for targets of a rule to their alerts: `targets` gives each
+    /// target's position in the reader's list of `kind` and where its alert is in `alerts` (or
+    /// [`NO_ALERT`]), which this keeps up to date.
+    fn visit_all<'t>(
+        &self,
+        rule: &Rule,
+        alerts: &mut RuleAlerts,
+        kind: Listed,
+        targets: impl Iterator<Item = (usize, &'t mut u32)>,
+        reader: &mut impl Read,
+        out: &mut Evaluation,
+    ) {
+        for (at, alert) in targets {
+            let Some(value) = kind.value(reader, &rule.config, at) else {
+                continue;
+            };
+            if *alert != NO_ALERT || rule.policy.level(value).is_some() {
+                let target = kind.id(reader, at);
+                let known = Some((*alert != NO_ALERT).then_some(*alert));
+                *alert = self
+                    .visit(rule, alerts, target, known, value, out)
+                    .unwrap_or(NO_ALERT);
+            }
+        }
+    }
+
     /// Feeds the value read for one target to its alert (created when the value calls for it).
+    /// `known`: where the target's alert is in `alerts` (or that it has none), when the caller
+    /// knows. Returns where the target's alert is, if it has one.
     fn visit(
         &self,
         rule: &Rule,
-        alerts: &mut BTreeMap<String, AlertEntry>,
+        alerts: &mut RuleAlerts,
         target: &str,
-        value: Option<f64>,
+        known: Option<Option<u32>>,
+        value: f64,
         out: &mut Evaluation,
-    ) {
-        let Some(value) = value else {
-            return;
-        };
-        let entry = match alerts.get_mut(target) {
-            Some(entry) => entry,
+    ) -> Option<u32> {
+        // Most values trouble nobody, most rules have no alert: nothing to look up then.
+        if alerts.is_empty() && rule.policy.level(value).is_none() {
+            return None;
+        }
+        let at = match known.unwrap_or_else(|| alerts.find(target)) {
+            Some(at) => at,
             None => {
-                if rule.policy.level(value).is_none() {
-                    return;
-                }
+                rule.policy.level(value)?;
                 let kind = rule.config.scope.target_kind();
                 let entry = AlertEntry {
                     id: format!("{}/{}/{target}", rule.config.id, kind.as_str()),
                     teams: teams(self.site, kind, target),
                     lifecycle: Lifecycle::new(rule.policy),
-                    seen: 0,
                 };
-                alerts.entry(target.to_owned()).or_insert(entry)
+                alerts.insert(target, entry)
             }
         };
-        entry.seen = self.generation;
-        let step = entry.lifecycle.observe(Some(value), self.now);
-        self.emit(&rule.config, target, entry, step, out);
+        alerts.seen[at as usize] = self.generation;
+        alerts.change(at, |target, entry| {
+            let step = entry.lifecycle.observe(Some(value), self.now);
+            self.emit(&rule.config, target, entry, step, out);
+        });
+        Some(at)
     }
 
     fn emit(

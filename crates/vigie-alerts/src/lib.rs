@@ -55,6 +55,8 @@ mod error;
 mod hours;
 mod lifecycle;
 mod read;
+#[cfg(test)]
+mod reference;
 mod rule;
 mod ser;
 #[cfg(test)]

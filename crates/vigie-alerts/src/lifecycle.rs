@@ -318,6 +318,15 @@ impl Lifecycle {
     /// Takes the value read at `now` (none: no data, such as an advisor no longer in the
     /// watched state, or too few contacts). Instants must not go backwards.
     pub fn observe(&mut self, value: Option<f64>, now: Timestamp) -> Step {
+        if let Some(value) = value
+            && self.is_idle()
+            && self.policy.level(value).is_none()
+        {
+            // The commonest case by far (alerts of the day that are over, fed a calm value):
+            // nothing to change but the last value.
+            self.value = Some(value);
+            return Step::default();
+        }
         self.step(value.map_or(Reading::NoData, Reading::Value), now)
     }
 

@@ -1215,13 +1215,12 @@ pub struct AdvisorLive<'a> {
     pub current_contact_duration: Option<f64>,
 }
 
-/// A site's figures over one window at the processor's current instant, read one target at a
-/// time: each is what the matching view shows, at a fraction of the cost of building the view
-/// (alert rules read thousands at every evaluation). The window's bounds are worked out once.
+/// A site's figures at the processor's current instant, read one target at a time: each is
+/// what the matching view shows, at a fraction of the cost of building the view (alert rules
+/// read thousands at every evaluation). The instant and the day are worked out once.
 #[derive(Clone, Copy, Debug)]
-pub struct WindowFigures<'a> {
+pub struct FiguresNow<'a> {
     site: &'a SiteProcessor,
-    window: Window,
     now: Timestamp,
     /// Start of the site-local day, for `today`.
     day_start: Timestamp,
@@ -1231,7 +1230,7 @@ pub struct WindowFigures<'a> {
 impl SiteProcessor {
     /// Every known advisor's live state, in the processor's order: an advisor keeps its
     /// position in the list, and advisors first seen later come after. Positions in this list
-    /// name advisors in [`WindowFigures`].
+    /// name advisors in [`FiguresNow`].
     pub fn advisor_lives(&self) -> Vec<AdvisorLive<'_>> {
         let now = self.now();
         (0..self.advisors.len() as u32)
@@ -1258,42 +1257,119 @@ impl SiteProcessor {
         Some(self.live_queue(self.channels_of(index), self.now()))
     }
 
-    /// The figures over `window`, at the processor's current instant.
-    pub fn window_figures(&self, window: Window) -> WindowFigures<'_> {
+    /// The figures at the processor's current instant.
+    pub fn figures_now(&self) -> FiguresNow<'_> {
         let now = self.now();
-        WindowFigures {
+        FiguresNow {
             site: self,
-            window,
             now,
             day_start: self.day_of(now).start,
         }
     }
 }
 
-impl WindowFigures<'_> {
-    /// A queue's counts (all channels) and its settings, if the queue is known.
-    pub fn queue(&self, queue: &str) -> Option<QueueFigures> {
+/// Which of a queue's counts to read: a rule on service level needs the flow only, a rule on
+/// AHT the handling only.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueParts {
+    /// Offers and exits: the counts behind service level, abandonment and ASA.
+    pub flow: bool,
+    /// Handled contacts: the counts behind AHT.
+    pub handling: bool,
+}
+
+impl QueueParts {
+    fn any(self) -> bool {
+        self.flow || self.handling
+    }
+}
+
+impl FiguresNow<'_> {
+    /// A queue's counts (all channels) and its settings over several windows at once:
+    /// `parts[i]` says what to read over `Window::ALL[i]` (nothing: `None` for that window; the
+    /// counts of a part not read are 0). The trailing windows nest (15 minutes in 30 in 60):
+    /// each stretch of time is counted once, a longer window adding the stretch before the
+    /// shorter one, rather than the last 15 minutes being counted three times. `None` if the
+    /// queue is unknown.
+    pub fn queue(&self, queue: &str, parts: [QueueParts; 4]) -> Option<[Option<QueueFigures>; 4]> {
         let site = self.site;
         let index = site.queues.get(queue)?;
-        let mut tally = QueueTally::default();
-        for qc in site.channels_of(index) {
-            site.queue_channel_tally(&qc, self.window, self.now, &mut tally);
-        }
         let settings = &site.queue_settings[index as usize];
-        Some(QueueFigures {
-            counts: QueueCounts::from_tally(&tally),
-            variant: settings.variant,
-            sl_threshold: secs(settings.thresholds.sl_threshold),
-            sl_target: settings.config.sl_target,
-            aht_target: settings.config.aht_target.map(|d| secs(d.millis())),
-        })
+        let thresholds = settings.thresholds;
+        let (day_start, now) = (self.day_start, self.now);
+        let mut counts = [QueueCounts::default(); 4];
+        let today = parts[0];
+        if today.any() {
+            // As `queue_channel_tally`, with the day worked out once and the parts asked for.
+            let mut tally = QueueTally::without_waits();
+            for qc in site.channels_of(index) {
+                let Some(state) = site.queue_channel(qc) else {
+                    continue;
+                };
+                if today.flow {
+                    state.flow.tally_day(day_start, now, thresholds, &mut tally);
+                }
+                if today.handling {
+                    state
+                        .handling
+                        .tally_day(day_start, now, thresholds, &mut tally);
+                }
+            }
+            counts[0] = QueueCounts::from_tally(&tally);
+        }
+        for flow in [true, false] {
+            // The counts from `until` to now; the next window adds the stretch before `until`.
+            let mut until = now;
+            let mut sum = QueueCounts::default();
+            for (at, window) in Window::ALL.into_iter().enumerate() {
+                let Some(length) = window.trailing() else {
+                    continue;
+                };
+                let read = if flow {
+                    parts[at].flow
+                } else {
+                    parts[at].handling
+                };
+                if !read {
+                    continue;
+                }
+                let range = Range {
+                    after: now - length,
+                    until,
+                };
+                let mut tally = QueueTally::without_waits();
+                for qc in site.channels_of(index) {
+                    let Some(state) = site.queue_channel(qc) else {
+                        continue;
+                    };
+                    if flow {
+                        state.flow.tally_range(range, thresholds, &mut tally);
+                    } else {
+                        state.handling.tally_range(range, thresholds, &mut tally);
+                    }
+                }
+                sum.add(&QueueCounts::from_tally(&tally));
+                counts[at].add(&sum);
+                until = range.after;
+            }
+        }
+        Some(std::array::from_fn(|at| {
+            parts[at].any().then_some(QueueFigures {
+                counts: counts[at],
+                variant: settings.variant,
+                sl_threshold: secs(settings.thresholds.sl_threshold),
+                sl_target: settings.config.sl_target,
+                aht_target: settings.config.aht_target.map(|d| secs(d.millis())),
+            })
+        }))
     }
 
-    /// The counts of the advisor at `position` in [`SiteProcessor::advisor_lives`].
-    pub fn advisor_counts(&self, position: usize) -> Option<AdvisorCounts> {
+    /// The counts over `window` of the advisor at `position` in
+    /// [`SiteProcessor::advisor_lives`].
+    pub fn advisor_counts(&self, position: usize, window: Window) -> Option<AdvisorCounts> {
         let log = &self.site.advisor_state.get(position)?.tally;
         let mut tally = AdvisorTally::default();
-        match self.window {
+        match window {
             Window::Today => log.tally_day(self.day_start, self.now, (), &mut tally),
             window => log.tally_range(self.site.range(window, self.now), (), &mut tally),
         }
@@ -1308,12 +1384,12 @@ impl WindowFigures<'_> {
         })
     }
 
-    /// The handling and available time of the advisor at `position` in
+    /// The handling and available time over `window` of the advisor at `position` in
     /// [`SiteProcessor::advisor_lives`].
-    pub fn advisor_work_times(&self, position: usize) -> Option<WorkTimes> {
+    pub fn advisor_work_times(&self, position: usize, window: Window) -> Option<WorkTimes> {
         let advisor = u32::try_from(position).ok()?;
         self.site.advisor_state.get(position)?;
-        let times = self.site.advisor_times(advisor, self.window, self.now);
+        let times = self.site.advisor_times(advisor, window, self.now);
         Some(WorkTimes {
             handling: times.handling,
             available: times.idle,
