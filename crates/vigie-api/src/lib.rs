@@ -1,7 +1,7 @@
 //! Vigie's gRPC API: the `Supervision` service (live views, read once or followed as server
-//! streams) over the engine's handle, the `Admin`, `Alerts` and `Notices` services, with
-//! authentication by bearer token, authorization by role and scope, gRPC health, reflection
-//! and gRPC-Web for browsers.
+//! streams) over the engine's handle, the `Admin`, `Alerts`, `Notices` and `History` services,
+//! with authentication by bearer token, authorization by role and scope, gRPC health,
+//! reflection and gRPC-Web for browsers.
 //!
 //! What it must not do: compute indicators (the core does, on the engine's task), know where
 //! events come from (ingest), or let one client slow the engine or the other clients: every
@@ -12,6 +12,8 @@ pub mod admin;
 pub mod alerts;
 pub mod auth;
 pub mod convert;
+pub mod history;
+pub mod history_store;
 pub mod hub;
 pub mod metrics;
 pub mod notices;
@@ -23,6 +25,7 @@ pub mod staffing;
 
 pub use admin::{ChangeStore, FileChangeStore, StoreError, replay_changes};
 pub use auth::{AuthConfig, Authenticator, Principal, Role};
+pub use history::HistoryService;
 pub use metrics::ApiMetrics;
 pub use notices::{ManualClock, Notice, NoticeBoard, NoticesService, SystemClock, WallClock};
 pub use server::{Api, ApiConfig, ApiError, TlsConfig};

@@ -1,6 +1,6 @@
-//! The gRPC server: the `Supervision` service, gRPC health (serving once ingestion has caught
-//! up), server reflection, gRPC-Web with CORS for browsers, optional TLS, HTTP/2 keepalive and
-//! limits.
+//! The gRPC server: the `Supervision`, `Admin`, `Alerts`, `Notices` and `History` services,
+//! gRPC health (serving once ingestion has caught up), server reflection, gRPC-Web with CORS
+//! for browsers, optional TLS, HTTP/2 keepalive and limits.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,12 +21,15 @@ use vigie_core::config::{ConfigErrors, HumanDuration};
 use vigie_engine::EngineHandle;
 use vigie_proto::v1::admin_server::AdminServer;
 use vigie_proto::v1::alerts_server::AlertsServer;
+use vigie_proto::v1::history_server::HistoryServer;
 use vigie_proto::v1::notices_server::NoticesServer;
 use vigie_proto::v1::supervision_server::SupervisionServer;
 
 use crate::admin::{AdminService, ChangeStore};
 use crate::alerts::AlertsService;
 use crate::auth::{AuthConfig, Authenticator};
+use crate::history::HistoryService;
+use crate::history_store::HistoryStore;
 use crate::hub::Hub;
 use crate::metrics::ApiMetrics;
 use crate::notices::{NoticesService, WallClock};
@@ -226,6 +229,7 @@ pub struct Api {
     admin: AdminService,
     alerts: AlertsService,
     notices: NoticesService,
+    history: HistoryService,
     tls: Option<ServerTlsConfig>,
     web: Option<TcpListener>,
     shutdown: CancellationToken,
@@ -273,6 +277,12 @@ impl Api {
             metrics.clone(),
             shutdown.clone(),
         );
+        let history = HistoryService::new(
+            engine.clone(),
+            auth.clone(),
+            notices.clone(),
+            metrics.clone(),
+        );
         let alerts = AlertsService::new(
             engine.clone(),
             auth.clone(),
@@ -295,6 +305,7 @@ impl Api {
             admin,
             alerts,
             notices,
+            history,
             tls,
             web: None,
             shutdown,
@@ -304,6 +315,13 @@ impl Api {
     /// Runs the `Notices` service on `clock` instead of the system's (tests, simulations).
     pub fn with_notices_clock(mut self, clock: Arc<dyn WallClock>) -> Api {
         self.notices = self.notices.with_clock(clock);
+        self.history = self.history.with_notices(self.notices.clone());
+        self
+    }
+
+    /// Serves the `History` service over `store` (without it, its calls answer UNAVAILABLE).
+    pub fn with_history(mut self, store: Arc<dyn HistoryStore>) -> Api {
+        self.history = self.history.with_store(store);
         self
     }
 
@@ -369,6 +387,9 @@ impl Api {
         let notices = NoticesServer::new(self.notices)
             .max_decoding_message_size(config.max_request_bytes)
             .max_encoding_message_size(config.max_response_bytes);
+        let history = HistoryServer::new(self.history)
+            .max_decoding_message_size(config.max_request_bytes)
+            .max_encoding_message_size(config.max_response_bytes);
         let mut routes = Routes::builder();
         routes
             .add_service(health_service)
@@ -377,7 +398,8 @@ impl Api {
             .add_service(supervision)
             .add_service(admin)
             .add_service(alerts)
-            .add_service(notices);
+            .add_service(notices)
+            .add_service(history);
         let routes = routes.routes();
 
         let mut builder = Server::builder()

@@ -243,7 +243,34 @@ pub(crate) struct DayTimes {
     pub handling: Millis,
     /// Per reason: time in pause status and number of pauses started.
     pub pauses: SmallVec<[(ReasonIdx, Millis, u32); 3]>,
-    pub first_login: Option<Timestamp>,
+    /// The first change from logged out to logged in.
+    first_login: MaybeTime,
+    /// The last change to logged out from logged in (for timesheets).
+    last_logout: MaybeTime,
+}
+
+/// An instant or none in 8 bytes, where `Option<Timestamp>` takes 16: every advisor holds a
+/// `DayTimes`, and the core's memory target leaves no room for padding. `i64::MIN` stands for
+/// none: no event has that time (times come from RFC 3339 text, years 0 to 9999).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct MaybeTime(i64);
+
+impl Default for MaybeTime {
+    fn default() -> MaybeTime {
+        MaybeTime::NONE
+    }
+}
+
+impl MaybeTime {
+    const NONE: MaybeTime = MaybeTime(i64::MIN);
+
+    fn get(self) -> Option<Timestamp> {
+        (self != MaybeTime::NONE).then_some(Timestamp(self.0))
+    }
+
+    fn from(time: Option<Timestamp>) -> MaybeTime {
+        time.map_or(MaybeTime::NONE, |time| MaybeTime(time.0))
+    }
 }
 
 impl DayTimes {
@@ -252,6 +279,16 @@ impl DayTimes {
             day_start,
             ..DayTimes::default()
         }
+    }
+
+    /// The first login of the day (from logged out to any other status).
+    pub(crate) fn first_login(&self) -> Option<Timestamp> {
+        self.first_login.get()
+    }
+
+    /// The last logout of the day (to logged out from any other status).
+    pub(crate) fn last_logout(&self) -> Option<Timestamp> {
+        self.last_logout.get()
     }
 
     fn pause_entry(&mut self, reason: ReasonIdx) -> &mut (ReasonIdx, Millis, u32) {
@@ -275,10 +312,11 @@ impl DayTimes {
             entry.1 += *time;
             entry.2 += *count;
         }
-        self.first_login = match (self.first_login, other.first_login) {
+        self.first_login = MaybeTime::from(match (self.first_login(), other.first_login()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
-        };
+        });
+        self.last_logout = MaybeTime::from(self.last_logout().max(other.last_logout()));
     }
 }
 
@@ -500,7 +538,12 @@ impl WalkSink for DayAccumulator<'_> {
             times.pause_entry(reason).2 += 1;
         }
         if old == Status::LoggedOut && new != Status::LoggedOut {
-            times.first_login = Some(times.first_login.map_or(time, |first| first.min(time)));
+            let first = times.first_login().map_or(time, |first| first.min(time));
+            times.first_login = MaybeTime::from(Some(first));
+        }
+        if old != Status::LoggedOut && new == Status::LoggedOut {
+            // Changes come in time order: the latest one is the last.
+            times.last_logout = MaybeTime::from(Some(time));
         }
     }
 }
@@ -734,6 +777,49 @@ impl Advisor {
         accumulator.times
     }
 
+    /// Times accumulated over `day` before `at` (excluded): time from `at` on, and a status
+    /// change at `at`, belong to what follows (the half-open span `[day.start, at)`). Exact
+    /// when `at` is at or after the settled horizon, or when [`Advisor::folded_from`] says the
+    /// settled part holds nothing of `day`.
+    pub(crate) fn day_times_before(
+        &self,
+        day: Day,
+        at: Timestamp,
+        days: &mut DayCache,
+    ) -> DayTimes {
+        let settled = if self.settled_day.day_start == day.start {
+            self.settled_day.clone()
+        } else {
+            DayTimes::for_day(day.start)
+        };
+        let mut accumulator = DayAccumulator {
+            days,
+            times: settled,
+            only_day: Some(day.start),
+            classes: None,
+        };
+        if at >= self.settled_until() {
+            self.walk(at, false, &mut accumulator);
+        }
+        accumulator.times
+    }
+
+    /// Whether the settled part of the timeline or of the tally holds something of the day
+    /// starting at `day_start` or of a later day: if not, that day has nothing before the
+    /// settled horizon (the timeline accumulates into a day, status changes included, as soon
+    /// as anything of it counts), and its figures up to any instant are still exact.
+    pub(crate) fn folded_from(&self, day_start: Timestamp) -> bool {
+        let timeline = &self.settled_day;
+        let timeline_folded = timeline.day_start > day_start
+            || (timeline.day_start == day_start && *timeline != DayTimes::for_day(day_start));
+        timeline_folded || self.tally.settled_day() >= day_start
+    }
+
+    /// Start of the day the settled timeline accumulated last (for error messages).
+    pub(crate) fn folded_day(&self) -> Timestamp {
+        self.settled_day.day_start.max(self.tally.settled_day())
+    }
+
     /// Handling and idle time within `(after, now]`, for occupancy over a trailing window.
     pub(crate) fn occupancy_times(&self, after: Timestamp, now: Timestamp) -> (Millis, Millis) {
         struct Classes(SmallVec<[(Timestamp, Timestamp, Class); 16]>);
@@ -858,7 +944,7 @@ mod tests {
         assert_eq!(times.handling, Millis::from_secs(130));
         assert_eq!(times.idle, Millis::from_secs(90 + 70 + 100));
         assert_eq!(times.pauses.as_slice(), &[(4, Millis::from_secs(100), 1)]);
-        assert_eq!(times.first_login, Some(at(10)));
+        assert_eq!(times.first_login(), Some(at(10)));
         let live = advisor.live(at(150));
         assert_eq!(live.display, Display::Talking);
         assert_eq!(live.since, Some(at(100)));
@@ -903,6 +989,6 @@ mod tests {
         let today = day_of(at(86_500));
         let times = advisor.day_times(today, at(87_000), &mut days());
         assert_eq!(times.logged_in, Millis::from_secs(600));
-        assert_eq!(times.first_login, None, "the login was yesterday");
+        assert_eq!(times.first_login(), None, "the login was yesterday");
     }
 }

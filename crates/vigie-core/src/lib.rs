@@ -17,6 +17,7 @@ pub mod reject;
 mod table;
 mod tally;
 pub mod time;
+pub mod totals;
 pub mod views;
 
 pub use config::{ProcessingConfig, QueueConfig, SiteConfig, SlVariant, TeamConfig};
@@ -25,6 +26,7 @@ pub use event::{
     AdvisorEvent, AdvisorEventKind, AdvisorStatus, Channel, ContactEvent, ContactEventKind,
     DequeueReason, Event, EventBody,
 };
+pub use intervals::INTERVAL_LENGTH;
 pub use processor::{
     MAX_EVENTS_PER_CONTACT, MemoryItems, Outcome, Processor, ProcessorStats, SiteProcessor,
 };

@@ -26,6 +26,7 @@ use crate::tally::{
     Entry, EntryKind, FlowEntry, FlowLog, HandlingLog, Thresholds, reserve_tight, shrink_tight,
 };
 use crate::time::{Day, DayCache, DayCalendar, Millis, Timestamp};
+use crate::totals::{DayTotals, IntervalCapture};
 
 /// The longest trailing window; entries are kept this long behind the newest event.
 pub(crate) const LONGEST_WINDOW: Millis = Millis::from_mins(60);
@@ -66,6 +67,10 @@ pub struct ProcessorStats {
     pub contacts_tracked: u64,
     /// Advisors known today.
     pub advisors: u64,
+    /// Interval totals captured (see [`SiteProcessor::enable_interval_totals`]) and dropped
+    /// because the caller had not taken them and the outbox was full, or skipped because the
+    /// horizon jumped over more boundaries than the outbox holds.
+    pub interval_totals_dropped: u64,
 }
 
 /// Memory the processor holds, by kind of item (for the memory benchmark and metrics).
@@ -322,6 +327,9 @@ pub struct SiteProcessor {
     /// Reused derivation buffers (before and after a change).
     scratch: (Derived, Derived),
     days: DayCache,
+    /// The totals captured at interval boundaries, when enabled: behind a pointer, one word
+    /// when disabled (the default).
+    pub(crate) interval_totals: Option<Box<IntervalCapture>>,
 }
 
 fn hash_id(id: &str) -> u128 {
@@ -371,6 +379,7 @@ impl SiteProcessor {
             touched_advisors: Vec::new(),
             scratch: (Derived::default(), Derived::default()),
             days: DayCache::new(calendar),
+            interval_totals: None,
             site,
         };
         processor.load_configuration();
@@ -469,6 +478,10 @@ impl SiteProcessor {
         let mut stats = self.stats.clone();
         stats.contacts_tracked = self.tracked as u64;
         stats.advisors = self.advisors.len() as u64;
+        stats.interval_totals_dropped = self
+            .interval_totals
+            .as_ref()
+            .map_or(0, |capture| capture.dropped);
         stats
     }
 
@@ -565,7 +578,9 @@ impl SiteProcessor {
         self.calendar.day_of(time)
     }
 
-    fn settle_horizon(&self) -> Timestamp {
+    /// Events before this instant are too late, and queues and advisors may fold what lies
+    /// before it into their day's figures.
+    pub(crate) fn settle_horizon(&self) -> Timestamp {
         self.watermark - self.lateness
     }
 
@@ -679,6 +694,11 @@ impl SiteProcessor {
         if event.time > self.watermark {
             self.watermark = event.time;
             self.housekeeping();
+            // After housekeeping (contacts expired before a boundary count before it), before
+            // any queue or advisor settles past a boundary.
+            if self.interval_totals.is_some() {
+                self.capture_interval_totals();
+            }
         }
         self.settle_touched();
         Outcome::Applied
@@ -783,6 +803,9 @@ impl SiteProcessor {
             new.records.clear();
             new.spans.clear();
             state.fold.step(&fact, &mut new);
+            // A fact that changes nothing (a repeat) leaves the buffer's end as the last
+            // contact derived with it left it.
+            new.finished_at = state.fold.finished_at();
             state.fold.open_spans(None, &mut new.spans);
             new.waiting = state.fold.waiting();
             state.facts.push(fact);
@@ -1036,18 +1059,8 @@ impl SiteProcessor {
         queues.sort_unstable();
         queues.dedup();
         for index in queues.drain(..) {
-            let state = &mut self.queue_channels[index as usize];
-            if state.flow.settled_until() + SETTLE_STEP <= horizon {
-                let thresholds = self.queue_settings[state.queue as usize].thresholds;
-                let intervals = &mut self.queue_intervals[state.queue as usize];
-                state
-                    .flow
-                    .settle_each(horizon, keep_from, thresholds, &mut days, |entry, day| {
-                        intervals.add_flow(entry, day, thresholds)
-                    });
-                state
-                    .handling
-                    .settle(horizon, keep_from, thresholds, &mut days);
+            if self.queue_channels[index as usize].flow.settled_until() + SETTLE_STEP <= horizon {
+                self.settle_queue_channel(index, horizon, keep_from, &mut days);
             }
         }
         self.touched_queues = queues;
@@ -1063,6 +1076,38 @@ impl SiteProcessor {
             }
         }
         self.touched_advisors = advisors;
+        self.days = days;
+    }
+
+    /// Folds a queue-channel's entries before `until` into its day's figures and its queue's
+    /// interval counts, judged by the queue's thresholds now.
+    fn settle_queue_channel(
+        &mut self,
+        index: u32,
+        until: Timestamp,
+        keep_from: Timestamp,
+        days: &mut DayCache,
+    ) {
+        let state = &mut self.queue_channels[index as usize];
+        let thresholds = self.queue_settings[state.queue as usize].thresholds;
+        let intervals = &mut self.queue_intervals[state.queue as usize];
+        state
+            .flow
+            .settle_each(until, keep_from, thresholds, days, |entry, day| {
+                intervals.add_flow(entry, day, thresholds)
+            });
+        state.handling.settle(until, keep_from, thresholds, days);
+    }
+
+    /// Settles every queue-channel up to `until` (at most the settle horizon): what lies before
+    /// is then judged by the thresholds in force now, whatever configuration comes later.
+    pub(crate) fn settle_queues_until(&mut self, until: Timestamp) {
+        debug_assert!(until <= self.settle_horizon());
+        let keep_from = self.watermark - LONGEST_WINDOW;
+        let mut days = self.days;
+        for index in 0..self.queue_channels.len() as u32 {
+            self.settle_queue_channel(index, until, keep_from, &mut days);
+        }
         self.days = days;
     }
 
@@ -1163,6 +1208,8 @@ pub struct Processor {
     processing: ProcessingConfig,
     configured: BTreeMap<String, SiteConfig>,
     sites: BTreeMap<String, SiteProcessor>,
+    /// Every site captures its interval totals, those created later too.
+    interval_totals: bool,
 }
 
 impl Processor {
@@ -1172,6 +1219,7 @@ impl Processor {
             configured: sites.iter().map(|s| (s.id.clone(), s.clone())).collect(),
             sites: BTreeMap::new(),
             processing,
+            interval_totals: false,
         };
         for site in sites {
             processor.site_mut(&site.id);
@@ -1186,8 +1234,11 @@ impl Processor {
                 .get(id)
                 .cloned()
                 .unwrap_or_else(|| SiteConfig::with_defaults(id));
-            self.sites
-                .insert(id.to_owned(), SiteProcessor::new(config, &self.processing));
+            let mut site = SiteProcessor::new(config, &self.processing);
+            if self.interval_totals {
+                site.enable_interval_totals();
+            }
+            self.sites.insert(id.to_owned(), site);
         }
         self.sites.get_mut(id).expect("inserted just above")
     }
@@ -1215,6 +1266,25 @@ impl Processor {
         self.configured.insert(id.clone(), site);
         self.site_mut(&id);
         Ok(())
+    }
+
+    /// Captures the final totals at every interval boundary of every site, those seen later
+    /// too (see [`SiteProcessor::enable_interval_totals`]).
+    pub fn enable_interval_totals(&mut self) {
+        self.interval_totals = true;
+        for site in self.sites.values_mut() {
+            site.enable_interval_totals();
+        }
+    }
+
+    /// The interval totals every site captured since the last call: by site id, then in
+    /// boundary order (see [`SiteProcessor::take_interval_totals`]).
+    pub fn take_interval_totals(&mut self) -> Vec<DayTotals> {
+        let mut taken = Vec::new();
+        for site in self.sites.values_mut() {
+            taken.extend(site.take_interval_totals());
+        }
+        taken
     }
 
     /// The processor of a site, if it exists.

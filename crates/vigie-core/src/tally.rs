@@ -657,6 +657,13 @@ impl<E: Timed, T: Tally<E>> EntryLog<E, T> {
         self.settled_until
     }
 
+    /// Start of the day of the last entry folded into the settled tally ([`Timestamp::MIN`]
+    /// before the first): no entry of a later day was folded, so a later day can still be
+    /// counted up to any instant (its entries all lie at or after `settled_until`).
+    pub(crate) fn settled_day(&self) -> Timestamp {
+        self.settled_day
+    }
+
     /// Entries currently kept (for memory accounting).
     pub(crate) fn len(&self) -> usize {
         self.entries.len()

@@ -630,7 +630,7 @@ impl SiteProcessor {
         }
     }
 
-    fn team_name(&self, advisor: u32) -> &str {
+    pub(crate) fn team_name(&self, advisor: u32) -> &str {
         self.team_of(advisor)
             .map_or(UNASSIGNED_TEAM, |team| self.teams.name(team))
     }
@@ -646,7 +646,7 @@ impl SiteProcessor {
         let first_login = times
             .day
             .as_ref()
-            .and_then(|d| d.first_login)
+            .and_then(DayTimes::first_login)
             .map(|t| t.to_rfc3339_in(zone));
         AdvisorView {
             advisor: self.advisors.name(advisor).to_owned(),
@@ -873,7 +873,7 @@ impl SiteProcessor {
 
     /// The teams a site lists, by id: configured ones, and those named only by logins while
     /// they have members (`unassigned` too).
-    fn listed_teams(
+    pub(crate) fn listed_teams(
         &self,
         has_members: impl Fn(Option<u32>) -> bool,
     ) -> BTreeMap<&str, Option<u32>> {
@@ -1047,7 +1047,7 @@ pub struct QueueCounts {
 }
 
 impl QueueCounts {
-    fn from_tally(tally: &QueueTally) -> QueueCounts {
+    pub(crate) fn from_tally(tally: &QueueTally) -> QueueCounts {
         QueueCounts {
             offered: tally.offered,
             answered: tally.answered,

@@ -11,6 +11,7 @@
 //! What it must not do: know where events come from or who reads, do I/O other than its
 //! channels, or block on a reader.
 
+mod history;
 mod metrics;
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ use vigie_alerts::{AlertEngine, Change, Evaluation, Notification};
 use vigie_core::config::{ConfigErrors, HumanDuration};
 use vigie_core::{Event, Outcome, Processor, SiteConfig, Timestamp};
 
+pub use history::HistoryBatch;
 pub use metrics::EngineMetrics;
 
 /// Settings of the engine (`[engine]` in `vigie.toml`).
@@ -371,6 +373,11 @@ pub struct Engine {
     updates: broadcast::Sender<Update>,
     alert_updates: broadcast::Sender<AlertUpdate>,
     notifications: Option<mpsc::Sender<Notification>>,
+    /// Where interval records go, and what each site's history keeps between ticks.
+    history: Option<(
+        mpsc::Sender<HistoryBatch>,
+        BTreeMap<String, history::SiteHistory>,
+    )>,
     metrics: EngineMetrics,
     clock: Clock,
 }
@@ -413,6 +420,7 @@ impl Engine {
             updates: updates.clone(),
             alert_updates: alert_updates.clone(),
             notifications: None,
+            history: None,
             metrics,
             clock,
         };
@@ -434,6 +442,16 @@ impl Engine {
     ) -> Engine {
         self.state.alerts = alerts;
         self.notifications = notifications;
+        self
+    }
+
+    /// Offers the records of every 15-minute interval of every site to `history`, at its close
+    /// (once the site's feed is complete: not while the day is replayed after a start) and when
+    /// its figures are final, without ever waiting (a full channel drops and counts: a restart
+    /// offers the day again).
+    pub fn with_history(mut self, history: mpsc::Sender<HistoryBatch>) -> Engine {
+        self.state.processor.enable_interval_totals();
+        self.history = Some((history, BTreeMap::new()));
         self
     }
 
@@ -459,6 +477,7 @@ impl Engine {
                 _ = tick.tick() => {
                     self.advance();
                     self.evaluate_alerts();
+                    self.offer_history();
                     if last_refresh.elapsed() >= self.config.refresh.0 {
                         last_refresh = tokio::time::Instant::now();
                         let sites: Vec<String> = self.state.sequences.keys().cloned().collect();
@@ -470,6 +489,7 @@ impl Engine {
             }
         }
         self.advance();
+        self.offer_history();
         self.state
     }
 
@@ -568,6 +588,31 @@ impl Engine {
         }
         for (site, evaluation) in evaluations {
             self.publish_alerts(&site, evaluation);
+        }
+    }
+
+    /// Hands the records of the intervals that closed or became final to the history task.
+    fn offer_history(&mut self) {
+        let Some((sender, sites)) = &mut self.history else {
+            return;
+        };
+        let mut batches = Vec::new();
+        for totals in self.state.processor.take_interval_totals() {
+            let site = sites.entry(totals.site.clone()).or_default();
+            batches.extend(site.settled(vec![totals]));
+        }
+        for processor in self.state.processor.sites() {
+            let id = &processor.site().id;
+            let complete = self.state.feeds.get(id).is_none_or(SiteFeed::complete);
+            if !complete {
+                continue;
+            }
+            let site = sites.entry(id.clone()).or_default();
+            batches.extend(site.at_close(processor));
+        }
+        for batch in batches {
+            let handed_over = sender.try_send(batch).is_ok();
+            self.metrics.count_history_batch(handed_over);
         }
     }
 

@@ -41,6 +41,8 @@ pub struct EngineMetrics {
     alert_evaluation_seconds: Histogram,
     alert_notifications: Counter,
     alert_notifications_dropped: Counter,
+    history_batches: Counter,
+    history_batches_dropped: Counter,
 }
 
 impl EngineMetrics {
@@ -60,6 +62,8 @@ impl EngineMetrics {
             alert_evaluation_seconds: Histogram::new(exponential_buckets(0.000_01, 4.0, 10)),
             alert_notifications: Counter::default(),
             alert_notifications_dropped: Counter::default(),
+            history_batches: Counter::default(),
+            history_batches_dropped: Counter::default(),
         };
         registry.register(
             "vigie_events_applied",
@@ -127,7 +131,26 @@ impl EngineMetrics {
             "Alert notifications dropped because delivery was full or gone",
             metrics.alert_notifications_dropped.clone(),
         );
+        registry.register(
+            "vigie_history_batches",
+            "Interval records (one interval of one site, every scope) handed to the history task",
+            metrics.history_batches.clone(),
+        );
+        registry.register(
+            "vigie_history_batches_dropped",
+            "Interval records dropped because the history task was full or gone (a restart offers them again)",
+            metrics.history_batches_dropped.clone(),
+        );
         metrics
+    }
+
+    /// Counts one interval's records handed to the history task, or dropped.
+    pub fn count_history_batch(&self, handed_over: bool) {
+        if handed_over {
+            self.history_batches.inc();
+        } else {
+            self.history_batches_dropped.inc();
+        }
     }
 
     /// Times one evaluation of a site's alert rules.

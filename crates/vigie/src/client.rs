@@ -2,7 +2,8 @@
 //! `queues`, `advisors` list what the caller may read; `vigie site`, `team`, `queue`, `advisor`
 //! read one view; `vigie watch team|queue|site` follows one live; `vigie alerts` lists, follows,
 //! acknowledges and silences alerts ([`alerts`]); `vigie notice` posts, lists, follows and
-//! withdraws wallboard notices ([`notices`]).
+//! withdraws wallboard notices ([`notices`]); `vigie history`, `vigie timesheet` and
+//! `vigie report` read the interval history ([`history`]).
 //!
 //! A thin shell over the generated client: it connects, authenticates with a bearer token,
 //! picks the site, calls, and prints the answer as a table ([`table`]) or as canonical proto3
@@ -10,6 +11,7 @@
 //! do ([`status_error`]).
 
 pub mod alerts;
+pub mod history;
 pub mod json;
 pub mod notices;
 pub mod table;
@@ -78,6 +80,20 @@ pub enum ClientCommand {
     /// `--withdraw ID` takes one off.
     #[command(after_help = notices::EXAMPLES)]
     Notice(notices::NoticeArgs),
+    /// A queue's, team's, advisor's or the site's figures over past periods (15m, 30m, 1h or
+    /// day), today's up to now.
+    ///
+    /// Ratios of each period are recomputed from its counts. As a table, CSV or JSON.
+    #[command(after_help = history::HISTORY_EXAMPLES)]
+    History(history::HistoryArgs),
+    /// Advisors' timesheets (hours logged in, available, handling, pauses per reason), one row
+    /// per advisor and day, as the CSV file HR imports, JSON or a table.
+    #[command(after_help = history::TIMESHEET_EXAMPLES)]
+    Timesheet(history::TimesheetArgs),
+    /// A team's end-of-shift report of a day: key figures against targets, charts per
+    /// interval, the advisors' day, the alerts and the notices; HTML, Markdown or CSV.
+    #[command(after_help = history::REPORT_EXAMPLES)]
+    Report(history::ReportArgs),
 }
 
 /// What `vigie watch` follows.
@@ -390,6 +406,9 @@ async fn dispatch(command: &ClientCommand) -> anyhow::Result<()> {
         }
         ClientCommand::Alerts(command) => alerts::run(command).await,
         ClientCommand::Notice(args) => notices::run(args).await,
+        ClientCommand::History(args) => history::run_history(args).await,
+        ClientCommand::Timesheet(args) => history::run_timesheet(args).await,
+        ClientCommand::Report(args) => history::run_report(args).await,
         ClientCommand::Watch(WatchCommand::Site(args)) => {
             let (api, site) = Api::for_site(&args.api).await?;
             let what = format!("site `{}`", site.id);
@@ -595,6 +614,7 @@ struct Api {
     client: Client,
     alerts: alerts::Client,
     notices: notices::Client,
+    history: history::Client,
     server: String,
 }
 
@@ -625,6 +645,7 @@ impl Api {
         Ok(Api {
             alerts: alerts::client(channel.clone(), bearer.clone()),
             notices: notices::client(channel.clone(), bearer.clone()),
+            history: history::client(channel.clone(), bearer.clone()),
             client: SupervisionClient::with_interceptor(channel, bearer),
             server: args.server.clone(),
         })

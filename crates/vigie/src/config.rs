@@ -52,6 +52,9 @@ pub struct VigieConfig {
     /// Delivery of alerts: NATS and team-chat webhooks (docs/notifications.md).
     #[serde(default)]
     pub notify: NotifyConfig,
+    /// The interval history: streams and retention (docs/history.md).
+    #[serde(default)]
+    pub history: crate::history_store::HistoryConfig,
 }
 
 /// The HTTP server of `vigie serve`.
@@ -148,6 +151,9 @@ impl VigieConfig {
             &self.sites,
         ));
         if let Err(problems) = self.notify.validate("notify") {
+            errors.extend(problems);
+        }
+        if let Err(problems) = self.history.validate("history") {
             errors.extend(problems);
         }
         if let Some(nats) = &self.nats {

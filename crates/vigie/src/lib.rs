@@ -7,6 +7,8 @@ pub mod alerting;
 pub mod changes;
 pub mod client;
 pub mod config;
+pub mod history;
+pub mod history_store;
 pub mod publish;
 pub mod render;
 pub mod replay;

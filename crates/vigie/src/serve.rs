@@ -20,6 +20,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+use vigie_api::history_store::HistoryStore;
 use vigie_api::{Api, ApiMetrics, ChangeStore, FileChangeStore};
 use vigie_core::{Processor, SiteConfig, Timestamp, Window};
 use vigie_engine::{Clock, Engine, EngineHandle, EngineMetrics, system_clock};
@@ -199,7 +200,20 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
     let ingest_metrics = IngestMetrics::new(&mut registry);
     let api_metrics = ApiMetrics::new(&mut registry);
     let notify_metrics = NotifyMetrics::new(&mut registry);
+    let history_metrics = crate::history::HistoryMetrics::new(&mut registry);
     let registry = Arc::new(registry);
+
+    // Interval history: JetStream streams next to the events, or kept in memory by the demo.
+    let history_store: Arc<dyn HistoryStore> = match &nats {
+        Some(context) => Arc::new(
+            config
+                .history
+                .open(context)
+                .await
+                .context("interval history ([history])")?,
+        ),
+        None => Arc::new(config.history.memory()),
+    };
 
     // Alerts: evaluated by the engine, delivered by the notifier off the engine's path.
     let alert_engines = alerting::alert_engines(&config.sites, &config.alert_rules)?;
@@ -223,8 +237,17 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
         engine_metrics.clone(),
         clock.clone(),
     );
-    let engine = engine.with_alerts(alert_engines, Some(notifications_tx));
+    let (history_tx, history_rx) = tokio::sync::mpsc::channel(crate::history::HISTORY_BACKLOG);
+    let engine = engine
+        .with_alerts(alert_engines, Some(notifications_tx))
+        .with_history(history_tx);
     let engine_task = tokio::spawn(engine.run());
+    tokio::spawn(crate::history::run(
+        history_store.clone(),
+        history_rx,
+        history_metrics,
+        shutdown.clone(),
+    ));
     tokio::spawn(alerting::deliver(
         notifications_rx,
         notifier_handle,
@@ -244,7 +267,8 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
         changes,
         api_metrics,
         shutdown.clone(),
-    )?;
+    )?
+    .with_history(history_store.clone());
     if config.web.enabled {
         let web_listener = tokio::net::TcpListener::bind(config.web.listen)
             .await

@@ -1,0 +1,362 @@
+//! `vigie history`, `vigie timesheet` and `vigie report` against a real `vigie serve` (the
+//! embedded demo, whose morning is in its memory history) started as a child process on
+//! random ports: the timesheet's CSV reads with a CSV reader and is the same file through
+//! `--output`, its JSON has the same rows; the history as CSV adds up to its hours; the HTML
+//! report is a page that headless Chromium renders without a console error (its screenshot is
+//! kept under `target/test-artifacts/history/`); requests out of bounds are refused with a
+//! sentence.
+#![allow(clippy::unwrap_used)] // A test fails loudly at the first surprise, on purpose.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use vigie_tests::browser::{Browser, artifacts_dir};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `vigie serve` (the demo) on random ports, killed when dropped.
+struct Served {
+    child: Child,
+    server: String,
+}
+
+impl Served {
+    /// Starts the demo and returns once a team's timesheet has rows (the advisors of the
+    /// simulated morning logged in).
+    fn start(dir: &Path) -> Served {
+        std::fs::write(
+            dir.join("vigie.toml"),
+            format!(
+                "[admin]\nchanges_dir = \"{}\"\n",
+                dir.join("changes").display()
+            ),
+        )
+        .unwrap();
+        let grpc = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_vigie"))
+            .args(["serve", "--config", "vigie.toml", "--no-web"])
+            .args(["--http", &format!("127.0.0.1:{}", free_port())])
+            .args(["--grpc-listen", &format!("127.0.0.1:{grpc}")])
+            .args(["--demo-advisors", "20", "--demo-queues", "3"])
+            .current_dir(dir)
+            .env_remove("VIGIE_CONFIG")
+            .env("VIGIE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut served = Served {
+            child,
+            server: format!("http://127.0.0.1:{grpc}"),
+        };
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let output = served.vigie(&["timesheet", "--team", "team-01", "--format", "csv"], dir);
+            if output.status.success() && text(&output.stdout).lines().count() > 1 {
+                return served;
+            }
+            assert!(
+                served.child.try_wait().unwrap().is_none(),
+                "vigie serve exited"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "no timesheet row: {}",
+                text(&output.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn vigie(&mut self, args: &[&str], dir: &Path) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vigie"))
+            .args(args)
+            .args(["--server", &self.server])
+            .current_dir(dir)
+            .env_remove("VIGIE_TOKEN")
+            .env_remove("VIGIE_SITE")
+            .env_remove("VIGIE_SERVER")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + WAIT;
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("vigie {args:?} did not end");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs a command that must succeed; its standard output.
+    fn ok(&mut self, args: &[&str], dir: &Path) -> Vec<u8> {
+        let output = self.vigie(args, dir);
+        assert!(
+            output.status.success(),
+            "vigie {args:?}: {}",
+            text(&output.stderr)
+        );
+        output.stdout
+    }
+
+    /// Runs a command that must fail; its standard error.
+    fn refused(&mut self, args: &[&str], dir: &Path) -> String {
+        let output = self.vigie(args, dir);
+        assert!(!output.status.success(), "vigie {args:?} succeeded");
+        text(&output.stderr)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The rows of a CSV file, by column name.
+fn read_csv(bytes: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut reader = csv::Reader::from_reader(bytes);
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|record| record.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    (header, rows)
+}
+
+fn column<'a>(header: &[String], row: &'a [String], name: &str) -> &'a str {
+    let at = header
+        .iter()
+        .position(|h| h == name)
+        .unwrap_or_else(|| panic!("no column {name} in {header:?}"));
+    &row[at]
+}
+
+#[test]
+fn timesheets_and_history_of_the_demo_read_as_csv_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut served = Served::start(dir.path());
+    let path = dir.path();
+
+    // The CSV, closed intervals only so that two calls give the same file.
+    let args = [
+        "timesheet",
+        "--team",
+        "team-01",
+        "--format",
+        "csv",
+        "--closed-only",
+    ];
+    let csv = served.ok(&args, path);
+    let (header, rows) = read_csv(&csv);
+    assert_eq!(&header[..4], ["date", "advisor", "name", "team"]);
+    assert!(header.contains(&"logged_in_hms".to_owned()), "{header:?}");
+    assert!(!rows.is_empty(), "the demo's morning has timesheet rows");
+    for row in &rows {
+        assert_eq!(row.len(), header.len());
+        assert_eq!(column(&header, row, "team"), "team-01");
+        let logged_in: f64 = column(&header, row, "logged_in_s").parse().unwrap();
+        let pause: f64 = column(&header, row, "pause_s").parse().unwrap();
+        assert!(logged_in >= pause, "{row:?}");
+        assert!(column(&header, row, "logged_in_hms").len() >= 8, "hh:mm:ss");
+    }
+    let output = path.join("team-01.csv");
+    let written = served.ok(
+        &[&args[..], &["--output", output.to_str().unwrap()]].concat(),
+        path,
+    );
+    assert!(
+        written.is_empty(),
+        "nothing on standard output with --output"
+    );
+    let file = std::fs::read(&output).unwrap();
+    // The same file, unless an interval closed between the two calls.
+    if file != csv {
+        assert_eq!(read_csv(&file).0[..4], header[..4]);
+    }
+
+    // JSON: the same advisors.
+    let json = served.ok(
+        &["timesheet", "--team", "team-01", "--format", "json"],
+        path,
+    );
+    let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let advisors = json.as_array().unwrap();
+    assert!(advisors.len() >= rows.len(), "today's rows so far");
+    assert!(advisors[0]["logged_in"].is_number());
+
+    // Piped without --format: CSV.
+    let piped = served.ok(&["timesheet", "--team", "team-01", "--closed-only"], path);
+    assert!(text(&piped).starts_with("date,advisor,"));
+
+    // The team's history by hour as CSV adds up to its quarters (read before and after, as a
+    // quarter of an hour may close meanwhile).
+    let history = |served: &mut Served, granularity: &str| {
+        served.ok(
+            &[
+                "history",
+                "--team",
+                "team-01",
+                "--granularity",
+                granularity,
+                "--format",
+                "csv",
+                "--closed-only",
+            ],
+            path,
+        )
+    };
+    let total = |bytes: &[u8], name: &str| -> u64 {
+        let (header, rows) = read_csv(bytes);
+        rows.iter()
+            .map(|row| column(&header, row, name).parse::<u64>().unwrap_or(0))
+            .sum()
+    };
+    let before = history(&mut served, "15m");
+    let hours = history(&mut served, "1h");
+    let after = history(&mut served, "15m");
+    for name in ["offered", "answered", "abandoned"] {
+        let (low, high) = (total(&before, name), total(&after, name));
+        assert!(low > 0, "the demo's morning has calls");
+        let by_hour = total(&hours, name);
+        assert!(
+            low <= by_hour && by_hour <= high,
+            "{name}: {low} <= {by_hour} <= {high}"
+        );
+    }
+    let (header, rows) = read_csv(&hours);
+    for row in &rows {
+        let (answered, within): (u64, u64) = (
+            column(&header, row, "answered").parse().unwrap(),
+            column(&header, row, "answered_within_threshold")
+                .parse()
+                .unwrap(),
+        );
+        assert!(within <= answered, "{row:?}");
+    }
+    let json = served.ok(&["history", "--team", "team-01", "--format", "json"], path);
+    let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(json["scope"]["kind"], "HISTORY_SCOPE_KIND_TEAM");
+    let periods = json["periods"].as_array().unwrap();
+    assert_eq!(periods.last().unwrap()["partial"], true, "today up to now");
+    let table = text(&served.ok(&["history", "--queue", "billing-voice"], path));
+    assert!(
+        table.starts_with("History of queue billing-voice"),
+        "{table}"
+    );
+    assert!(table.contains("* in progress"), "{table}");
+
+    // Out of bounds: said in a sentence.
+    let refused = served.refused(
+        &["history", "--team", "team-01", "--from", "2020-01-01"],
+        path,
+    );
+    assert!(
+        refused.contains("at most 31 days at granularity 15m"),
+        "{refused}"
+    );
+    let refused = served.refused(&["timesheet"], path);
+    assert!(refused.contains("--team"), "{refused}");
+    let refused = served.refused(
+        &["timesheet", "--team", "team-01", "--from", "2026-13-01"],
+        path,
+    );
+    assert!(refused.contains("is not a day YYYY-MM-DD"), "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_html_report_of_the_demo_renders_in_a_browser_without_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    let report = path.join("report.html");
+    let (served, markdown) = {
+        let (path, report) = (path.clone(), report.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut served = Served::start(&path);
+            let written = served.ok(
+                &[
+                    "report",
+                    "--team",
+                    "team-01",
+                    "--format",
+                    "html",
+                    "--output",
+                    report.to_str().unwrap(),
+                ],
+                &path,
+            );
+            assert!(
+                written.is_empty(),
+                "nothing on standard output with --output"
+            );
+            let markdown = served.ok(
+                &[
+                    "report", "--team", "team-01", "--format", "md", "--lang", "fr",
+                ],
+                &path,
+            );
+            (served, text(&markdown))
+        })
+        .await
+        .unwrap()
+    };
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"), "{}", &html[..80]);
+    assert!(html.contains("<svg "), "charts");
+    assert!(markdown.starts_with("# "), "{markdown}");
+
+    let browser = Browser::start(1280, 900).await;
+    browser.open(&format!("file://{}", report.display())).await;
+    let title = browser.run("return document.title;", Vec::new()).await;
+    assert!(
+        title.as_str().unwrap().contains("team-01") || title.as_str().unwrap().contains("Billing"),
+        "{title}"
+    );
+    let charts = browser
+        .run(
+            "return document.querySelectorAll('svg').length;",
+            Vec::new(),
+        )
+        .await;
+    assert!(charts.as_u64().unwrap() >= 1, "{charts}");
+    let height = browser
+        .run("return document.body.scrollHeight;", Vec::new())
+        .await;
+    assert!(
+        height.as_u64().unwrap() > 300,
+        "a page with content: {height}"
+    );
+    browser
+        .screenshot(&artifacts_dir().join("history").join("report.png"))
+        .await;
+    let errors: Vec<(String, String)> = browser
+        .console()
+        .await
+        .into_iter()
+        .filter(|(level, _)| level == "SEVERE" || level == "WARNING")
+        .collect();
+    assert!(errors.is_empty(), "console: {errors:#?}");
+    drop(served);
+}
