@@ -22,7 +22,7 @@ use futures::Stream;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 use vigie_alerts::{
     Alert, AlertEngine, AlertError, AlertState, Cause, Change, Comparator, DayOfWeek, Evaluation,
     Metric, RuleConfig, Scope, Severity, TargetKind, Threshold, Transition, TransitionKind, Unit,
@@ -97,11 +97,7 @@ impl AlertsService {
     }
 
     fn count<R>(&self, method: &'static str, result: Result<R, Status>) -> Result<R, Status> {
-        self.metrics.call(
-            method,
-            result.as_ref().map_or_else(Status::code, |_| Code::Ok),
-        );
-        result
+        self.metrics.counted(method, result)
     }
 
     /// Runs a read on the engine's task.
@@ -109,10 +105,7 @@ impl AlertsService {
         &self,
         read: impl FnOnce(&EngineState) -> Result<R, Status> + Send + 'static,
     ) -> Result<R, Status> {
-        self.engine
-            .query(read)
-            .await
-            .unwrap_or_else(|EngineStopped| Err(stopped()))
+        crate::service::query_engine(&self.engine, read).await
     }
 
     /// Checks that the caller may act on `alert` (acknowledge, silence): not an advisor, and
@@ -259,9 +252,7 @@ impl AlertsService {
     }
 }
 
-fn stopped() -> Status {
-    Status::unavailable("the service is stopping")
-}
+use crate::service::stopped;
 
 fn required(field: &str, value: &str) -> Result<(), Status> {
     if value.trim().is_empty() {
@@ -1102,6 +1093,8 @@ impl Alerts for AlertsService {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+
+    use tonic::Code;
 
     use super::*;
     use tonic_types::StatusExt;

@@ -24,7 +24,7 @@ use tonic::{Code, Request, Response, Status};
 use vigie_alerts::{Alert, AlertEngine, AlertState, Severity, TransitionKind, Unit};
 use vigie_core::views::HandleIndicators;
 use vigie_core::{DayCalendar, INTERVAL_LENGTH, SiteProcessor, SlVariant, Timestamp};
-use vigie_engine::{EngineHandle, EngineState, EngineStopped};
+use vigie_engine::{EngineHandle, EngineState};
 use vigie_history::aggregate::PeriodIndicators;
 use vigie_history::record::{FlowRecord, HandlingRecord, PauseRecord, TimeRecord};
 use vigie_history::records::interval_records;
@@ -246,10 +246,6 @@ fn may_read_scope(principal: &Principal, site: &SiteProcessor, scope: &Scope) ->
             principal.may_read_advisor(site_id, &scope.id, site.advisor_team(&scope.id))
         }
     }
-}
-
-fn stopped() -> Status {
-    Status::unavailable("the service is stopping")
 }
 
 fn required(field: &str, value: &str) -> Result<(), Status> {
@@ -774,11 +770,7 @@ impl HistoryService {
     }
 
     fn count<R>(&self, method: &'static str, result: Result<R, Status>) -> Result<R, Status> {
-        self.metrics.call(
-            method,
-            result.as_ref().map_or_else(Status::code, |_| Code::Ok),
-        );
-        result
+        self.metrics.counted(method, result)
     }
 
     /// Runs a read on the engine's task.
@@ -786,10 +778,7 @@ impl HistoryService {
         &self,
         read: impl FnOnce(&EngineState) -> Result<R, Status> + Send + 'static,
     ) -> Result<R, Status> {
-        self.engine
-            .query(read)
-            .await
-            .unwrap_or_else(|EngineStopped| Err(stopped()))
+        crate::service::query_engine(&self.engine, read).await
     }
 
     /// The records of the interval in progress: those of `current` as they are, or, when they

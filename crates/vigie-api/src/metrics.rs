@@ -93,6 +93,21 @@ impl ApiMetrics {
     }
 
     /// Counts a call and its outcome.
+    /// Counts a call by the outcome of `result`, and passes it on.
+    pub(crate) fn counted<R>(
+        &self,
+        method: &'static str,
+        result: Result<R, tonic::Status>,
+    ) -> Result<R, tonic::Status> {
+        self.call(
+            method,
+            result
+                .as_ref()
+                .map_or_else(tonic::Status::code, |_| tonic::Code::Ok),
+        );
+        result
+    }
+
     pub fn call(&self, method: &'static str, code: tonic::Code) {
         self.calls
             .get_or_create(&CallLabels {

@@ -31,9 +31,9 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 use vigie_core::Timestamp;
-use vigie_engine::{EngineHandle, EngineState, EngineStopped};
+use vigie_engine::{EngineHandle, EngineState};
 use vigie_proto::v1 as pb;
 use vigie_proto::v1::notices_server::Notices;
 
@@ -590,11 +590,7 @@ impl NoticesService {
     }
 
     fn count<R>(&self, method: &'static str, result: Result<R, Status>) -> Result<R, Status> {
-        self.metrics.call(
-            method,
-            result.as_ref().map_or_else(Status::code, |_| Code::Ok),
-        );
-        result
+        self.metrics.counted(method, result)
     }
 
     /// Runs a read on the engine's task.
@@ -602,10 +598,7 @@ impl NoticesService {
         &self,
         read: impl FnOnce(&EngineState) -> Result<R, Status> + Send + 'static,
     ) -> Result<R, Status> {
-        self.engine
-            .query(read)
-            .await
-            .unwrap_or_else(|EngineStopped| Err(stopped()))
+        crate::service::query_engine(&self.engine, read).await
     }
 
     /// What the caller may read of the site's notices (`team` alone with the site-wide ones,
@@ -1070,10 +1063,6 @@ impl Drop for StreamGuard {
     fn drop(&mut self) {
         self.metrics.streams.dec();
     }
-}
-
-fn stopped() -> Status {
-    Status::unavailable("the service is stopping")
 }
 
 fn required(field: &str, value: &str) -> Result<(), Status> {

@@ -9,7 +9,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use vigie_core::Window;
-use vigie_engine::{EngineHandle, EngineStopped};
+use vigie_engine::{EngineHandle, EngineState, EngineStopped};
 use vigie_proto::v1 as pb;
 use vigie_proto::v1::supervision_server::Supervision;
 
@@ -167,8 +167,19 @@ pub(crate) fn authenticate<T>(
 /// The stream of a `Watch*` call.
 pub type UpdateStream<U> = Pin<Box<dyn Stream<Item = Result<U, Status>> + Send>>;
 
-fn stopped() -> Status {
+pub(crate) fn stopped() -> Status {
     Status::unavailable("the service is stopping")
+}
+
+/// Runs a read on the engine's task; the service is stopping when the engine is gone.
+pub(crate) async fn query_engine<R: Send + 'static>(
+    engine: &EngineHandle,
+    read: impl FnOnce(&EngineState) -> Result<R, Status> + Send + 'static,
+) -> Result<R, Status> {
+    engine
+        .query(read)
+        .await
+        .unwrap_or_else(|EngineStopped| Err(stopped()))
 }
 
 fn window_of(window: i32) -> Result<Window, Status> {
