@@ -23,7 +23,7 @@ use tracing::{info, warn};
 use vigie_api::history_store::HistoryStore;
 use vigie_api::{Api, ApiMetrics, ChangeStore, FileChangeStore};
 use vigie_core::{Processor, SiteConfig, Timestamp, Window};
-use vigie_engine::{Clock, Engine, EngineHandle, EngineMetrics, system_clock};
+use vigie_engine::{Clock, Engine, EngineHandle, EngineMetrics, SiteFeed, system_clock};
 use vigie_ingest::{Ingest, IngestMetrics, NatsConfig, SiteSource};
 use vigie_notify::NotifyMetrics;
 use vigie_sim::{SimConfig, Simulation};
@@ -559,6 +559,13 @@ async fn demo_feed(
         info!(date = %day.date, open = %day.open, close = %day.close, "demo centre: a new simulated day");
         let mut feed = simulation.into_feed();
         let mut first = true;
+        // Catching up with the day so far is a recovery: figures are not complete before it
+        // ends, and no interval is recorded at its close meanwhile (only once final).
+        let recovering = SiteFeed {
+            recovering: true,
+            gap: None,
+        };
+        handle.set_feed(&demo.site.id, recovering).await?;
         loop {
             let now = clock();
             let mut batch = Vec::new();
@@ -572,6 +579,7 @@ async fn demo_feed(
                 first = false;
                 // Batches are applied in order: once this one is, the day so far is.
                 handle.apply(batch).await?;
+                handle.set_feed(&demo.site.id, SiteFeed::default()).await?;
                 ready.send_modify(|ready| ready.values_mut().for_each(|r| *r = true));
                 info!("demo centre: live");
             } else if !batch.is_empty() {
