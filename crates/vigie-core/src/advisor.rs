@@ -815,7 +815,7 @@ impl Advisor {
         timeline_folded || self.tally.settled_day() >= day_start
     }
 
-    /// Start of the day the settled timeline accumulated last (for error messages).
+    /// Start of the latest day the settled timeline or tally holds (for error messages).
     pub(crate) fn folded_day(&self) -> Timestamp {
         self.settled_day.day_start.max(self.tally.settled_day())
     }

@@ -206,7 +206,7 @@ pub enum TotalsError {
 /// The most totals [`SiteProcessor::take_interval_totals`] keeps for its caller: a day's
 /// worth at the longest day (25 hours). Beyond, the oldest are dropped and counted in
 /// [`ProcessorStats::interval_totals_dropped`](crate::ProcessorStats). Each totals holds about
-/// 0.5 KB per advisor (ids, counts, pauses), so a caller drains after each batch of events.
+/// 0.3 KB per advisor (ids, counts, pauses), so a caller drains after each batch of events.
 pub const MAX_PENDING_INTERVAL_TOTALS: usize = 100;
 
 /// The capture of final totals at interval boundaries (see
