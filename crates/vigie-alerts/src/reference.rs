@@ -695,9 +695,11 @@ mod tests {
                 site.advance_to(now);
                 read += compare_readings(&site, &rules)?;
             }
+            // Not a vacuous run: the stretch of day covered (random steps) had traffic. The
+            // smallest days drawn apply several hundred events over it.
             let stats = site.stats();
-            prop_assert!(stats.applied > 1000, "{:?}", stats);
-            prop_assert!(read > 2_000, "{} readings with a value", read);
+            prop_assert!(stats.applied > 300, "{:?}", stats);
+            prop_assert!(read > 500, "{} readings with a value", read);
         }
     }
 
