@@ -40,13 +40,7 @@ fn program(variable: &str, name: &str) -> PathBuf {
     on_path.unwrap_or_else(|| Path::new("/usr/bin").join(name))
 }
 
-/// A free TCP port on the loopback.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .unwrap_or_else(|error| panic!("no free port: {error}"))
-}
+pub use crate::cli::free_port;
 
 impl Browser {
     /// Starts ChromeDriver and a headless Chromium with a `width` x `height` window.

@@ -2,5 +2,6 @@
 
 pub mod api;
 pub mod browser;
+pub mod cli;
 pub mod nats;
 pub mod oracle;

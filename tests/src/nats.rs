@@ -10,7 +10,7 @@
 
 use std::future::Future;
 use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -70,13 +70,7 @@ pub fn server_binary() -> PathBuf {
         })
 }
 
-/// A free TCP port on 127.0.0.1 (free when asked; the server takes it right after).
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("the system gives a free port on 127.0.0.1")
-}
+use crate::cli::free_port;
 
 /// A nats-server of one test, with JetStream on file storage in its own directory.
 #[derive(Debug)]

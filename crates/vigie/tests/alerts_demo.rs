@@ -8,14 +8,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::post;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use vigie_tests::cli::free_port;
 
 #[test]
 fn the_demo_posts_its_alerts_to_a_webhook() {

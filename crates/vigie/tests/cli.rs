@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
+use vigie_tests::cli::text;
 
 fn vigie(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vigie"))
@@ -12,10 +13,6 @@ fn vigie(args: &[&str], dir: &Path) -> Output {
         .current_dir(dir)
         .output()
         .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]

@@ -5,92 +5,23 @@
 #![allow(clippy::unwrap_used)] // A test fails loudly at the first surprise, on purpose.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use vigie_tests::cli::{Served, text};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// `vigie serve` on random ports with the configuration of `dir`, killed when dropped.
-struct Served {
-    child: Child,
-    server: String,
-}
-
-impl Served {
-    fn start(dir: &Path) -> Served {
-        let grpc = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_vigie"))
-            .args(["serve", "--config", "vigie.toml", "--no-web"])
-            .args(["--http", &format!("127.0.0.1:{}", free_port())])
-            .args(["--grpc-listen", &format!("127.0.0.1:{grpc}")])
-            .args(["--demo-advisors", "20", "--demo-queues", "3"])
-            .current_dir(dir)
-            .env_remove("VIGIE_CONFIG")
-            .env("VIGIE_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Served {
-            child,
-            server: format!("http://127.0.0.1:{grpc}"),
-        }
-    }
-
-    /// A client command against this server, with no `VIGIE_*` of the environment.
-    fn command(&self, args: &[&str], dir: &Path) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_vigie"));
-        command
-            .args(args)
-            .args(["--server", &self.server])
-            .current_dir(dir)
-            .env_remove("VIGIE_TOKEN")
-            .env_remove("VIGIE_SITE")
-            .env_remove("VIGIE_SERVER");
-        command
-    }
-
-    fn vigie(&mut self, args: &[&str], dir: &Path) -> Output {
-        let mut child = self
-            .command(args, dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + WAIT;
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                child.kill().unwrap();
-                panic!("vigie {args:?} did not end");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child.wait_with_output().unwrap()
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+const DEMO: [&str; 6] = [
+    "--config",
+    "vigie.toml",
+    "--demo-advisors",
+    "20",
+    "--demo-queues",
+    "3",
+];
 
 #[test]
 fn lists_watches_acknowledges_and_silences_alerts_of_the_demo() {
@@ -116,7 +47,7 @@ warning = -1
         ),
     )
     .unwrap();
-    let mut served = Served::start(dir.path());
+    let mut served = Served::spawn(env!("CARGO_BIN_EXE_vigie"), &DEMO, dir.path());
 
     // Once the API answers, the probe fires.
     let deadline = Instant::now() + WAIT;
@@ -133,10 +64,7 @@ warning = -1
                 break listed;
             }
         }
-        assert!(
-            served.child.try_wait().unwrap().is_none(),
-            "vigie serve exited"
-        );
+        assert!(served.is_running(), "vigie serve exited");
         assert!(
             Instant::now() < deadline,
             "no probe alert: {}",

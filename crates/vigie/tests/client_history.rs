@@ -8,127 +8,9 @@
 #![allow(clippy::unwrap_used)] // A test fails loudly at the first surprise, on purpose.
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use vigie_tests::browser::{Browser, artifacts_dir};
-
-const WAIT: Duration = Duration::from_secs(60);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// `vigie serve` (the demo) on random ports, killed when dropped.
-struct Served {
-    child: Child,
-    server: String,
-}
-
-impl Served {
-    /// Starts the demo and returns once a team's timesheet has rows (the advisors of the
-    /// simulated morning logged in).
-    fn start(dir: &Path) -> Served {
-        std::fs::write(
-            dir.join("vigie.toml"),
-            format!(
-                "[admin]\nchanges_dir = \"{}\"\n",
-                dir.join("changes").display()
-            ),
-        )
-        .unwrap();
-        let grpc = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_vigie"))
-            .args(["serve", "--config", "vigie.toml", "--no-web"])
-            .args(["--http", &format!("127.0.0.1:{}", free_port())])
-            .args(["--grpc-listen", &format!("127.0.0.1:{grpc}")])
-            .args(["--demo-advisors", "20", "--demo-queues", "3"])
-            .current_dir(dir)
-            .env_remove("VIGIE_CONFIG")
-            .env("VIGIE_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut served = Served {
-            child,
-            server: format!("http://127.0.0.1:{grpc}"),
-        };
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let output = served.vigie(&["timesheet", "--team", "team-01", "--format", "csv"], dir);
-            if output.status.success() && text(&output.stdout).lines().count() > 1 {
-                return served;
-            }
-            assert!(
-                served.child.try_wait().unwrap().is_none(),
-                "vigie serve exited"
-            );
-            assert!(
-                Instant::now() < deadline,
-                "no timesheet row: {}",
-                text(&output.stderr)
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn vigie(&mut self, args: &[&str], dir: &Path) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vigie"))
-            .args(args)
-            .args(["--server", &self.server])
-            .current_dir(dir)
-            .env_remove("VIGIE_TOKEN")
-            .env_remove("VIGIE_SITE")
-            .env_remove("VIGIE_SERVER")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + WAIT;
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                child.kill().unwrap();
-                panic!("vigie {args:?} did not end");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child.wait_with_output().unwrap()
-    }
-
-    /// Runs a command that must succeed; its standard output.
-    fn ok(&mut self, args: &[&str], dir: &Path) -> Vec<u8> {
-        let output = self.vigie(args, dir);
-        assert!(
-            output.status.success(),
-            "vigie {args:?}: {}",
-            text(&output.stderr)
-        );
-        output.stdout
-    }
-
-    /// Runs a command that must fail; its standard error.
-    fn refused(&mut self, args: &[&str], dir: &Path) -> String {
-        let output = self.vigie(args, dir);
-        assert!(!output.status.success(), "vigie {args:?} succeeded");
-        text(&output.stderr)
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use vigie_tests::cli::{Served, text};
 
 /// The rows of a CSV file, by column name.
 fn read_csv(bytes: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
@@ -154,10 +36,40 @@ fn column<'a>(header: &[String], row: &'a [String], name: &str) -> &'a str {
     &row[at]
 }
 
+const DEMO: [&str; 6] = [
+    "--config",
+    "vigie.toml",
+    "--demo-advisors",
+    "20",
+    "--demo-queues",
+    "3",
+];
+
+/// The demo on random ports with the configuration of `dir`; returns once a team's timesheet
+/// has rows (the advisors of the simulated morning logged in).
+fn start(dir: &Path) -> Served {
+    std::fs::write(
+        dir.join("vigie.toml"),
+        format!(
+            "[admin]\nchanges_dir = \"{}\"\n",
+            dir.join("changes").display()
+        ),
+    )
+    .unwrap();
+    let mut served = Served::spawn(env!("CARGO_BIN_EXE_vigie"), &DEMO, dir);
+    served.wait_until(
+        &["timesheet", "--team", "team-01", "--format", "csv"],
+        dir,
+        "no timesheet row",
+        |output| output.status.success() && text(&output.stdout).lines().count() > 1,
+    );
+    served
+}
+
 #[test]
 fn timesheets_and_history_of_the_demo_read_as_csv_and_json() {
     let dir = tempfile::tempdir().unwrap();
-    let mut served = Served::start(dir.path());
+    let mut served = start(dir.path());
     let path = dir.path();
 
     // The CSV, closed intervals only so that two calls give the same file.
@@ -294,7 +206,7 @@ async fn the_html_report_of_the_demo_renders_in_a_browser_without_errors() {
     let (served, markdown) = {
         let (path, report) = (path.clone(), report.clone());
         tokio::task::spawn_blocking(move || {
-            let mut served = Served::start(&path);
+            let mut served = start(&path);
             let written = served.ok(
                 &[
                     "report",

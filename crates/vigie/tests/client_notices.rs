@@ -7,127 +7,32 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use vigie_tests::cli::Served;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+const DEMO: [&str; 6] = [
+    "--config",
+    "vigie.toml",
+    "--demo-advisors",
+    "20",
+    "--demo-queues",
+    "3",
+];
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// `vigie serve` (the demo) on random ports with the configuration of `dir`, killed when
-/// dropped.
-struct Served {
-    child: Child,
-    server: String,
-}
-
-impl Served {
-    /// Starts the demo and returns once the gRPC API lists the teams.
-    fn start(dir: &Path) -> Served {
-        let grpc = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_vigie"))
-            .args(["serve", "--config", "vigie.toml", "--no-web"])
-            .args(["--http", &format!("127.0.0.1:{}", free_port())])
-            .args(["--grpc-listen", &format!("127.0.0.1:{grpc}")])
-            .args(["--demo-advisors", "20", "--demo-queues", "3"])
-            .current_dir(dir)
-            .env_remove("VIGIE_CONFIG")
-            .env("VIGIE_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut served = Served {
-            child,
-            server: format!("http://127.0.0.1:{grpc}"),
-        };
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let output = served.vigie(&["teams"], dir);
-            if output.status.success() {
-                return served;
-            }
-            assert!(
-                served.child.try_wait().unwrap().is_none(),
-                "vigie serve exited"
-            );
-            assert!(
-                Instant::now() < deadline,
-                "the gRPC API never answered: {}",
-                text(&output.stderr)
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// A client command against this server, with no `VIGIE_*` of the environment.
-    fn command(&self, args: &[&str], dir: &Path) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_vigie"));
-        command
-            .args(args)
-            .args(["--server", &self.server])
-            .current_dir(dir)
-            .env_remove("VIGIE_TOKEN")
-            .env_remove("VIGIE_SITE")
-            .env_remove("VIGIE_SERVER");
-        command
-    }
-
-    fn vigie(&mut self, args: &[&str], dir: &Path) -> Output {
-        let mut child = self
-            .command(args, dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + WAIT;
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                child.kill().unwrap();
-                panic!("vigie {args:?} did not end");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child.wait_with_output().unwrap()
-    }
-
-    /// Runs a command that must succeed; its standard output.
-    fn ok(&mut self, args: &[&str], dir: &Path) -> String {
-        let output = self.vigie(args, dir);
-        assert!(
-            output.status.success(),
-            "vigie {args:?}: {}",
-            text(&output.stderr)
-        );
-        text(&output.stdout)
-    }
-
-    /// Runs a command that must fail; its standard error.
-    fn refused(&mut self, args: &[&str], dir: &Path) -> String {
-        let output = self.vigie(args, dir);
-        assert!(!output.status.success(), "vigie {args:?} succeeded");
-        text(&output.stderr)
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The demo on random ports with the configuration of `dir`; returns once the gRPC API lists
+/// the teams.
+fn start(dir: &Path) -> Served {
+    let mut served = Served::spawn(env!("CARGO_BIN_EXE_vigie"), &DEMO, dir);
+    served.wait_until(&["teams"], dir, "the gRPC API never answered", |output| {
+        output.status.success()
+    });
+    served
 }
 
 #[test]
@@ -139,13 +44,13 @@ fn posts_lists_follows_and_withdraws_notices_of_the_demo() {
         format!("[admin]\nchanges_dir = \"{}\"\n", changes.display()),
     )
     .unwrap();
-    let mut served = Served::start(dir.path());
+    let mut served = start(dir.path());
     let teams: Value =
-        serde_json::from_str(&served.ok(&["teams", "--format", "json"], dir.path())).unwrap();
+        serde_json::from_str(&served.ok_text(&["teams", "--format", "json"], dir.path())).unwrap();
     let team = teams["teams"][0]["team"].as_str().unwrap().to_owned();
 
     // The documented form.
-    let posted = served.ok(
+    let posted = served.ok_text(
         &[
             "notice",
             &team,
@@ -174,7 +79,7 @@ fn posts_lists_follows_and_withdraws_notices_of_the_demo() {
     assert_eq!(id, format!("{}/team/{team}", id.split('/').next().unwrap()));
 
     let listed: Value = serde_json::from_str(
-        &served.ok(&["notice", "--list", &team, "--format", "json"], dir.path()),
+        &served.ok_text(&["notice", "--list", &team, "--format", "json"], dir.path()),
     )
     .unwrap();
     let notice = &listed["notices"][0];
@@ -191,7 +96,7 @@ fn posts_lists_follows_and_withdraws_notices_of_the_demo() {
         instant("expiresAt") - instant("postedAt"),
         chrono::TimeDelta::hours(2)
     );
-    let table = served.ok(&["notice", "--list"], dir.path());
+    let table = served.ok_text(&["notice", "--list"], dir.path());
     assert!(
         table.starts_with("1 notice in force for site demo, newest first:\n"),
         "{table}"
@@ -237,7 +142,7 @@ fn posts_lists_follows_and_withdraws_notices_of_the_demo() {
     read_until(&|line| line.contains("New script for the spring offer"));
 
     // Another command posts to every team: the watch shows both, the important one in words.
-    let everyone = served.ok(
+    let everyone = served.ok_text(
         &[
             "notice",
             "--all-teams",
@@ -258,7 +163,7 @@ fn posts_lists_follows_and_withdraws_notices_of_the_demo() {
     assert!(line.contains("every team"), "{line}");
 
     // Withdrawn: it leaves the watch too.
-    let withdrawn = served.ok(&["notice", "--withdraw", &id], dir.path());
+    let withdrawn = served.ok_text(&["notice", "--withdraw", &id], dir.path());
     assert_eq!(
         withdrawn,
         format!("Withdrawn from team {team}: New script for the spring offer\n")
@@ -290,10 +195,11 @@ fn posts_lists_follows_and_withdraws_notices_of_the_demo() {
 
     // After a restart over the same changes directory, the drill is still on the wall.
     drop(served);
-    let mut served = Served::start(dir.path());
-    let listed: Value =
-        serde_json::from_str(&served.ok(&["notice", "--list", "--format", "json"], dir.path()))
-            .unwrap();
+    let mut served = start(dir.path());
+    let listed: Value = serde_json::from_str(
+        &served.ok_text(&["notice", "--list", "--format", "json"], dir.path()),
+    )
+    .unwrap();
     let notices = listed["notices"].as_array().unwrap();
     assert_eq!(notices.len(), 1, "{listed:#}");
     assert_eq!(notices[0]["text"], "Fire drill at 15:00");

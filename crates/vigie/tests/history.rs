@@ -17,8 +17,6 @@
 #![allow(clippy::unwrap_used)] // A test fails loudly at the first surprise, on purpose.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -37,6 +35,7 @@ use vigie_history::records::interval_records;
 use vigie_history::{IntervalRecord, RecordKey, ScopeKind};
 use vigie_ingest::publish::PublisherConfig;
 use vigie_sim::{SimConfig, Simulation};
+use vigie_tests::cli::{free_port, http_get, metric};
 use vigie_tests::nats::{NatsServer, Signal, publish_events, signal, wait_within, within};
 
 /// Bounds every wait of the test.
@@ -48,47 +47,9 @@ const STABLE: Duration = Duration::from_millis(1500);
 const GIVE_UP: Duration = Duration::from_secs(5);
 const INTERVAL_MS: i64 = INTERVAL_LENGTH.0;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A plain HTTP GET on 127.0.0.1: the status code and the body.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split(' ').nth(1)?.parse().ok()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    Some((status, body))
-}
-
-/// The value of a metric line (`name value`, or `name{labels} value`), if present.
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|line| {
-        line.strip_prefix(name)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
-}
-
 /// `/metrics` of the service on `port`, without blocking the runtime.
 async fn metrics(port: u16) -> Option<String> {
-    tokio::task::spawn_blocking(move || get(port, "/metrics"))
+    tokio::task::spawn_blocking(move || http_get(port, "/metrics"))
         .await
         .unwrap()
         .filter(|(status, _)| *status == 200)

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use vigie::config::VigieConfig;
 use vigie_core::{DEFAULT_MAX_EVENT_BYTES, decode_json};
+use vigie_tests::cli::text;
 use vigie_tests::nats::async_nats::jetstream;
 use vigie_tests::nats::{
     NatsServer, Signal, StoredMessage, read_subject, run_within, signal, wait_within, within,
@@ -26,10 +27,6 @@ fn vigie(args: &[&str], dir: &Path) -> Output {
             .env_remove("VIGIE_CONFIG"),
         RUN,
     )
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 const QUEUED: &str = r#"{"id":"1","type":"contact.queued","time":"2026-03-02T09:00:00Z","site":"s","contact":"c1","queue":"q","channel":"voice"}"#;

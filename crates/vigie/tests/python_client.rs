@@ -16,24 +16,13 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use vigie_tests::cli::{free_port, text};
 
 const WAIT: Duration = Duration::from_secs(60);
 /// The script makes 20-odd calls and waits for two messages of three streams.
 const SCRIPT_WAIT: Duration = Duration::from_secs(180);
 const PYTHON: &str = "python3";
 const INSTALL: &str = "python3 -m pip install grpcio grpcio-tools";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// The root of the workspace, where `proto/` is.
 fn workspace() -> PathBuf {

@@ -2,70 +2,19 @@
 //! no acknowledged event lost.
 #![allow(clippy::unwrap_used)] // A test fails loudly at the first surprise, on purpose.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{Duration as Days, NaiveTime};
 use vigie::config::VigieConfig;
 use vigie_core::Event;
 use vigie_ingest::publish::PublisherConfig;
 use vigie_sim::{SimConfig, Simulation};
+use vigie_tests::cli::{eventually, free_port, http_get, metric};
 use vigie_tests::nats::{NatsServer, Signal, publish_events, signal, wait_within, within};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A plain HTTP GET on 127.0.0.1: the status code and the body.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split(' ').nth(1)?.parse().ok()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    Some((status, body))
-}
-
-/// Polls `check` every 50 ms until it returns a value, at most `WAIT`.
-fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The value of a metric line (`name value`, or `name{labels} value`), if present.
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|line| {
-        line.strip_prefix(name)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
-}
 
 /// `vigie serve` with `args`; without the wallboard unless `args` gives its address.
 fn serve(args: &[&str], dir: &Path) -> Child {
@@ -103,18 +52,21 @@ fn with_no_argument_it_serves_the_demo_centre_and_stops_on_sigterm() {
         dir.path(),
     );
     let ready = eventually("the demo ready", || {
-        get(port, "/readyz").filter(|(status, _)| *status == 200)
+        http_get(port, "/readyz").filter(|(status, _)| *status == 200)
     });
     // The wallboard's pages are served on their own address.
     for page in ["/", "/team/team-01", "/queue/queue-01"] {
-        let (status, body) = get(web, page).unwrap();
+        let (status, body) = http_get(web, page).unwrap();
         assert_eq!(status, 200, "{page}: {body}");
         assert!(body.contains("<html"), "{page}: {body}");
     }
-    assert_eq!(get(web, "/no-such-page").unwrap().0, 404);
+    assert_eq!(http_get(web, "/no-such-page").unwrap().0, 404);
     assert!(ready.1.contains(r#""ready":true"#), "{}", ready.1);
-    assert_eq!(get(port, "/healthz").unwrap(), (200, "ok\n".to_owned()));
-    let metrics = get(port, "/metrics").unwrap().1;
+    assert_eq!(
+        http_get(port, "/healthz").unwrap(),
+        (200, "ok\n".to_owned())
+    );
+    let metrics = http_get(port, "/metrics").unwrap().1;
     assert!(
         metric(&metrics, "vigie_events_applied_total").unwrap() > 0.0,
         "{metrics}"
@@ -199,7 +151,9 @@ async fn sigterm_during_a_feed_loses_no_acknowledged_event() {
     ];
     let mut child = serve(&args, dir.path());
     tokio::task::spawn_blocking(move || {
-        eventually("ready", || get(port, "/readyz").filter(|(s, _)| *s == 200))
+        eventually("ready", || {
+            http_get(port, "/readyz").filter(|(s, _)| *s == 200)
+        })
     })
     .await
     .unwrap();
@@ -217,7 +171,7 @@ async fn sigterm_during_a_feed_loses_no_acknowledged_event() {
     let third = events.len() as f64 / 3.0;
     tokio::task::spawn_blocking(move || {
         eventually("a third of the day applied", || {
-            let metrics = get(port, "/metrics")?.1;
+            let metrics = http_get(port, "/metrics")?.1;
             (metric(&metrics, "vigie_events_applied_total")? >= third).then_some(())
         })
     })
@@ -251,13 +205,13 @@ async fn sigterm_during_a_feed_loses_no_acknowledged_event() {
     let total = events.len() as f64;
     tokio::task::spawn_blocking(move || {
         eventually("the whole day applied after the restart", || {
-            let metrics = get(port, "/metrics")?.1;
+            let metrics = http_get(port, "/metrics")?.1;
             (metric(&metrics, "vigie_events_applied_total")? >= total).then_some(())
         })
     })
     .await
     .unwrap();
-    let metrics = tokio::task::spawn_blocking(move || get(port, "/metrics").unwrap().1)
+    let metrics = tokio::task::spawn_blocking(move || http_get(port, "/metrics").unwrap().1)
         .await
         .unwrap();
     assert_eq!(
@@ -300,7 +254,7 @@ fn credentials_connect_and_are_never_logged() {
         dir.path(),
     );
     eventually("ready with user and password", || {
-        get(port, "/readyz").filter(|(s, _)| *s == 200)
+        http_get(port, "/readyz").filter(|(s, _)| *s == 200)
     });
     signal(child.id(), Signal::TERM);
     let output = wait_within(&mut child, WAIT);
@@ -373,7 +327,7 @@ fn a_token_from_the_environment_connects() {
         .spawn()
         .unwrap();
     eventually("ready with a token", || {
-        get(port, "/readyz").filter(|(s, _)| *s == 200)
+        http_get(port, "/readyz").filter(|(s, _)| *s == 200)
     });
     signal(child.id(), Signal::TERM);
     let output = wait_within(&mut child, WAIT);
