@@ -1,7 +1,8 @@
 //! The `History` service: how the days went, from the interval records of the history store.
 //! `ListIntervals` sums one scope's records into periods (ratios recomputed from the counts),
-//! `GetTimesheet` makes advisors' timesheets, `GetReport` a team's end-of-shift report, and
-//! `ListAlertHistory` lists the day's alerts with their transitions.
+//! `GetTimesheet` makes advisors' timesheets, `GetReport` a team's end-of-shift report,
+//! `ListAlertHistory` lists the day's alerts with their transitions, and
+//! `ListAbandonedContacts` the contacts that hung up while waiting.
 //!
 //! Who may read what is the rule of the live views, checked on the engine's task against the
 //! site's current teams (the advisor's current team for an advisor's history), before the
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use chrono::{NaiveDate, NaiveTime};
 use futures::future::try_join_all;
 use tonic::{Code, Request, Response, Status};
-use vigie_alerts::{Alert, AlertEngine, AlertState, Severity, TransitionKind, Unit};
+use vigie_alerts::{Alert, AlertState, Severity, TransitionKind, Unit};
 use vigie_core::views::HandleIndicators;
 use vigie_core::{DayCalendar, INTERVAL_LENGTH, SiteProcessor, SlVariant, Timestamp};
 use vigie_engine::{EngineHandle, EngineState};
@@ -37,16 +38,17 @@ use vigie_history::{
 };
 use vigie_proto::v1 as pb;
 use vigie_proto::v1::history_server::History;
-use vigie_proto::v1::notices_server::Notices;
 
 use crate::admin::invalid;
 use crate::alerts::{alert_to_wire, may_read};
 use crate::auth::{Authenticator, Principal, Role, permission_denied};
 use crate::convert;
-use crate::history_store::{HistoryError, HistoryStore};
+use crate::history_store::{AlertRecord, HistoryError, HistoryStore, merge_alert};
 use crate::metrics::ApiMetrics;
-use crate::notices::NoticesService;
+use crate::notices::{Notice, NoticeLevel, NoticesService};
 use crate::read;
+
+mod abandoned;
 
 /// Longest range of a timesheet, in days.
 pub const MAX_TIMESHEET_DAYS: i64 = 31;
@@ -543,11 +545,9 @@ fn interval_range(
 }
 
 /// The days of a timesheet, `[first, last]`, within [`MAX_TIMESHEET_DAYS`].
-fn timesheet_days(
-    from: &str,
-    to: &str,
-    today: NaiveDate,
-) -> Result<(NaiveDate, NaiveDate), Status> {
+/// The site-local days `[from, to]` of a request (from: today when empty; to: from when
+/// empty), at most [`MAX_TIMESHEET_DAYS`].
+fn day_range(from: &str, to: &str, today: NaiveDate) -> Result<(NaiveDate, NaiveDate), Status> {
     let first = if from.is_empty() {
         today
     } else {
@@ -568,7 +568,7 @@ fn timesheet_days(
     if days > MAX_TIMESHEET_DAYS {
         return Err(bad(
             "to_date",
-            format!("at most {MAX_TIMESHEET_DAYS} days in one timesheet, asked for {days}"),
+            format!("at most {MAX_TIMESHEET_DAYS} days at once, asked for {days}"),
         ));
     }
     Ok((first, last))
@@ -674,33 +674,61 @@ fn report_alert(alert: &Alert) -> Option<ReportAlert> {
     })
 }
 
-/// The day's alerts routed to `team` that the caller may read and that fired.
+/// The alerts of a day (`records`) routed to `team` that the caller may read and that fired,
+/// as the report shows them.
 fn team_alerts(
     principal: &Principal,
     site: &SiteProcessor,
-    engine: Option<&AlertEngine>,
+    records: &[AlertRecord],
     team: &str,
 ) -> Vec<ReportAlert> {
-    let Some(engine) = engine else {
-        return Vec::new();
-    };
-    engine
-        .alerts()
+    records
         .iter()
-        .filter(|alert| alert.teams.iter().any(|t| t == team))
-        .filter(|alert| may_read(principal, site, alert.target.kind, &alert.target.id))
-        .filter_map(report_alert)
+        .filter(|record| record.teams.iter().any(|t| t == team))
+        .filter(|record| may_read(principal, site, record.target_kind, &record.target_id))
+        .filter_map(|record| report_alert(&record.to_alert().0))
         .collect()
 }
 
-/// A notice in force as the report shows it.
-fn report_notice(notice: &pb::Notice) -> ReportNotice {
+/// Whether an alert of a day is one to list in its history: it had a transition that day.
+fn has_transitions(record: &AlertRecord) -> bool {
+    !record.history.is_empty() || record.history_dropped > 0
+}
+
+/// The alerts of the site's current day as the engine lists them now, as records of `date`
+/// (none when the site's day is no longer `date`).
+fn live_alerts(state: &EngineState, site: &str, date: NaiveDate) -> Vec<AlertRecord> {
+    let (Some(processor), Some(engine)) = (state.processor.site(site), state.alerts.get(site))
+    else {
+        return Vec::new();
+    };
+    let now = processor.now();
+    if processor.day_of(now).date != date {
+        return Vec::new();
+    }
+    let reasons: BTreeMap<&str, Option<String>> = engine
+        .rules()
+        .map(|rule| (rule.id.as_str(), rule.reason.clone()))
+        .collect();
+    let date = date_text(date);
+    engine
+        .alerts()
+        .iter()
+        .map(|alert| {
+            let reason = reasons.get(alert.rule.as_str()).cloned().flatten();
+            AlertRecord::of(alert, reason, &date, now)
+        })
+        .collect()
+}
+
+/// A notice as the report shows it.
+fn report_notice(notice: &Notice) -> ReportNotice {
     ReportNotice {
         text: notice.text.clone(),
         author: notice.posted_by.clone(),
-        posted_at_ms: notice.posted_at.as_ref().map_or(0, millis),
-        until_ms: notice.expires_at.as_ref().map(millis),
-        important: notice.level == i32::from(pb::NoticeLevel::Important),
+        posted_at_ms: notice.posted_at.0,
+        until_ms: Some(notice.expires_at.0),
+        important: notice.level == NoticeLevel::Important,
     }
 }
 
@@ -723,7 +751,6 @@ struct ReportFacts {
     site_name: Option<String>,
     team_name: Option<String>,
     targets: ReportTargets,
-    alerts: Vec<ReportAlert>,
     current: Option<CurrentInterval>,
 }
 
@@ -746,8 +773,10 @@ impl HistoryService {
         }
     }
 
-    /// The service reading `store`.
+    /// The service reading `store`. The notices service it reads (and every clone of it, the
+    /// one the API serves included) records notices there too, for the reports of later days.
     pub fn with_store(mut self, store: Arc<dyn HistoryStore>) -> HistoryService {
+        self.notices.keep_history_in(store.clone());
         self.store = Some(store);
         self
     }
@@ -949,7 +978,7 @@ impl HistoryService {
                 ))
             })
             .await?;
-        let (first, last) = timesheet_days(&request.from_date, &request.to_date, facts.today.date)?;
+        let (first, last) = day_range(&request.from_date, &request.to_date, facts.today.date)?;
         let (from, to) = facts.span(first, last);
         let mut records = match &advisor {
             Some(advisor) => {
@@ -1008,28 +1037,78 @@ impl HistoryService {
     /// scope, the same clock). A team the site no longer lists has none.
     async fn notices_in_force(
         &self,
-        metadata: tonic::metadata::MetadataMap,
+        principal: &Principal,
         site: &str,
         team: &str,
     ) -> Result<Vec<ReportNotice>, Status> {
-        let request = Request::from_parts(
-            metadata,
-            tonic::Extensions::default(),
-            pb::ListNoticesRequest {
-                site: site.to_owned(),
-                team: team.to_owned(),
-            },
-        );
-        match self.notices.list_notices(request).await {
-            Ok(answer) => Ok(answer
-                .into_inner()
-                .notices
-                .iter()
-                .map(report_notice)
-                .collect()),
+        match self.notices.in_force_for_team(principal, site, team).await {
+            Ok(notices) => Ok(notices.iter().map(report_notice).collect()),
             Err(status) if status.code() == Code::InvalidArgument => Ok(Vec::new()),
             Err(status) => Err(status),
         }
+    }
+
+    /// The notices recorded for `team` on an earlier day: the team's and the site-wide ones
+    /// shown at some instant of the day's span `[from_ms, to_ms)`, newest first.
+    async fn notices_of_day(
+        &self,
+        site: &str,
+        team: &str,
+        date: NaiveDate,
+        (from_ms, to_ms): (i64, i64),
+    ) -> Result<Vec<ReportNotice>, Status> {
+        let records = self
+            .store()?
+            .day_notices(site, &date_text(date))
+            .await
+            .map_err(store_error)?;
+        Ok(records
+            .iter()
+            .filter(|record| record.notice.is_for(team) && record.shown_during(from_ms, to_ms))
+            .map(|record| report_notice(&record.notice))
+            .collect())
+    }
+
+    /// The alerts of `date` at `site`, every one (the caller's scope is applied after), by id:
+    /// for an earlier day what the store keeps; for the current day, the store's records
+    /// merged with the engine's alerts ([`merge_alert`], each stored record standing up to its
+    /// `as_of_ms`), so that what was stored before a restart is still listed. Without a store,
+    /// the current day is the engine's alone and an earlier day is UNAVAILABLE.
+    async fn alerts_of_day(
+        &self,
+        site: &str,
+        date: NaiveDate,
+        today: NaiveDate,
+    ) -> Result<Vec<AlertRecord>, Status> {
+        let stored = match (&self.store, date == today) {
+            (Some(store), _) => store
+                .day_alerts(site, &date_text(date))
+                .await
+                .map_err(store_error)?,
+            (None, true) => Vec::new(),
+            (None, false) => {
+                return Err(Status::unavailable(
+                    "this server keeps no history: only the current day's alerts are known",
+                ));
+            }
+        };
+        let mut alerts: BTreeMap<String, AlertRecord> = stored
+            .into_iter()
+            .map(|record| (record.id.clone(), record))
+            .collect();
+        if date == today {
+            let wanted = site.to_owned();
+            let live = self
+                .query(move |state| Ok(live_alerts(state, &wanted, date)))
+                .await?;
+            for record in live {
+                let stored = alerts.remove(&record.id);
+                let carried = stored.as_ref().map(|s| s.as_of_ms);
+                let merged = merge_alert(stored.as_ref(), record, carried);
+                alerts.insert(merged.id.clone(), merged);
+            }
+        }
+        Ok(alerts.into_values().filter(has_transitions).collect())
     }
 
     async fn get_report_in(
@@ -1037,7 +1116,6 @@ impl HistoryService {
         request: Request<pb::GetReportRequest>,
     ) -> Result<pb::GetReportResponse, Status> {
         let principal = self.principal(&request)?;
-        let metadata = request.metadata().clone();
         let request = request.into_inner();
         required("site", &request.site)?;
         required("team", &request.team)?;
@@ -1052,7 +1130,11 @@ impl HistoryService {
             .then(|| parse_date("date", &request.date))
             .transpose()?;
         let store = self.store()?;
-        let (site, team) = (request.site.clone(), request.team.clone());
+        let (site, team, caller) = (
+            request.site.clone(),
+            request.team.clone(),
+            principal.clone(),
+        );
         let report = self
             .query(move |state| {
                 let processor = read::site(state, &principal, &site)?;
@@ -1061,16 +1143,14 @@ impl HistoryService {
                 }
                 let facts = SiteFacts::of(processor);
                 let today = asked.is_none_or(|date| date == facts.today.date);
-                let (alerts, current) = if today {
-                    let alerts = team_alerts(&principal, processor, state.alerts.get(&site), &team);
-                    let current = current_interval(processor, |r| match r.key.kind {
+                let current = if today {
+                    current_interval(processor, |r| match r.key.kind {
                         ScopeKind::Team => r.key.id == team,
                         ScopeKind::Advisor => r.team.as_deref() == Some(team.as_str()),
                         ScopeKind::Site | ScopeKind::Queue => false,
-                    });
-                    (alerts, current)
+                    })
                 } else {
-                    (Vec::new(), None)
+                    None
                 };
                 Ok(ReportFacts {
                     facts,
@@ -1082,7 +1162,6 @@ impl HistoryService {
                         .find(|t| t.id == team)
                         .and_then(|t| t.name.clone()),
                     targets: team_targets(processor, &team),
-                    alerts,
                     current,
                 })
             })
@@ -1104,11 +1183,24 @@ impl HistoryService {
             records.retain(|r| r.key.start_ms < start);
             records.extend(self.finish_current(&request.site, current).await?);
         }
+        // The day's alerts as the history keeps them, in the caller's scope, with the site's
+        // teams as they are now.
+        let day_alerts = self
+            .alerts_of_day(&request.site, date, facts.today.date)
+            .await?;
+        let (site, team, reader) = (request.site.clone(), request.team.clone(), caller.clone());
+        let alerts = self
+            .query(move |state| {
+                let processor = read::site(state, &reader, &site)?;
+                Ok(team_alerts(&reader, processor, &day_alerts, &team))
+            })
+            .await?;
         let notices = if today {
-            self.notices_in_force(metadata, &request.site, &request.team)
+            self.notices_in_force(&caller, &request.site, &request.team)
                 .await?
         } else {
-            Vec::new()
+            self.notices_of_day(&request.site, &request.team, date, (from, to))
+                .await?
         };
         let advisors = timesheet::timesheets(&records, date, date);
         let input = ReportInput {
@@ -1123,7 +1215,7 @@ impl HistoryService {
             records,
             advisors,
             targets: report.targets,
-            alerts: report.alerts,
+            alerts,
             notices,
         };
         let (extension, content_type) = match format {
@@ -1164,41 +1256,33 @@ impl HistoryService {
         let asked = (!date.is_empty())
             .then(|| parse_date("date", &date))
             .transpose()?;
+        // The site's existence and the caller's reach first: the same answer whether the day
+        // has alerts or not.
+        let (wanted, caller) = (site.clone(), principal.clone());
+        let today = self
+            .query(move |state| {
+                let processor = read::site(state, &caller, &wanted)?;
+                Ok(processor.day_of(processor.now()).date)
+            })
+            .await?;
+        let date = asked.unwrap_or(today);
+        let records = self.alerts_of_day(&site, date, today).await?;
         self.query(move |state| {
             let processor = read::site(state, &principal, &site)?;
-            let now = processor.now();
-            let today = processor.day_of(now).date;
-            if asked.is_some_and(|date| date != today) {
-                return Err(Status::failed_precondition(format!(
-                    "alerts are kept for the current day only ({today} at site {site:?}): the \
-                     alerts of {date} are no longer known"
-                )));
-            }
-            let alerts = match state.alerts.get(&site) {
-                None => Vec::new(),
-                Some(engine) => {
-                    let reasons: BTreeMap<&str, Option<String>> = engine
-                        .rules()
-                        .map(|rule| (rule.id.as_str(), rule.reason.clone()))
-                        .collect();
-                    engine
-                        .alerts()
-                        .iter()
-                        .filter(|alert| !alert.history.is_empty() || alert.history_dropped > 0)
-                        .filter(|alert| {
-                            may_read(&principal, processor, alert.target.kind, &alert.target.id)
-                        })
-                        .map(|alert| {
-                            let reason = reasons.get(alert.rule.as_str()).cloned().flatten();
-                            alert_to_wire(alert, reason)
-                        })
-                        .collect()
-                }
-            };
+            let alerts = records
+                .iter()
+                .filter(|record| {
+                    may_read(&principal, processor, record.target_kind, &record.target_id)
+                })
+                .map(|record| {
+                    let (alert, reason) = record.to_alert();
+                    alert_to_wire(&alert, reason)
+                })
+                .collect();
             Ok(pb::ListAlertHistoryResponse {
-                date: date_text(today),
+                date: date_text(date),
                 alerts,
-                as_of: Some(convert::timestamp(now)),
+                as_of: Some(convert::timestamp(processor.now())),
             })
         })
         .await
@@ -1237,6 +1321,15 @@ impl History for HistoryService {
     ) -> Result<Response<pb::ListAlertHistoryResponse>, Status> {
         let result = self.list_alert_history_in(request).await;
         self.count("ListAlertHistory", result).map(Response::new)
+    }
+
+    async fn list_abandoned_contacts(
+        &self,
+        request: Request<pb::ListAbandonedContactsRequest>,
+    ) -> Result<Response<pb::ListAbandonedContactsResponse>, Status> {
+        let result = self.list_abandoned_contacts_in(request).await;
+        self.count("ListAbandonedContacts", result)
+            .map(Response::new)
     }
 }
 
@@ -1438,6 +1531,8 @@ mod tests {
             sl_threshold_s: None,
             sl_target: None,
             members: None,
+            abandoned_contacts: Vec::new(),
+            abandoned_contacts_omitted: 0,
         };
         let whole = record(2, 5000, Some(10));
         let before = [record(3, 2000, Some(10))];

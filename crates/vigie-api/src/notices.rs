@@ -23,13 +23,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::pin::Pin;
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, OnceLock, PoisonError};
 use std::time::Duration;
 
 use futures::Stream;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use vigie_core::Timestamp;
@@ -40,6 +40,7 @@ use vigie_proto::v1::notices_server::Notices;
 use crate::admin::{ChangeStore, invalid};
 use crate::auth::{Authenticator, Principal, Role, permission_denied};
 use crate::convert;
+use crate::history_store::{HistoryError, HistoryStore, NoticeRecord};
 use crate::metrics::ApiMetrics;
 use crate::read;
 
@@ -57,6 +58,15 @@ pub const MAX_PER_TEAM: usize = 20;
 /// Longest sleep on the system clock before looking at it again, so that a wall clock set
 /// forward or back (which a monotonic sleep does not see) is noticed within a minute.
 const MAX_SYSTEM_SLEEP: Duration = Duration::from_secs(60);
+/// Posts and withdrawals that may wait for the history store (each the records of one notice,
+/// a record per day it is in force); beyond, they are dropped and counted
+/// (`vigie_api_notices_total{event="history_dropped"}`).
+pub const NOTICE_HISTORY_BACKLOG: usize = 256;
+/// Longest pause between two attempts at an unavailable history store.
+const MAX_HISTORY_BACKOFF: Duration = Duration::from_secs(30);
+/// Most days one notice is recorded for: a notice lasts at most 7 days, so it touches 8
+/// site-local days at most (9 around a change of the clocks).
+const MAX_NOTICE_DAYS: usize = 9;
 
 /// How a notice is shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -511,6 +521,17 @@ pub struct NoticesService {
     streams: Arc<Semaphore>,
     metrics: ApiMetrics,
     shutdown: CancellationToken,
+    /// Where posts and withdrawals are also recorded by day; shared by every clone, so that
+    /// the store given to one (the `History` service's) records the API's posts.
+    history: Arc<NoticeHistory>,
+}
+
+/// The history store notices are recorded in, and the task that writes to it.
+#[derive(Debug, Default)]
+struct NoticeHistory {
+    store: OnceLock<Arc<dyn HistoryStore>>,
+    /// Started with the first record, on the runtime that serves the calls.
+    writer: OnceLock<mpsc::Sender<Vec<NoticeRecord>>>,
 }
 
 /// The boards of the sites asked about so far.
@@ -575,6 +596,96 @@ impl NoticesService {
             streams: Arc::new(Semaphore::new(max_streams)),
             metrics,
             shutdown,
+            history: Arc::default(),
+        }
+    }
+
+    /// Also records each notice posted or withdrawn in `store`, for every site-local day it is
+    /// in force (so that the reports of those days list it once it has left the board). Every
+    /// clone of this service records there; the first store given is kept.
+    pub fn keep_history_in(&self, store: Arc<dyn HistoryStore>) {
+        // A second store is ignored: both would be the server's one store.
+        let _ = self.history.store.set(store);
+    }
+
+    /// The notices in force now for `team` of `site` that `principal` may read: the team's
+    /// own and the site-wide ones, newest first, as `ListNotices` answers them for the team,
+    /// with the same checks (PERMISSION_DENIED out of scope, INVALID_ARGUMENT for a team the
+    /// site does not have and that has no notice in force), without counting a call.
+    pub async fn in_force_for_team(
+        &self,
+        principal: &Principal,
+        site: &str,
+        team: &str,
+    ) -> Result<Vec<Notice>, Status> {
+        required("team", team)?;
+        let (selection, notices) = self.open_read(principal, site, team).await?;
+        let now = self.clock.now();
+        let in_force = notices
+            .published
+            .borrow()
+            .iter()
+            .filter(|notice| notice.in_force(now) && selection.shows(notice))
+            .cloned()
+            .collect();
+        Ok(in_force)
+    }
+
+    /// Records `notice` in the history store for each site-local day of `[posted_at,
+    /// shown_until)` (its display as first posted, so that a withdrawal rewrites every day
+    /// recorded at the post), off the caller's path: a store that cannot take it now is retried
+    /// by the writer task. Nothing to do without a store.
+    async fn record_history(
+        &self,
+        site: &str,
+        notice: &Notice,
+        withdrawn: bool,
+        shown_until: Timestamp,
+    ) {
+        let Some(store) = self.history.store.get() else {
+            return;
+        };
+        let wanted = site.to_owned();
+        let calendar = self
+            .query(move |state| {
+                Ok(state
+                    .processor
+                    .site(&wanted)
+                    .map(|site| site.site().calendar()))
+            })
+            .await;
+        let Ok(Some(calendar)) = calendar else {
+            tracing::warn!(site, notice = %notice.id, "notice not recorded in the history: the site's days are unknown");
+            self.metrics.notices("history_dropped", 1);
+            return;
+        };
+        let first = calendar.day_of(notice.posted_at).date;
+        let last_instant = Timestamp(shown_until.0.saturating_sub(1)).max(notice.posted_at);
+        let last = calendar.day_of(last_instant).date;
+        let records: Vec<NoticeRecord> = first
+            .iter_days()
+            .take_while(|date| *date <= last)
+            .take(MAX_NOTICE_DAYS)
+            .map(|date| NoticeRecord {
+                site: site.to_owned(),
+                date: date.format("%Y-%m-%d").to_string(),
+                withdrawn,
+                notice: notice.clone(),
+            })
+            .collect();
+        let writer = self.history.writer.get_or_init(|| {
+            let (sender, receiver) = mpsc::channel(NOTICE_HISTORY_BACKLOG);
+            tokio::spawn(write_notice_history(
+                store.clone(),
+                receiver,
+                self.metrics.clone(),
+                self.shutdown.clone(),
+            ));
+            sender
+        });
+        if writer.try_send(records).is_err() {
+            tracing::warn!(site, notice = %notice.id, "notice not recorded in the history: too many waiting for the store");
+            self.metrics.notices("history_dropped", 1);
         }
     }
 
@@ -788,6 +899,8 @@ impl NoticesService {
             })
             .await?;
         tracing::info!(site, notice = %notice.id, "notice posted through the API");
+        self.record_history(&site, &notice, false, notice.expires_at)
+            .await;
         Ok(to_wire(&site, &notice))
     }
 
@@ -817,16 +930,23 @@ impl NoticesService {
         // The notice may be for a team the site no longer has: it can be withdrawn all the same.
         self.known_team(&site, None).await?;
         let withdrawn_id = id.clone();
-        let notice = self
+        let (notice, shown_until) = self
             .change(&site, "withdrawn", move |board, now| {
-                board.withdraw(&withdrawn_id, now).ok_or_else(|| {
+                let shown_until = board
+                    .notices()
+                    .iter()
+                    .find(|notice| notice.id == withdrawn_id)
+                    .map(|notice| notice.expires_at);
+                let withdrawn = board.withdraw(&withdrawn_id, now).ok_or_else(|| {
                     Status::not_found(format!(
                         "no notice {withdrawn_id:?} in force at this site (unknown, expired or withdrawn already)"
                     ))
-                })
+                })?;
+                Ok((withdrawn, shown_until.unwrap_or(now)))
             })
             .await?;
         tracing::info!(site, notice = %id, "notice withdrawn through the API");
+        self.record_history(&site, &notice, true, shown_until).await;
         Ok(to_wire(&site, &notice))
     }
 
@@ -908,6 +1028,49 @@ pub fn may_post(principal: &Principal, site: &str, team: Option<&str>) -> bool {
     match team {
         None => principal.may_read_site(site),
         Some(team) => principal.role != Role::Advisor && principal.may_read_team(site, team),
+    }
+}
+
+/// Writes the notices' day records to the history store, one notice at a time, retrying
+/// (waiting longer after each failure) while the store is unavailable; ends at shutdown. A
+/// refused record is logged and counted, not retried.
+async fn write_notice_history(
+    store: Arc<dyn HistoryStore>,
+    mut records: mpsc::Receiver<Vec<NoticeRecord>>,
+    metrics: ApiMetrics,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let batch = tokio::select! {
+            () = shutdown.cancelled() => return,
+            batch = records.recv() => match batch {
+                Some(batch) => batch,
+                None => return,
+            },
+        };
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            match store.publish_notices(batch.clone()).await {
+                Ok(()) => {
+                    metrics.notices("history_recorded", 1);
+                    break;
+                }
+                Err(HistoryError::BadRecord { key, reason }) => {
+                    tracing::error!(%key, %reason, "notice refused by the history store: not recorded");
+                    metrics.notices("history_refused", 1);
+                    break;
+                }
+                Err(problem) => {
+                    tracing::warn!(error = %problem, retry_in = ?backoff, "could not record a notice in the history store");
+                    metrics.notices("history_retried", 1);
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(MAX_HISTORY_BACKOFF);
+        }
     }
 }
 

@@ -274,15 +274,45 @@ fn advisor_times(
     })
 }
 
-/// q-a: 14:00 9 of 10 within T; 14:15 corrected to 0 of 2 (revision 2); 14:30 8 of 8 with two
-/// abandons. team-a has the same flow; its advisors a1 (two intervals) and a2, and b1 of
+/// `record` listing abandons `(contact, time, wait ms, short)`.
+fn with_abandons(
+    mut record: IntervalRecord,
+    abandons: &[(&str, &str, i64, bool)],
+) -> IntervalRecord {
+    record.abandoned_contacts = abandons
+        .iter()
+        .map(
+            |&(contact, time, wait_ms, short)| vigie_history::AbandonedRecord {
+                abandoned_at_ms: planted(time),
+                contact: contact.into(),
+                channel: "voice".into(),
+                wait_ms,
+                short,
+            },
+        )
+        .collect();
+    record
+}
+
+/// q-a: 14:00 9 of 10 within T; 14:15 corrected to 0 of 2 (revision 2, which also withdraws
+/// an abandon listed at close); 14:30 8 of 8 with two abandons, x1 and x2 (short). team-a has the same flow; its advisors a1 (two intervals) and a2, and b1 of
 /// team-b, have time records.
 fn planted_records() -> Vec<IntervalRecord> {
     vec![
         record("queue", "q-a", "14:00:00", 1, queue_flow(10, 9, 0)),
-        record("queue", "q-a", "14:15:00", 1, queue_flow(2, 2, 0)),
+        // Listed at close, withdrawn by the correction.
+        with_abandons(
+            record("queue", "q-a", "14:15:00", 1, queue_flow(2, 2, 0)),
+            &[("withdrawn", "14:20:00", 10_000, false)],
+        ),
         record("queue", "q-a", "14:15:00", 2, queue_flow(2, 0, 0)),
-        record("queue", "q-a", "14:30:00", 1, queue_flow(8, 8, 2)),
+        with_abandons(
+            record("queue", "q-a", "14:30:00", 1, queue_flow(8, 8, 2)),
+            &[
+                ("x1", "14:31:00", 42_000, false),
+                ("x2", "14:44:59", 3_000, true),
+            ],
+        ),
         record("team", "team-a", "14:00:00", 1, queue_flow(10, 9, 0)),
         record("team", "team-a", "14:15:00", 1, queue_flow(2, 0, 0)),
         record(
@@ -1270,13 +1300,10 @@ async fn alert_history_is_today_in_scope_with_transitions() {
         list("other-manager", "").await.unwrap_err().code(),
         Code::PermissionDenied
     );
-    let earlier = list("admin", "2026-03-01").await.unwrap_err();
-    assert_eq!(earlier.code(), Code::FailedPrecondition);
-    assert!(
-        earlier.message().contains("current day only"),
-        "{}",
-        earlier.message()
-    );
+    // An earlier day is read from the history store: nothing was kept of 1 March.
+    let earlier = list("admin", "2026-03-01").await.unwrap();
+    assert_eq!(earlier.date, "2026-03-01");
+    assert!(earlier.alerts.is_empty(), "{:?}", earlier.alerts);
     assert_eq!(
         list("admin", "yesterday").await.unwrap_err().code(),
         Code::InvalidArgument
@@ -1461,6 +1488,40 @@ async fn every_rpc_follows_the_access_matrix_of_the_live_views() {
         },
     )
     .await;
+
+    // Contact ids: supervisors, managers and admins, within the scope they read.
+    //           admin  manager other  sup-a  sup-b  adv-a1 adv-a2
+    let abandoned = [
+        (("", ""), [true, true, false, false, false, false, false]),
+        (
+            ("team-a", ""),
+            [true, true, false, true, false, false, false],
+        ),
+        (("", "q-b"), [true, true, false, false, true, false, false]),
+        (
+            ("team-a", "q-b"),
+            [true, true, false, false, false, false, false],
+        ),
+    ];
+    for ((team, queue), expected) in abandoned {
+        matrix(
+            &fixture,
+            &format!("ListAbandonedContacts team {team:?} queue {queue:?}"),
+            expected,
+            |mut client| async move {
+                client
+                    .list_abandoned_contacts(pb::ListAbandonedContactsRequest {
+                        site: SITE.into(),
+                        team: team.into(),
+                        queue: queue.into(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|_| ())
+            },
+        )
+        .await;
+    }
 
     // Without a token: UNAUTHENTICATED; a site that does not exist, asked by an admin:
     // NOT_FOUND.
@@ -1654,4 +1715,120 @@ async fn the_service_is_listed_by_reflection_and_answers_grpc_web() {
     let trailer = &body[5 + length..];
     assert_eq!(trailer[0], 0x80, "then the trailers");
     assert!(String::from_utf8_lossy(&trailer[5..]).contains("grpc-status:0"));
+}
+
+fn listed(answer: &pb::ListAbandonedContactsResponse) -> Vec<(String, String, i64, f64, bool)> {
+    answer
+        .contacts
+        .iter()
+        .map(|c| {
+            (
+                c.contact_id.clone(),
+                c.queue.clone(),
+                millis(c.abandoned_at.as_ref().unwrap()),
+                c.wait_seconds,
+                c.short,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_contacts_come_from_the_store_for_earlier_days_and_live_for_today() {
+    let fixture = Fixture::start().await;
+    let mut admin = fixture.client("admin").await;
+    let request = |from: &str, to: &str| pb::ListAbandonedContactsRequest {
+        site: SITE.into(),
+        from_date: from.into(),
+        to_date: to.into(),
+        ..Default::default()
+    };
+    let c4 = (
+        "c4".to_owned(),
+        "q-a".to_owned(),
+        today("09:40:30"),
+        30.0,
+        false,
+    );
+    let x1 = (
+        "x1".to_owned(),
+        "q-a".to_owned(),
+        planted("14:31:00"),
+        42.0,
+        false,
+    );
+    let x2 = (
+        "x2".to_owned(),
+        "q-a".to_owned(),
+        planted("14:44:59"),
+        3.0,
+        true,
+    );
+
+    // From the planted day to today: the stored lists (latest revisions), then today's live.
+    let answer = admin
+        .list_abandoned_contacts(request(PLANTED, TODAY))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed(&answer), [x1.clone(), x2.clone(), c4.clone()]);
+    assert_eq!(
+        (answer.from_date.as_str(), answer.to_date.as_str()),
+        (PLANTED, TODAY)
+    );
+    assert_eq!(answer.time_zone, "UTC");
+    assert_eq!(answer.omitted, 0);
+    assert_eq!(answer.as_of.as_ref().map(millis), Some(today("10:07:00")));
+
+    // The planted day alone: no as_of; short abandons left out on request.
+    let answer = admin
+        .list_abandoned_contacts(request(PLANTED, ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed(&answer), [x1.clone(), x2]);
+    assert!(answer.as_of.is_none());
+    let mut long_only = request(PLANTED, "");
+    long_only.exclude_short = true;
+    let answer = admin
+        .list_abandoned_contacts(long_only)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed(&answer), [x1]);
+
+    // Today by default; a team's campaign queues; a queue.
+    let mut supervisor_a = fixture.client("supervisor-a").await;
+    let mut team_a = request("", "");
+    team_a.team = "team-a".into();
+    let answer = supervisor_a
+        .list_abandoned_contacts(team_a)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed(&answer), [c4]);
+    assert_eq!(answer.from_date, TODAY);
+    let mut supervisor_b = fixture.client("supervisor-b").await;
+    let mut q_b = request("", "");
+    q_b.queue = "q-b".into();
+    let answer = supervisor_b
+        .list_abandoned_contacts(q_b)
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(answer.contacts.is_empty(), "nobody hung up in q-b");
+
+    // Ranges: at most 31 days, in order, real dates.
+    for (from, to, field) in [
+        ("2026-01-01", "2026-03-02", "to_date"),
+        (TODAY, PLANTED, "to_date"),
+        ("2026-02-30", "", "from_date"),
+    ] {
+        let status = admin
+            .list_abandoned_contacts(request(from, to))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{from}..{to}");
+        assert!(status.message().contains(field), "{}", status.message());
+    }
 }

@@ -5,6 +5,7 @@
 //! comes from an event or from the caller, iteration is in a deterministic order, and expected
 //! failures are returned as data ([`Rejection`]) for the shell to count and report.
 
+pub mod abandoned;
 mod advisor;
 pub mod config;
 mod contact;
@@ -20,6 +21,7 @@ pub mod time;
 pub mod totals;
 pub mod views;
 
+pub use abandoned::{AbandonedChange, AbandonedContact};
 pub use config::{ProcessingConfig, QueueConfig, SiteConfig, SlVariant, TeamConfig};
 pub use decode::{DEFAULT_MAX_EVENT_BYTES, decode_json};
 pub use event::{

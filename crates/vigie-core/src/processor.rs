@@ -9,6 +9,7 @@ use serde::Serialize;
 use smallvec::SmallVec;
 use xxhash_rust::xxh3::xxh3_128;
 
+use crate::abandoned::{AbandonedChange, AbandonedJournal};
 use crate::advisor::{Advisor, Status, StatusPoint};
 use crate::config::{ConfigErrors, ProcessingConfig, QueueConfig, SiteConfig, SlVariant};
 use crate::contact::{
@@ -71,6 +72,9 @@ pub struct ProcessorStats {
     /// because the caller had not taken them and the outbox was full, or skipped because the
     /// horizon jumped over more boundaries than the outbox holds.
     pub interval_totals_dropped: u64,
+    /// Abandons found or withdrawn (see [`SiteProcessor::enable_abandoned_contacts`]) and
+    /// dropped because the caller had not taken them and the journal was full.
+    pub abandoned_changes_dropped: u64,
 }
 
 /// Memory the processor holds, by kind of item (for the memory benchmark and metrics).
@@ -330,6 +334,8 @@ pub struct SiteProcessor {
     /// The totals captured at interval boundaries, when enabled: behind a pointer, one word
     /// when disabled (the default).
     pub(crate) interval_totals: Option<Box<IntervalCapture>>,
+    /// The abandons reported to the caller, when enabled (one word when disabled).
+    pub(crate) abandoned: Option<Box<AbandonedJournal>>,
 }
 
 fn hash_id(id: &str) -> u128 {
@@ -380,6 +386,7 @@ impl SiteProcessor {
             scratch: (Derived::default(), Derived::default()),
             days: DayCache::new(calendar),
             interval_totals: None,
+            abandoned: None,
             site,
         };
         processor.load_configuration();
@@ -482,6 +489,8 @@ impl SiteProcessor {
             .interval_totals
             .as_ref()
             .map_or(0, |capture| capture.dropped);
+        stats.abandoned_changes_dropped =
+            self.abandoned.as_ref().map_or(0, |journal| journal.dropped);
         stats
     }
 
@@ -832,6 +841,9 @@ impl SiteProcessor {
     /// `id` is the contact's (needed when it starts waiting in a queue).
     fn apply_change(&mut self, key: u128, id: &str, old: &Derived, new: &Derived) {
         diff(&old.records, &new.records, |record, add| {
+            if self.abandoned.is_some() {
+                self.note_abandoned(id, &record, add);
+            }
             self.record(&record, add)
         });
         diff(&old.spans, &new.spans, |span, add| {
@@ -1210,6 +1222,8 @@ pub struct Processor {
     sites: BTreeMap<String, SiteProcessor>,
     /// Every site captures its interval totals, those created later too.
     interval_totals: bool,
+    /// Every site reports its abandoned contacts, those created later too.
+    abandoned_contacts: bool,
 }
 
 impl Processor {
@@ -1220,6 +1234,7 @@ impl Processor {
             sites: BTreeMap::new(),
             processing,
             interval_totals: false,
+            abandoned_contacts: false,
         };
         for site in sites {
             processor.site_mut(&site.id);
@@ -1237,6 +1252,9 @@ impl Processor {
             let mut site = SiteProcessor::new(config, &self.processing);
             if self.interval_totals {
                 site.enable_interval_totals();
+            }
+            if self.abandoned_contacts {
+                site.enable_abandoned_contacts();
             }
             self.sites.insert(id.to_owned(), site);
         }
@@ -1285,6 +1303,26 @@ impl Processor {
             taken.extend(site.take_interval_totals());
         }
         taken
+    }
+
+    /// Reports the abandoned contacts of every site, those seen later too (see
+    /// [`SiteProcessor::enable_abandoned_contacts`]).
+    pub fn enable_abandoned_contacts(&mut self) {
+        self.abandoned_contacts = true;
+        for site in self.sites.values_mut() {
+            site.enable_abandoned_contacts();
+        }
+    }
+
+    /// The abandons every site found or withdrawn since the last call, by site id (sites
+    /// with none left out; see [`SiteProcessor::take_abandoned_changes`]).
+    pub fn take_abandoned_changes(&mut self) -> Vec<(String, Vec<AbandonedChange>)> {
+        self.sites
+            .iter_mut()
+            .map(|(id, site)| (id, site.take_abandoned_changes()))
+            .filter(|(_, changes)| !changes.is_empty())
+            .map(|(id, changes)| (id.clone(), changes))
+            .collect()
     }
 
     /// The processor of a site, if it exists.

@@ -6,8 +6,9 @@
 
 use vigie_core::totals::DayTotals;
 use vigie_core::{INTERVAL_LENGTH, SiteProcessor, Timestamp};
-use vigie_history::IntervalRecord;
+use vigie_history::abandoned::list_abandoned;
 use vigie_history::records::interval_records;
+use vigie_history::{AbandonedLog, IntervalRecord};
 
 /// The records of one interval of one site, every scope.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,16 +58,31 @@ fn start_of<'a>(
 }
 
 impl SiteHistory {
+    /// Until when the site's intervals were offered final: abandons before that instant, if
+    /// it is not in the site's current day, are in the records and no longer needed (those of
+    /// the current day stay for the day's list).
+    pub(crate) fn recorded_until(&self, site: &SiteProcessor) -> Option<Timestamp> {
+        let base = self.base.as_ref()?;
+        Some(base.at.min(site.day_of(site.now()).start))
+    }
+
     /// The records of the final totals the processor captured since the last call, interval
-    /// by interval. The first totals captured mid-day only start the next interval.
-    pub(crate) fn settled(&mut self, captured: Vec<DayTotals>) -> Vec<HistoryBatch> {
+    /// by interval, queue records listing the abandons of `abandoned` in their interval. The
+    /// first totals captured mid-day only start the next interval.
+    pub(crate) fn settled(
+        &mut self,
+        captured: Vec<DayTotals>,
+        abandoned: &AbandonedLog,
+    ) -> Vec<HistoryBatch> {
         let mut batches = Vec::new();
         for totals in captured {
             if let Some(start) = start_of(self.base.as_ref(), &totals) {
+                let mut records = interval_records(start, &totals, 0, true);
+                list_abandoned(&mut records, abandoned);
                 batches.push(HistoryBatch {
                     site: totals.site.clone(),
                     start: Timestamp(totals.at.0 - INTERVAL_LENGTH.0),
-                    records: interval_records(start, &totals, 0, true),
+                    records,
                     settled: true,
                 });
             }
@@ -79,7 +95,11 @@ impl SiteHistory {
     /// offered yet and its final totals are not known yet. `None` as well when the figures
     /// before the interval can no longer be split at its bounds (its final totals are then
     /// on their way).
-    pub(crate) fn at_close(&mut self, site: &SiteProcessor) -> Option<HistoryBatch> {
+    pub(crate) fn at_close(
+        &mut self,
+        site: &SiteProcessor,
+        abandoned: &AbandonedLog,
+    ) -> Option<HistoryBatch> {
         let end = boundary_at_or_before(site, site.now());
         if self.offered_at_close >= Some(end) || self.base.as_ref().is_some_and(|b| b.at >= end) {
             return None;
@@ -96,10 +116,12 @@ impl SiteHistory {
                 Some(&earlier)
             }
         };
+        let mut records = interval_records(previous, &totals, 0, false);
+        list_abandoned(&mut records, abandoned);
         Some(HistoryBatch {
             site: totals.site.clone(),
             start,
-            records: interval_records(previous, &totals, 0, false),
+            records,
             settled: false,
         })
     }
@@ -143,6 +165,7 @@ mod tests {
         let mut site =
             SiteProcessor::new(SiteConfig::with_defaults("s"), &ProcessingConfig::default());
         site.enable_interval_totals();
+        site.enable_abandoned_contacts();
         apply(
             &mut site,
             "l",
@@ -168,30 +191,42 @@ mod tests {
         let mut site = first_interval();
         let mut history = SiteHistory::default();
         site.advance_to(at("00:14:59"));
-        assert_eq!(history.at_close(&site), None, "the interval is not over");
+        assert_eq!(
+            history.at_close(&site, &AbandonedLog::default()),
+            None,
+            "the interval is not over"
+        );
 
         site.advance_to(at("00:15:00.100"));
-        let closed = history.at_close(&site).expect("offered at its close");
+        let closed = history
+            .at_close(&site, &AbandonedLog::default())
+            .expect("offered at its close");
         assert!(!closed.settled);
         assert_eq!(closed.start, at("00:00:00"));
         assert_eq!(offered(&closed), 2);
-        assert_eq!(history.at_close(&site), None, "offered once");
+        assert_eq!(
+            history.at_close(&site, &AbandonedLog::default()),
+            None,
+            "offered once"
+        );
 
         // A contact queued before the end arrives late, within the allowed lateness.
         apply(&mut site, "7", "00:14:40", &contact("queued", "c3"));
         assert!(
-            history.settled(site.take_interval_totals()).is_empty(),
+            history
+                .settled(site.take_interval_totals(), &AbandonedLog::default())
+                .is_empty(),
             "not final yet"
         );
         // Events 30 s past the end make the interval final.
         apply(&mut site, "8", "00:15:40", &contact("queued", "c4"));
-        let settled = history.settled(site.take_interval_totals());
+        let settled = history.settled(site.take_interval_totals(), &AbandonedLog::default());
         assert_eq!(settled.len(), 1, "{settled:?}");
         assert!(settled[0].settled);
         assert_eq!(settled[0].start, at("00:00:00"));
         assert_eq!(offered(&settled[0]), 3, "the late contact counts");
         assert_eq!(
-            history.at_close(&site),
+            history.at_close(&site, &AbandonedLog::default()),
             None,
             "final: nothing more to offer"
         );
@@ -217,6 +252,58 @@ mod tests {
         );
     }
 
+    fn listed(batch: &HistoryBatch) -> Vec<(String, i64)> {
+        let queue = batch
+            .records
+            .iter()
+            .find(|r| r.key.kind == ScopeKind::Queue && r.key.id == "q")
+            .expect("the queue's record");
+        queue
+            .abandoned_contacts
+            .iter()
+            .map(|a| (a.contact.clone(), a.wait_ms))
+            .collect()
+    }
+
+    #[test]
+    fn a_queue_record_lists_its_abandons_at_close_and_final_with_a_late_one() {
+        let mut site = first_interval();
+        let mut log = AbandonedLog::default();
+        let mut history = SiteHistory::default();
+        site.advance_to(at("00:15:00.100"));
+        log.apply(site.take_abandoned_changes());
+        let closed = history.at_close(&site, &log).expect("offered at its close");
+        assert_eq!(listed(&closed), [("c2".to_owned(), 290_000)]);
+
+        // c6 queued at 00:14:30 and abandoned at 00:14:59, reported late.
+        apply(&mut site, "9", "00:14:30", &contact("queued", "c6"));
+        apply(
+            &mut site,
+            "10",
+            "00:14:59",
+            r#""type":"contact.abandoned","contact":"c6""#,
+        );
+        apply(&mut site, "11", "00:15:40", &contact("queued", "c7"));
+        log.apply(site.take_abandoned_changes());
+        let settled = history.settled(site.take_interval_totals(), &log);
+        assert_eq!(
+            listed(&settled[0]),
+            [("c2".to_owned(), 290_000), ("c6".to_owned(), 29_000)]
+        );
+        let mut publisher = Publisher::new();
+        publisher.admit(closed.records, false);
+        let corrections = publisher.admit(settled[0].records.clone(), true);
+        assert!(
+            corrections
+                .iter()
+                .any(|r| r.key.kind == ScopeKind::Queue && r.revision == 2),
+            "the queue's record is corrected"
+        );
+
+        // Recorded: the abandons before the interval's end stay while the day goes on.
+        assert_eq!(history.recorded_until(&site), Some(at("00:00:00")));
+    }
+
     #[test]
     fn the_next_interval_starts_where_the_final_one_ended() {
         let mut site = first_interval();
@@ -224,7 +311,7 @@ mod tests {
         apply(&mut site, "7", "00:16:00", &contact("queued", "c3"));
         apply(&mut site, "8", "00:29:00", &contact("answered", "c3"));
         apply(&mut site, "9", "00:31:00", &contact("ended", "c3"));
-        let settled = history.settled(site.take_interval_totals());
+        let settled = history.settled(site.take_interval_totals(), &AbandonedLog::default());
         let starts: Vec<Timestamp> = settled.iter().map(|b| b.start).collect();
         assert_eq!(starts, [at("00:00:00"), at("00:15:00")]);
         assert_eq!(offered(&settled[0]), 2);
@@ -239,7 +326,7 @@ mod tests {
         let mut history = SiteHistory::default();
         apply(&mut site, "1", "10:05:00", &contact("queued", "c1"));
         apply(&mut site, "2", "10:16:00", &contact("queued", "c2"));
-        let settled = history.settled(site.take_interval_totals());
+        let settled = history.settled(site.take_interval_totals(), &AbandonedLog::default());
         assert_eq!(settled.len(), 41, "00:00 to 10:15");
         assert_eq!(settled[0].start, at("00:00:00"));
         assert!(settled[..40].iter().all(|batch| offered(batch) == 0));
@@ -257,11 +344,13 @@ mod tests {
         let mut history = SiteHistory::default();
         apply(&mut site, "2", "10:16:00", &contact("queued", "c2"));
         assert!(
-            history.settled(site.take_interval_totals()).is_empty(),
+            history
+                .settled(site.take_interval_totals(), &AbandonedLog::default())
+                .is_empty(),
             "the totals at 10:15 only start the next interval"
         );
         apply(&mut site, "3", "10:31:00", &contact("queued", "c3"));
-        let settled = history.settled(site.take_interval_totals());
+        let settled = history.settled(site.take_interval_totals(), &AbandonedLog::default());
         assert_eq!(settled.len(), 1);
         assert_eq!(settled[0].start, at("10:15:00"));
         assert_eq!(offered(&settled[0]), 1);

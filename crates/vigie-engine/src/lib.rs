@@ -26,6 +26,7 @@ use vigie_core::{Event, Outcome, Processor, SiteConfig, Timestamp};
 
 pub use history::HistoryBatch;
 pub use metrics::EngineMetrics;
+use vigie_history::AbandonedLog;
 
 /// Settings of the engine (`[engine]` in `vigie.toml`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,9 +165,19 @@ pub struct EngineState {
     versioned_at: BTreeMap<String, Timestamp>,
     /// The alert rules and alerts of each site that has rules.
     pub alerts: BTreeMap<String, AlertEngine>,
+    /// The abandoned contacts of each site, from the start of its day (and of the day before
+    /// until its last interval is recorded), when the engine keeps a history.
+    pub abandoned: BTreeMap<String, AbandonedLog>,
 }
 
 impl EngineState {
+    /// Takes the abandons the processor found or withdrew into each site's list.
+    fn keep_abandoned(&mut self) {
+        for (site, changes) in self.processor.take_abandoned_changes() {
+            self.abandoned.entry(site).or_default().apply(changes);
+        }
+    }
+
     /// The feed of a site (a site never reported on is complete).
     pub fn feed(&self, site: &str) -> SiteFeed {
         self.feeds.get(site).cloned().unwrap_or_default()
@@ -414,6 +425,7 @@ impl Engine {
                 sequences,
                 versioned_at: BTreeMap::new(),
                 alerts: BTreeMap::new(),
+                abandoned: BTreeMap::new(),
             },
             input,
             commands,
@@ -448,9 +460,11 @@ impl Engine {
     /// Offers the records of every 15-minute interval of every site to `history`, at its close
     /// (once the site's feed is complete: not while the day is replayed after a start) and when
     /// its figures are final, without ever waiting (a full channel drops and counts: a restart
-    /// offers the day again).
+    /// offers the day again). Keeps each site's abandoned contacts meanwhile
+    /// ([`EngineState::abandoned`]), listed in its queue records.
     pub fn with_history(mut self, history: mpsc::Sender<HistoryBatch>) -> Engine {
         self.state.processor.enable_interval_totals();
+        self.state.processor.enable_abandoned_contacts();
         self.history = Some((history, BTreeMap::new()));
         self
     }
@@ -542,7 +556,11 @@ impl Engine {
             self.new_version(&site);
         }
         let stats = self.state.processor.sites().map(|s| s.stats());
-        self.metrics.observe_processor(stats);
+        let lists = self.state.abandoned.values();
+        let abandoned = lists.fold((0, 0), |(dropped, listed), log| {
+            (dropped + log.dropped(), listed + log.len())
+        });
+        self.metrics.observe_processor(stats, abandoned);
     }
 
     fn apply(&mut self, batch: Batch) {
@@ -557,6 +575,7 @@ impl Engine {
             }
             outcomes.push(outcome);
         }
+        self.state.keep_abandoned();
         self.metrics
             .observe_batch(batch.events.len(), started.elapsed());
         touched.sort_unstable();
@@ -596,19 +615,27 @@ impl Engine {
         let Some((sender, sites)) = &mut self.history else {
             return;
         };
+        self.state.keep_abandoned();
+        let no_abandons = AbandonedLog::default();
         let mut batches = Vec::new();
         for totals in self.state.processor.take_interval_totals() {
+            let abandoned = self.state.abandoned.get(&totals.site);
             let site = sites.entry(totals.site.clone()).or_default();
-            batches.extend(site.settled(vec![totals]));
+            batches.extend(site.settled(vec![totals], abandoned.unwrap_or(&no_abandons)));
         }
         for processor in self.state.processor.sites() {
             let id = &processor.site().id;
+            let site = sites.entry(id.clone()).or_default();
+            let abandoned = self.state.abandoned.get_mut(id);
+            if let (Some(recorded), Some(abandoned)) = (site.recorded_until(processor), abandoned) {
+                abandoned.forget_before(recorded);
+            }
             let complete = self.state.feeds.get(id).is_none_or(SiteFeed::complete);
             if !complete {
                 continue;
             }
-            let site = sites.entry(id.clone()).or_default();
-            batches.extend(site.at_close(processor));
+            let abandoned = self.state.abandoned.get(id);
+            batches.extend(site.at_close(processor, abandoned.unwrap_or(&no_abandons)));
         }
         for batch in batches {
             let handed_over = sender.try_send(batch).is_ok();

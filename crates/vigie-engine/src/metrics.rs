@@ -25,6 +25,23 @@ struct SiteLabel {
     site: String,
 }
 
+/// A counter following a running total kept elsewhere (the processor's statistics): each
+/// observation adds what the total gained since the last.
+#[derive(Clone, Debug, Default)]
+struct FollowedCounter {
+    counter: Counter,
+    seen: std::sync::Arc<AtomicU64>,
+}
+
+impl FollowedCounter {
+    fn observe(&self, total: u64) {
+        let seen = self.seen.swap(total, Ordering::Relaxed);
+        if total > seen {
+            self.counter.inc_by(total - seen);
+        }
+    }
+}
+
 /// The engine's metrics, registered once in the process's registry.
 #[derive(Clone, Debug)]
 pub struct EngineMetrics {
@@ -34,8 +51,7 @@ pub struct EngineMetrics {
     apply_seconds: Histogram,
     batch_events: Histogram,
     contacts_tracked: Gauge,
-    contacts_expired: Counter,
-    expired_seen: std::sync::Arc<AtomicU64>,
+    contacts_expired: FollowedCounter,
     site_complete: Family<SiteLabel, Gauge>,
     site_recovering: Family<SiteLabel, Gauge>,
     alert_evaluation_seconds: Histogram,
@@ -43,6 +59,9 @@ pub struct EngineMetrics {
     alert_notifications_dropped: Counter,
     history_batches: Counter,
     history_batches_dropped: Counter,
+    interval_totals_dropped: FollowedCounter,
+    abandoned_dropped: FollowedCounter,
+    abandoned_listed: Gauge,
 }
 
 impl EngineMetrics {
@@ -55,8 +74,7 @@ impl EngineMetrics {
             apply_seconds: Histogram::new(exponential_buckets(0.000_01, 4.0, 10)),
             batch_events: Histogram::new(exponential_buckets(1.0, 4.0, 8)),
             contacts_tracked: Gauge::default(),
-            contacts_expired: Counter::default(),
-            expired_seen: Default::default(),
+            contacts_expired: FollowedCounter::default(),
             site_complete: Family::default(),
             site_recovering: Family::default(),
             alert_evaluation_seconds: Histogram::new(exponential_buckets(0.000_01, 4.0, 10)),
@@ -64,6 +82,9 @@ impl EngineMetrics {
             alert_notifications_dropped: Counter::default(),
             history_batches: Counter::default(),
             history_batches_dropped: Counter::default(),
+            interval_totals_dropped: FollowedCounter::default(),
+            abandoned_dropped: FollowedCounter::default(),
+            abandoned_listed: Gauge::default(),
         };
         registry.register(
             "vigie_events_applied",
@@ -104,7 +125,7 @@ impl EngineMetrics {
         registry.register(
             "vigie_contacts_expired",
             "Contacts given up after contact_expiry without an event",
-            metrics.contacts_expired.clone(),
+            metrics.contacts_expired.counter.clone(),
         );
         registry.register(
             "vigie_site_complete",
@@ -140,6 +161,21 @@ impl EngineMetrics {
             "vigie_history_batches_dropped",
             "Interval records dropped because the history task was full or gone (a restart offers them again)",
             metrics.history_batches_dropped.clone(),
+        );
+        registry.register(
+            "vigie_history_interval_totals_dropped",
+            "Interval totals the processor captured and dropped before the engine took them (their intervals are offered again after a restart)",
+            metrics.interval_totals_dropped.counter.clone(),
+        );
+        registry.register(
+            "vigie_history_abandoned_dropped",
+            "Abandoned contacts left out of the list (the processor's journal or a site's list was full); still counted in the figures",
+            metrics.abandoned_dropped.counter.clone(),
+        );
+        registry.register(
+            "vigie_history_abandoned_listed",
+            "Abandoned contacts the engine keeps for the day's list (every site)",
+            metrics.abandoned_listed.clone(),
         );
         metrics
     }
@@ -195,18 +231,29 @@ impl EngineMetrics {
         self.batch_events.observe(events as f64);
     }
 
-    pub(crate) fn observe_processor(&self, sites: impl Iterator<Item = ProcessorStats>) {
-        let (mut tracked, mut expired) = (0, 0);
+    /// Observes the processor's statistics of every site, with what the engine's lists of
+    /// abandoned contacts dropped and hold.
+    pub(crate) fn observe_processor(
+        &self,
+        sites: impl Iterator<Item = ProcessorStats>,
+        abandoned_lists: (u64, usize),
+    ) {
+        let (mut tracked, mut expired, mut totals_dropped, mut abandoned_dropped) = (0, 0, 0, 0);
         for stats in sites {
             tracked += stats.contacts_tracked;
             expired += stats.contacts_expired;
+            totals_dropped += stats.interval_totals_dropped;
+            abandoned_dropped += stats.abandoned_changes_dropped;
         }
         self.contacts_tracked
             .set(i64::try_from(tracked).unwrap_or(i64::MAX));
-        let seen = self.expired_seen.swap(expired, Ordering::Relaxed);
-        if expired > seen {
-            self.contacts_expired.inc_by(expired - seen);
-        }
+        self.contacts_expired.observe(expired);
+        self.interval_totals_dropped.observe(totals_dropped);
+        let (list_dropped, listed) = abandoned_lists;
+        self.abandoned_dropped
+            .observe(abandoned_dropped + list_dropped);
+        self.abandoned_listed
+            .set(i64::try_from(listed).unwrap_or(i64::MAX));
     }
 
     pub(crate) fn set_feed(&self, site: &str, feed: &SiteFeed) {

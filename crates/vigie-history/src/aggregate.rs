@@ -648,6 +648,8 @@ mod tests {
             sl_threshold_s: Some(20.0),
             sl_target: Some(0.8),
             members: None,
+            abandoned_contacts: Vec::new(),
+            abandoned_contacts_omitted: 0,
         }
     }
 

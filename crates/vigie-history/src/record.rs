@@ -93,6 +93,23 @@ pub struct TimeRecord {
     pub last_logout_ms: Option<i64>,
 }
 
+/// A contact abandoned in a queue, as the queue's record of the interval where it hung up
+/// lists it: no customer data, the opaque contact id of the events only.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AbandonedRecord {
+    /// When it hung up, ms since the Unix epoch.
+    pub abandoned_at_ms: i64,
+    /// The opaque contact id of the events.
+    pub contact: String,
+    /// `voice`, `chat`, `email`, `callback`, `social` or `task`.
+    pub channel: String,
+    /// How long it waited in the queue, in ms.
+    pub wait_ms: i64,
+    /// Shorter than the queue's `short_abandon`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub short: bool,
+}
+
 /// One interval of one scope.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IntervalRecord {
@@ -130,6 +147,17 @@ pub struct IntervalRecord {
     /// Advisors counted (teams and the site).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub members: Option<u64>,
+    /// Queues: the contacts that abandoned in the interval, by time, at most
+    /// [`MAX_ABANDONED_PER_RECORD`](crate::abandoned::MAX_ABANDONED_PER_RECORD).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub abandoned_contacts: Vec<AbandonedRecord>,
+    /// Queues: abandons of the interval beyond that limit, counted in `flow` but not listed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub abandoned_contacts_omitted: u64,
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }
 
 impl IntervalRecord {

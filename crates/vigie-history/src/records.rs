@@ -165,6 +165,8 @@ impl Header<'_> {
             sl_threshold_s: None,
             sl_target: None,
             members: None,
+            abandoned_contacts: Vec::new(),
+            abandoned_contacts_omitted: 0,
         }
     }
 }

@@ -1027,6 +1027,8 @@ mod tests {
             sl_threshold_s: None,
             sl_target: None,
             members: Some(2),
+            abandoned_contacts: Vec::new(),
+            abandoned_contacts_omitted: 0,
         }
     }
 

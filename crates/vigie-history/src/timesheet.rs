@@ -359,6 +359,8 @@ mod tests {
             sl_threshold_s: None,
             sl_target: None,
             members: None,
+            abandoned_contacts: Vec::new(),
+            abandoned_contacts_omitted: 0,
         }
     }
 

@@ -2,8 +2,8 @@
 //! `queues`, `advisors` list what the caller may read; `vigie site`, `team`, `queue`, `advisor`
 //! read one view; `vigie watch team|queue|site` follows one live; `vigie alerts` lists, follows,
 //! acknowledges and silences alerts ([`alerts`]); `vigie notice` posts, lists, follows and
-//! withdraws wallboard notices ([`notices`]); `vigie history`, `vigie timesheet` and
-//! `vigie report` read the interval history ([`history`]).
+//! withdraws wallboard notices ([`notices`]); `vigie history`, `vigie timesheet`,
+//! `vigie report` and `vigie abandoned` read the interval history ([`history`]).
 //!
 //! A thin shell over the generated client: it connects, authenticates with a bearer token,
 //! picks the site, calls, and prints the answer as a table ([`table`]) or as canonical proto3
@@ -94,6 +94,12 @@ pub enum ClientCommand {
     /// interval, the advisors' day, the alerts and the notices; HTML, Markdown or CSV.
     #[command(after_help = history::REPORT_EXAMPLES)]
     Report(history::ReportArgs),
+    /// The contacts that hung up while waiting in a queue, one by one: when, which queue and
+    /// channel, how long they waited, and their opaque contact id, to call them back.
+    ///
+    /// As a table, CSV (the call-back list) or JSON; today's so far, or earlier days.
+    #[command(after_help = history::abandoned::ABANDONED_EXAMPLES)]
+    Abandoned(history::abandoned::AbandonedArgs),
 }
 
 /// What `vigie watch` follows.
@@ -409,6 +415,7 @@ async fn dispatch(command: &ClientCommand) -> anyhow::Result<()> {
         ClientCommand::History(args) => history::run_history(args).await,
         ClientCommand::Timesheet(args) => history::run_timesheet(args).await,
         ClientCommand::Report(args) => history::run_report(args).await,
+        ClientCommand::Abandoned(args) => history::abandoned::run_abandoned(args).await,
         ClientCommand::Watch(WatchCommand::Site(args)) => {
             let (api, site) = Api::for_site(&args.api).await?;
             let what = format!("site `{}`", site.id);

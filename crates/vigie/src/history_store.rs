@@ -7,6 +7,12 @@
 //! each site and id written as one subject token by [`encode_token`]. Each record is one JSON
 //! message whose `Nats-Msg-Id` names its key and revision, so that the server drops a copy
 //! published again within its duplicate window; reads keep the highest revision of each key.
+//!
+//! The alerts and notices of each site-local day are in a third stream, with the advisors'
+//! retention (alerts name advisors): `vigie.alert_history.<site>.<date>.alert.<alert id>` and
+//! `vigie.alert_history.<site>.<date>.notice.<notice id>`, one message per subject kept
+//! (`max_msgs_per_subject: 1`), so that an alert's latest state replaces the earlier ones and a
+//! day is read from its subjects alone.
 
 use std::time::Duration;
 
@@ -18,11 +24,12 @@ use async_nats::jetstream::context::GetStreamErrorKind;
 use async_nats::jetstream::{self, ErrorCode, stream};
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 use vigie_api::history_store::{
-    HistoryError, HistoryStore, Latest, MemoryHistory, MemoryRetention, Selection, describe_key,
-    validate_record,
+    AlertRecord, HistoryError, HistoryStore, Latest, MemoryHistory, MemoryRetention, NoticeRecord,
+    Selection, describe_key, parse_date, sort_notices, validate_record,
 };
 use vigie_core::config::{ConfigErrors, HumanDuration};
 use vigie_history::{IntervalRecord, RecordKey, ScopeKind};
@@ -32,6 +39,10 @@ pub const INTERVALS_PREFIX: &str = "vigie.intervals";
 
 /// Subjects of advisor records: `vigie.advisor_intervals.<site>.<id>`.
 pub const ADVISOR_INTERVALS_PREFIX: &str = "vigie.advisor_intervals";
+
+/// Subjects of the alerts and notices of a day:
+/// `vigie.alert_history.<site>.<date>.alert.<id>` and `....notice.<id>`.
+pub const ALERT_HISTORY_PREFIX: &str = "vigie.alert_history";
 
 /// Window in which the server drops a message whose `Nats-Msg-Id` it already stored: long
 /// enough for a publication retried after a lost acknowledgement. A copy published later is
@@ -72,6 +83,14 @@ pub struct HistoryConfig {
     /// read as a whole; beyond it the store is reported unavailable.
     #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
+    /// Stream of the alerts and notices of each day, on `vigie.alert_history.>` (created when
+    /// missing), one message per site, day and alert or notice.
+    #[serde(default = "default_alert_stream")]
+    pub alert_stream: String,
+    /// How long the alerts and notices of a day are kept. Alerts name advisors (a pause too
+    /// long...): as long as advisors' records by default, 31 days.
+    #[serde(default = "default_advisor_max_age")]
+    pub alert_max_age: HumanDuration,
 }
 
 fn default_stream() -> String {
@@ -80,6 +99,10 @@ fn default_stream() -> String {
 
 fn default_advisor_stream() -> String {
     "VIGIE_ADVISOR_INTERVALS".to_owned()
+}
+
+fn default_alert_stream() -> String {
+    "VIGIE_ALERT_HISTORY".to_owned()
 }
 
 fn default_max_age() -> HumanDuration {
@@ -108,6 +131,8 @@ impl Default for HistoryConfig {
             replicas: default_replicas(),
             max_bytes: None,
             timeout: default_timeout(),
+            alert_stream: default_alert_stream(),
+            alert_max_age: default_advisor_max_age(),
         }
     }
 }
@@ -129,6 +154,7 @@ impl HistoryConfig {
         for (field, name) in [
             ("stream", &self.stream),
             ("advisor_stream", &self.advisor_stream),
+            ("alert_stream", &self.alert_stream),
         ] {
             if !valid_stream_name(name) {
                 problems.push(format!(
@@ -141,6 +167,19 @@ impl HistoryConfig {
                 "{path}.advisor_stream: must differ from {path}.stream ({:?}): advisors' records are kept apart",
                 self.stream
             ));
+        }
+        for (field, other) in [
+            ("stream", &self.stream),
+            ("advisor_stream", &self.advisor_stream),
+        ] {
+            if self.alert_stream == *other {
+                problems.push(format!(
+                    "{path}.alert_stream: must differ from {path}.{field} ({other:?}): alerts and notices are kept apart"
+                ));
+            }
+        }
+        if self.alert_max_age.0.is_zero() {
+            problems.push(format!("{path}.alert_max_age: must be longer than 0s"));
         }
         if self.max_age.0.is_zero() {
             problems.push(format!("{path}.max_age: must be longer than 0s"));
@@ -180,6 +219,7 @@ impl HistoryConfig {
         MemoryHistory::new(MemoryRetention {
             max_age: self.max_age.0,
             advisor_max_age: self.advisor_max_age.0,
+            alert_max_age: self.alert_max_age.0,
             ..MemoryRetention::default()
         })
     }
@@ -192,15 +232,23 @@ impl HistoryConfig {
         JetStreamHistory::open(context, self).await
     }
 
-    /// The stream configuration Vigie creates for one of the two streams.
+    /// The stream configuration Vigie creates for one of the three streams.
     fn stream_config(&self, name: &str, prefix: &str, max_age: Duration) -> stream::Config {
+        let day_records = prefix == ALERT_HISTORY_PREFIX;
         stream::Config {
             name: name.to_owned(),
-            description: Some(if prefix == ADVISOR_INTERVALS_PREFIX {
-                "Vigie: advisors' 15-minute interval records (short retention)".to_owned()
-            } else {
-                "Vigie: 15-minute interval records of sites, queues and teams".to_owned()
+            description: Some(match prefix {
+                ADVISOR_INTERVALS_PREFIX => {
+                    "Vigie: advisors' 15-minute interval records (short retention)".to_owned()
+                }
+                ALERT_HISTORY_PREFIX => {
+                    "Vigie: alerts and notices of each site-local day (latest state per subject)"
+                        .to_owned()
+                }
+                _ => "Vigie: 15-minute interval records of sites, queues and teams".to_owned(),
             }),
+            // An alert's latest state replaces the earlier: one message per subject.
+            max_messages_per_subject: if day_records { 1 } else { 0 },
             subjects: vec![format!("{prefix}.>")],
             retention: stream::RetentionPolicy::Limits,
             max_age,
@@ -277,6 +325,41 @@ pub fn decode_token(token: &str) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
+/// The subject of an alert of a day: `vigie.alert_history.<site>.<date>.alert.<alert id>`.
+pub fn alert_subject(site: &str, date: &str, id: &str) -> String {
+    format!(
+        "{ALERT_HISTORY_PREFIX}.{}.{}.alert.{}",
+        encode_token(site),
+        encode_token(date),
+        encode_token(id)
+    )
+}
+
+/// The subject of a notice of a day: `vigie.alert_history.<site>.<date>.notice.<notice id>`.
+pub fn notice_subject(site: &str, date: &str, id: &str) -> String {
+    format!(
+        "{ALERT_HISTORY_PREFIX}.{}.{}.notice.{}",
+        encode_token(site),
+        encode_token(date),
+        encode_token(id)
+    )
+}
+
+/// The `Nats-Msg-Id` of a day record: its subject's tokens after the prefix, joined by `/`,
+/// and the digest of its content, so that a retried publication is stored once and a new
+/// state always is.
+fn day_message_id(subject: &str, content: &[u8]) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    content.hash(&mut hasher);
+    let key = subject
+        .strip_prefix(ALERT_HISTORY_PREFIX)
+        .unwrap_or(subject)
+        .trim_start_matches('.')
+        .replace('.', "/");
+    format!("{key}/{:016x}", hasher.finish())
+}
+
 /// The subject a record is published on.
 pub fn record_subject(key: &RecordKey) -> String {
     let site = encode_token(&key.site);
@@ -305,6 +388,7 @@ pub struct JetStreamHistory {
     context: jetstream::Context,
     stream: String,
     advisor_stream: String,
+    alert_stream: String,
     timeout: Duration,
 }
 
@@ -343,6 +427,12 @@ impl JetStreamHistory {
                 ADVISOR_INTERVALS_PREFIX,
                 config.advisor_max_age.0,
             ),
+            (
+                "alert_stream",
+                &config.alert_stream,
+                ALERT_HISTORY_PREFIX,
+                config.alert_max_age.0,
+            ),
         ] {
             let wanted = config.stream_config(name, prefix, max_age);
             tokio::time::timeout(timeout, ensure_stream(context, wanted, field))
@@ -358,8 +448,125 @@ impl JetStreamHistory {
             context: context.clone(),
             stream: config.stream.clone(),
             advisor_stream: config.advisor_stream.clone(),
+            alert_stream: config.alert_stream.clone(),
             timeout,
         })
+    }
+
+    /// Publishes one day record (an alert's or a notice's) on `subject` and awaits its
+    /// acknowledgement; `what` names it in errors.
+    async fn publish_day_record(
+        &self,
+        subject: String,
+        payload: Vec<u8>,
+        what: String,
+    ) -> Result<(), HistoryError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(NATS_MESSAGE_ID, day_message_id(&subject, &payload).as_str());
+        let publish = async {
+            let ack = self
+                .context
+                .publish_with_headers(subject.clone(), headers, payload.into())
+                .await
+                .map_err(|error| {
+                    unavailable(format!("cannot publish {what} on {subject}: {error}"))
+                })?;
+            ack.await.map_err(|error| {
+                unavailable(format!(
+                    "{what} published on {subject} was not stored: {error}"
+                ))
+            })
+        };
+        tokio::time::timeout(self.timeout, publish)
+            .await
+            .map_err(|_| {
+                unavailable(format!(
+                    "no acknowledgement of {what} published on {subject} within {} (history.timeout)",
+                    show(self.timeout)
+                ))
+            })?
+            .map(|_| ())
+    }
+
+    /// The latest message of every subject `filter` matches in the stream of day records, read
+    /// as `T`, within the timeout. A message that is not a `T` is skipped and logged.
+    async fn read_day_records<T: DeserializeOwned>(
+        &self,
+        filter: String,
+    ) -> Result<Vec<T>, HistoryError> {
+        let stream = &self.alert_stream;
+        let read = async {
+            let consumer = self
+                .context
+                .create_consumer_on_stream(
+                    OrderedConfig {
+                        description: Some("Vigie: a read of a day's alerts or notices".to_owned()),
+                        filter_subject: filter.clone(),
+                        deliver_policy: DeliverPolicy::LastPerSubject,
+                        ..OrderedConfig::default()
+                    },
+                    stream,
+                )
+                .await
+                .map_err(|error| {
+                    unavailable(format!("cannot read {filter} in stream {stream}: {error}"))
+                })?;
+            let name = consumer.cached_info().name.clone();
+            let mut found = Vec::new();
+            let mut skipped = 0_u64;
+            let mut last_problem = None;
+            if consumer.cached_info().num_pending > 0 {
+                let mut messages = consumer.messages().await.map_err(|error| {
+                    unavailable(format!("cannot read {filter} in stream {stream}: {error}"))
+                })?;
+                loop {
+                    let Some(message) = messages.next().await else {
+                        return Err(unavailable(format!(
+                            "the read of {filter} in stream {stream} ended early"
+                        )));
+                    };
+                    let message = message.map_err(|error| {
+                        unavailable(format!("reading {filter} in stream {stream}: {error}"))
+                    })?;
+                    let pending = message
+                        .info()
+                        .map_err(|error| {
+                            unavailable(format!(
+                                "a message of stream {stream} has no metadata: {error}"
+                            ))
+                        })?
+                        .pending;
+                    match serde_json::from_slice::<T>(&message.payload) {
+                        Ok(record) => found.push(record),
+                        Err(error) => {
+                            skipped += 1;
+                            last_problem = Some(format!("{}: {error}", message.subject));
+                        }
+                    }
+                    if pending == 0 {
+                        break;
+                    }
+                }
+            }
+            if let Some(problem) = last_problem {
+                warn!(stream, skipped, last = %problem, "history: messages that are not day records skipped");
+            }
+            let (context, stream) = (self.context.clone(), stream.clone());
+            // As for interval reads: the consumer goes aside, a failure changes nothing.
+            tokio::spawn(async move {
+                let delete = context.delete_consumer_from_stream(&name, &stream);
+                let _ = tokio::time::timeout(Duration::from_secs(5), delete).await;
+            });
+            Ok(found)
+        };
+        tokio::time::timeout(self.timeout, read)
+            .await
+            .map_err(|_| {
+                unavailable(format!(
+                    "reading {filter} took longer than {} (history.timeout)",
+                    show(self.timeout)
+                ))
+            })?
     }
 
     /// Publishes one record and awaits its acknowledgement (a duplicate the server dropped is
@@ -583,6 +790,17 @@ async fn ensure_stream(
         updated.max_age = wanted.max_age;
         updated.duplicate_window = existing.duplicate_window.min(wanted.max_age);
     }
+    // The server writes "no limit" as -1 whatever it was given.
+    let per_subject = |count: i64| if count <= 0 { -1 } else { count };
+    if per_subject(existing.max_messages_per_subject)
+        != per_subject(wanted.max_messages_per_subject)
+    {
+        changes.push(format!(
+            "max_msgs_per_subject {} -> {}",
+            existing.max_messages_per_subject, wanted.max_messages_per_subject
+        ));
+        updated.max_messages_per_subject = wanted.max_messages_per_subject;
+    }
     if existing.num_replicas != wanted.num_replicas {
         changes.push(format!(
             "replicas {} -> {}",
@@ -671,6 +889,92 @@ impl HistoryStore for JetStreamHistory {
             from_ms,
             to_ms,
         }))
+    }
+
+    fn publish_alerts<'a>(
+        &'a self,
+        records: Vec<AlertRecord>,
+    ) -> BoxFuture<'a, Result<(), HistoryError>> {
+        Box::pin(async move {
+            records.iter().try_for_each(AlertRecord::validate)?;
+            let mut messages = Vec::with_capacity(records.len());
+            for record in &records {
+                let payload =
+                    serde_json::to_vec(record).map_err(|error| HistoryError::BadRecord {
+                        key: record.describe(),
+                        reason: format!("cannot be written as JSON: {error}"),
+                    })?;
+                let subject = alert_subject(&record.site, &record.date, &record.id);
+                messages.push((subject, payload, format!("alert {}", record.describe())));
+            }
+            futures::stream::iter(messages.into_iter().map(Ok::<_, HistoryError>))
+                .try_for_each_concurrent(PUBLISH_WINDOW, |(subject, payload, what)| {
+                    self.publish_day_record(subject, payload, what)
+                })
+                .await
+        })
+    }
+
+    fn day_alerts<'a>(
+        &'a self,
+        site: &'a str,
+        date: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<AlertRecord>, HistoryError>> {
+        Box::pin(async move {
+            parse_date(date)?;
+            let filter = format!(
+                "{ALERT_HISTORY_PREFIX}.{}.{}.alert.*",
+                encode_token(site),
+                encode_token(date)
+            );
+            let mut records: Vec<AlertRecord> = self.read_day_records(filter).await?;
+            records.retain(|r| r.site == site && r.date == date);
+            records.sort_by(|a, b| a.id.cmp(&b.id));
+            Ok(records)
+        })
+    }
+
+    fn publish_notices<'a>(
+        &'a self,
+        records: Vec<NoticeRecord>,
+    ) -> BoxFuture<'a, Result<(), HistoryError>> {
+        Box::pin(async move {
+            records.iter().try_for_each(NoticeRecord::validate)?;
+            let mut messages = Vec::with_capacity(records.len());
+            for record in &records {
+                let payload =
+                    serde_json::to_vec(record).map_err(|error| HistoryError::BadRecord {
+                        key: record.describe(),
+                        reason: format!("cannot be written as JSON: {error}"),
+                    })?;
+                let subject = notice_subject(&record.site, &record.date, &record.notice.id);
+                messages.push((subject, payload, format!("notice {}", record.describe())));
+            }
+            futures::stream::iter(messages.into_iter().map(Ok::<_, HistoryError>))
+                .try_for_each_concurrent(PUBLISH_WINDOW, |(subject, payload, what)| {
+                    self.publish_day_record(subject, payload, what)
+                })
+                .await
+        })
+    }
+
+    fn day_notices<'a>(
+        &'a self,
+        site: &'a str,
+        date: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<NoticeRecord>, HistoryError>> {
+        Box::pin(async move {
+            parse_date(date)?;
+            let filter = format!(
+                "{ALERT_HISTORY_PREFIX}.{}.{}.notice.*",
+                encode_token(site),
+                encode_token(date)
+            );
+            let mut records: Vec<NoticeRecord> = self.read_day_records(filter).await?;
+            records.retain(|r| r.site == site && r.date == date);
+            sort_notices(&mut records);
+            Ok(records)
+        })
     }
 }
 
@@ -762,6 +1066,26 @@ mod tests {
         assert_eq!(config.advisor_max_age.0, Duration::from_secs(31 * 86_400));
         assert_eq!(config.replicas, 1);
         assert_eq!(config.max_bytes, None);
+        assert_eq!(config.alert_stream, "VIGIE_ALERT_HISTORY");
+        assert_eq!(config.alert_max_age.0, Duration::from_secs(31 * 86_400));
+        let alerts = config.stream_config(
+            "VIGIE_ALERT_HISTORY",
+            ALERT_HISTORY_PREFIX,
+            config.alert_max_age.0,
+        );
+        assert_eq!(
+            alerts.max_messages_per_subject, 1,
+            "the latest state replaces the earlier"
+        );
+        assert_eq!(alerts.subjects, ["vigie.alert_history.>"]);
+        assert_eq!(
+            alert_subject("paris", "2026-03-02", "pause/advisor/a042"),
+            "vigie.alert_history.paris.2026-03-02.alert.pause%2Fadvisor%2Fa042"
+        );
+        assert_eq!(
+            notice_subject("paris", "2026-03-02", "1-1/site"),
+            "vigie.alert_history.paris.2026-03-02.notice.1-1%2Fsite"
+        );
 
         let config: HistoryConfig = toml::from_str(
             "max_age = \"90d\"\nadvisor_max_age = \"1week\"\nreplicas = 3\nmax_bytes = 1000000",
@@ -799,6 +1123,18 @@ mod tests {
             "history.replicas: must be 1, 3 or 5, found 2",
             "history.max_bytes: must be more than 0",
             "history.timeout: must be between 1s and 10m",
+        ] {
+            assert!(
+                problems.contains(expected),
+                "{expected:?} missing in {problems}"
+            );
+        }
+        let clash: HistoryConfig =
+            toml::from_str("alert_stream = \"VIGIE_INTERVALS\"\nalert_max_age = \"0s\"").unwrap();
+        let problems = clash.validate("history").unwrap_err().to_string();
+        for expected in [
+            "history.alert_stream: must differ from history.stream",
+            "history.alert_max_age: must be longer than 0s",
         ] {
             assert!(
                 problems.contains(expected),

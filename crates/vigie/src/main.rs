@@ -63,7 +63,8 @@ enum Command {
     /// and prints its SHA-256 hash.
     Token(token::TokenArgs),
     /// Clients of the gRPC API of a running `vigie serve`: sites, teams, queues, advisors,
-    /// site, team, queue, advisor, watch, alerts, notice, history, timesheet, report.
+    /// site, team, queue, advisor, watch, alerts, notice, history, timesheet, report,
+    /// abandoned.
     #[command(flatten)]
     Client(client::ClientCommand),
 }

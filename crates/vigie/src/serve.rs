@@ -241,10 +241,19 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
     let engine = engine
         .with_alerts(alert_engines, Some(notifications_tx))
         .with_history(history_tx);
+    // Subscribed before the engine runs: the recorder misses no alert change.
+    let alert_updates = handle.subscribe_alerts();
     let engine_task = tokio::spawn(engine.run());
     tokio::spawn(crate::history::run(
         history_store.clone(),
         history_rx,
+        history_metrics.clone(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(crate::history::record_alerts(
+        history_store.clone(),
+        handle.clone(),
+        alert_updates,
         history_metrics,
         shutdown.clone(),
     ));

@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use vigie_tests::browser::{Browser, artifacts_dir};
-use vigie_tests::cli::{Served, text};
+use vigie_tests::cli::{Served, http_get, metric, text};
 
 /// The rows of a CSV file, by column name.
 fn read_csv(bytes: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
@@ -271,4 +271,99 @@ async fn the_html_report_of_the_demo_renders_in_a_browser_without_errors() {
         .collect();
     assert!(errors.is_empty(), "console: {errors:#?}");
     drop(served);
+}
+
+#[test]
+fn the_abandoned_contacts_of_the_demo_are_those_its_figures_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut served = start(dir.path());
+    let path = dir.path();
+    let abandoned_today = |served: &mut Served| -> u64 {
+        let csv = served.ok(
+            &["history", "--granularity", "day", "--format", "csv"],
+            path,
+        );
+        let (header, rows) = read_csv(&csv);
+        rows.iter()
+            .map(|row| column(&header, row, "abandoned").parse::<u64>().unwrap())
+            .sum()
+    };
+
+    // The site's list, between two readings of the day's count (the demo goes on meanwhile).
+    let before = abandoned_today(&mut served);
+    let csv = served.ok(&["abandoned", "--format", "csv"], path);
+    let after = abandoned_today(&mut served);
+    let (header, rows) = read_csv(&csv);
+    assert_eq!(
+        header,
+        [
+            "abandoned_at",
+            "date",
+            "queue",
+            "channel",
+            "contact_id",
+            "wait_seconds",
+            "wait",
+            "short"
+        ]
+    );
+    assert!(before > 0, "the demo's morning has abandons");
+    let listed = rows.len() as u64;
+    assert!(
+        before <= listed && listed <= after,
+        "{before} <= {listed} <= {after}"
+    );
+    let mut times: Vec<&str> = Vec::new();
+    for row in &rows {
+        assert!(!column(&header, row, "contact_id").is_empty(), "{row:?}");
+        let wait: f64 = column(&header, row, "wait_seconds").parse().unwrap();
+        assert!(wait >= 0.0, "{row:?}");
+        assert_eq!(column(&header, row, "wait").len(), 8, "hh:mm:ss");
+        times.push(column(&header, row, "abandoned_at"));
+    }
+    assert!(times.is_sorted(), "oldest first");
+
+    // A team's campaign queues, long waits only; the same through JSON and as a table.
+    let team = served.ok(
+        &[
+            "abandoned",
+            "--team",
+            "team-01",
+            "--exclude-short",
+            "--format",
+            "csv",
+        ],
+        path,
+    );
+    let (header, team_rows) = read_csv(&team);
+    assert!(team_rows.len() <= rows.len());
+    assert!(
+        team_rows
+            .iter()
+            .all(|row| column(&header, row, "short") == "false")
+    );
+    let json = served.ok(&["abandoned", "--format", "json"], path);
+    let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let contacts = json["contacts"].as_array().unwrap();
+    assert!(contacts.len() >= rows.len(), "the list only grows");
+    assert!(contacts[0]["contactId"].is_string(), "{}", contacts[0]);
+    let table = text(&served.ok(&["abandoned", "--format", "table"], path));
+    assert!(table.starts_with("Abandoned contacts, "), "{table}");
+
+    // The engine's list, in the metrics: as long as the list, nothing dropped.
+    let (_, metrics) = http_get(served.http, "/metrics").expect("the metrics answer");
+    let held = metric(&metrics, "vigie_history_abandoned_listed").expect("listed metric");
+    assert!(held >= listed as f64, "{held} >= {listed}");
+    for dropped in [
+        "vigie_history_abandoned_dropped_total",
+        "vigie_history_interval_totals_dropped_total",
+    ] {
+        assert_eq!(metric(&metrics, dropped), Some(0.0), "{dropped}");
+    }
+
+    let refused = served.refused(
+        &["abandoned", "--from", "2020-01-01", "--to", "2020-03-01"],
+        path,
+    );
+    assert!(refused.contains("at most 31 days"), "{refused}");
 }

@@ -31,6 +31,8 @@ use vigie::config::VigieConfig;
 use vigie::history_store::{message_id, record_subject};
 use vigie_core::totals::DayTotals;
 use vigie_core::{Event, INTERVAL_LENGTH, Outcome, SiteProcessor, Timestamp};
+use vigie_history::AbandonedLog;
+use vigie_history::abandoned::list_abandoned;
 use vigie_history::records::interval_records;
 use vigie_history::{IntervalRecord, RecordKey, ScopeKind};
 use vigie_ingest::publish::PublisherConfig;
@@ -169,6 +171,8 @@ struct Replay {
     processor: SiteProcessor,
     /// Every final totals captured so far, in boundary order (contiguous from the day start).
     totals: Vec<DayTotals>,
+    /// The abandoned contacts so far, listed in queue records.
+    abandoned: AbandonedLog,
     applied: u64,
 }
 
@@ -176,9 +180,11 @@ impl Replay {
     fn new(config: &VigieConfig) -> Replay {
         let mut processor = SiteProcessor::new(config.sites[0].clone(), &config.processing);
         processor.enable_interval_totals();
+        processor.enable_abandoned_contacts();
         Replay {
             processor,
             totals: Vec::new(),
+            abandoned: AbandonedLog::default(),
             applied: 0,
         }
     }
@@ -194,6 +200,15 @@ impl Replay {
             ),
         }
         self.totals.extend(self.processor.take_interval_totals());
+        self.abandoned
+            .apply(self.processor.take_abandoned_changes());
+    }
+
+    /// The records between two totals, queue records listing their abandons.
+    fn records(&self, previous: Option<&DayTotals>, next: &DayTotals) -> Vec<IntervalRecord> {
+        let mut records = interval_records(previous, next, 0, false);
+        list_abandoned(&mut records, &self.abandoned);
+        records
     }
 
     /// The records of the interval that closed last by the newest event, when its final
@@ -209,7 +224,7 @@ impl Replay {
         }
         let totals = self.processor.totals_at(Timestamp(end)).unwrap();
         Some(
-            interval_records(Some(base), &totals, 0, false)
+            self.records(Some(base), &totals)
                 .iter()
                 .map(content)
                 .collect(),
@@ -251,11 +266,15 @@ impl Replayed {
         let mut records = BTreeMap::new();
         let mut previous: Option<&DayTotals> = None;
         for next in &replay.totals {
-            for record in interval_records(previous, next, 0, false) {
+            for record in replay.records(previous, next) {
                 records.insert(record.key.clone(), content(&record));
             }
             previous = Some(next);
         }
+        assert!(
+            records.values().any(|r| !r.abandoned_contacts.is_empty()),
+            "the day has abandons to list"
+        );
         Replayed {
             split,
             applied_first,

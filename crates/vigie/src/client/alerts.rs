@@ -1,6 +1,7 @@
 //! `vigie alerts list | watch | ack | silence`: the `vigie.v1.Alerts` service from a terminal.
 //!
-//! `list` prints the alerts of the site's day the token may see; `watch` prints that list, then
+//! `list` prints the alerts of the site's day the token may see (`--day` an earlier day's, from
+//! the history: each alert with its transitions of that day); `watch` prints that list, then
 //! one line per change (time, what happened, severity, rule, target, value against threshold)
 //! until Ctrl-C; `ack` and `silence` act on one alert by id. `--format json` prints the proto3
 //! JSON mapping (one line per message when watching). Rendering is in plain functions of the
@@ -40,12 +41,15 @@ impl ProtoName for pb::AlertsUpdate {
 impl ProtoName for pb::AlertResponse {
     const FULL_NAME: &'static str = "vigie.v1.AlertResponse";
 }
+impl ProtoName for pb::ListAlertHistoryResponse {
+    const FULL_NAME: &'static str = "vigie.v1.ListAlertHistoryResponse";
+}
 
 /// What `vigie alerts` does.
 #[derive(Subcommand, Debug)]
 pub enum AlertsCommand {
     /// List the alerts of the site's day you may see: pending, firing, and those that fired
-    /// today.
+    /// today. With --day, the alerts of that day kept in the history, with their transitions.
     List(ListArgs),
     /// Follow the alerts live: the list first, then one line per change (time, what happened,
     /// severity, rule, target, value against threshold). Ctrl-C to stop.
@@ -60,8 +64,12 @@ pub enum AlertsCommand {
 #[derive(Args, Debug)]
 pub struct ListArgs {
     /// Only the alerts pending or firing now.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "day")]
     pub active: bool,
+    /// A site-local day, `YYYY-MM-DD`: the alerts of that day with at least one transition,
+    /// each with its transitions, from the history (kept 31 days by default).
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day)]
+    pub day: Option<chrono::NaiveDate>,
     #[command(flatten)]
     pub api: ApiArgs,
 }
@@ -96,6 +104,11 @@ pub struct SilenceArgs {
     pub api: ApiArgs,
 }
 
+fn parse_day(text: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map_err(|_| format!("{text:?} is not a day such as 2026-03-02 (YYYY-MM-DD)"))
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let duration = humantime::parse_duration(text.trim())
         .map_err(|error| format!("{text:?} is not a duration such as 30m or 1h ({error})"))?;
@@ -110,6 +123,25 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Runs `vigie alerts ...`.
 pub async fn run(command: &AlertsCommand) -> anyhow::Result<()> {
     match command {
+        AlertsCommand::List(ListArgs {
+            day: Some(day),
+            api: args,
+            ..
+        }) => {
+            let (api, site) = Api::for_site(args).await?;
+            let date = day.format("%Y-%m-%d").to_string();
+            let what = format!("the alerts of site `{}` on {date}", site.id);
+            let request = pb::ListAlertHistoryRequest {
+                site: site.id,
+                date,
+            };
+            let mut client = api.history.clone();
+            let answer = api.unary(&what, client.list_alert_history(request)).await?;
+            let zone = site.time_zone;
+            print(args.format, &answer, |answer| {
+                day_list(&answer.date, &answer.alerts, zone)
+            })
+        }
         AlertsCommand::List(args) => {
             let (api, site) = Api::for_site(&args.api).await?;
             let what = format!("the alerts of site `{}`", site.id);
@@ -451,6 +483,48 @@ pub fn list(
         ]);
     }
     text.push_str(&format!("{table}\n"));
+    text
+}
+
+/// The alerts of a day from the history: a line saying how many fired, the table of their
+/// state at the end of the day (or now), then each alert's transitions, one per line.
+pub fn day_list(date: &str, alerts: &[pb::Alert], zone: Option<Tz>) -> String {
+    let fired = alerts
+        .iter()
+        .filter(|alert| {
+            alert
+                .history
+                .iter()
+                .any(|t| t.kind() == pb::AlertTransitionKind::Fired)
+        })
+        .count();
+    let mut text = format!(
+        "Alerts of {date}: {} with transitions, {fired} fired\n",
+        alerts.len()
+    );
+    if alerts.is_empty() {
+        return text;
+    }
+    let table = list(alerts, None, zone);
+    // The table without list's own first line (the live view's counts).
+    text.push_str(table.split_once('\n').map_or("", |(_, rest)| rest));
+    for alert in alerts {
+        text.push_str(&format!("\n{}:\n", alert.id));
+        for transition in &alert.history {
+            let change = pb::AlertChange {
+                alert: alert.id.clone(),
+                transition: Some(transition.clone()),
+                current: Some(alert.clone()),
+            };
+            text.push_str(&format!("  {}\n", change_line(&change, zone)));
+        }
+        if alert.history_dropped > 0 {
+            text.push_str(&format!(
+                "  ({} earlier transitions not kept)\n",
+                alert.history_dropped
+            ));
+        }
+    }
     text
 }
 

@@ -22,6 +22,8 @@ use tonic::transport::Channel;
 use vigie_proto::v1 as pb;
 use vigie_proto::v1::history_client::HistoryClient;
 
+pub mod abandoned;
+
 use super::json::ProtoName;
 use super::table::{duration, percent};
 use super::{Api, ApiArgs, Format, Token};
@@ -74,8 +76,8 @@ Examples:
   vigie report --team team-a --format csv > intervals.csv
 
 The HTML report is one self-contained page (no script, nothing fetched), printable. Today's
-report includes the interval in progress, the day's alerts and the notices in force; alerts
-and notices are kept for the current day only, so earlier days' reports show none.";
+report includes the interval in progress, the day's alerts and the notices in force; an
+earlier day's, the alerts and notices of that day kept in the history (31 days by default).";
 
 /// The connection flags of the client commands, without `--format` (each history command has
 /// its own formats).
