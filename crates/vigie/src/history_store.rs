@@ -325,24 +325,71 @@ pub fn decode_token(token: &str) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
+/// The subjects of a kind of record (`alert`, `notice`) of a site's day:
+/// `vigie.alert_history.<site>.<date>.<kind>`, before the record's id.
+fn day_subjects(kind: &str, site: &str, date: &str) -> String {
+    format!(
+        "{ALERT_HISTORY_PREFIX}.{}.{}.{kind}",
+        encode_token(site),
+        encode_token(date)
+    )
+}
+
 /// The subject of an alert of a day: `vigie.alert_history.<site>.<date>.alert.<alert id>`.
 pub fn alert_subject(site: &str, date: &str, id: &str) -> String {
-    format!(
-        "{ALERT_HISTORY_PREFIX}.{}.{}.alert.{}",
-        encode_token(site),
-        encode_token(date),
-        encode_token(id)
-    )
+    format!("{}.{}", day_subjects("alert", site, date), encode_token(id))
 }
 
 /// The subject of a notice of a day: `vigie.alert_history.<site>.<date>.notice.<notice id>`.
 pub fn notice_subject(site: &str, date: &str, id: &str) -> String {
     format!(
-        "{ALERT_HISTORY_PREFIX}.{}.{}.notice.{}",
-        encode_token(site),
-        encode_token(date),
+        "{}.{}",
+        day_subjects("notice", site, date),
         encode_token(id)
     )
+}
+
+/// A record of a site's day in the alert history stream: an alert or a notice.
+trait DayRecord: serde::Serialize + DeserializeOwned {
+    /// The subject token of the kind, after the date.
+    const KIND: &'static str;
+    fn site(&self) -> &str;
+    fn date(&self) -> &str;
+    fn id(&self) -> &str;
+    /// How messages name it.
+    fn describe(&self) -> String;
+}
+
+impl DayRecord for AlertRecord {
+    const KIND: &'static str = "alert";
+    fn site(&self) -> &str {
+        &self.site
+    }
+    fn date(&self) -> &str {
+        &self.date
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn describe(&self) -> String {
+        AlertRecord::describe(self)
+    }
+}
+
+impl DayRecord for NoticeRecord {
+    const KIND: &'static str = "notice";
+    fn site(&self) -> &str {
+        &self.site
+    }
+    fn date(&self) -> &str {
+        &self.date
+    }
+    fn id(&self) -> &str {
+        &self.notice.id
+    }
+    fn describe(&self) -> String {
+        NoticeRecord::describe(self)
+    }
 }
 
 /// The `Nats-Msg-Id` of a day record: its subject's tokens after the prefix, joined by `/`,
@@ -490,7 +537,46 @@ impl JetStreamHistory {
 
     /// The latest message of every subject `filter` matches in the stream of day records, read
     /// as `T`, within the timeout. A message that is not a `T` is skipped and logged.
-    async fn read_day_records<T: DeserializeOwned>(
+    /// Stores `records` (checked beforehand) in the alert history stream, a few at a time.
+    async fn publish_day_records<R: DayRecord>(&self, records: &[R]) -> Result<(), HistoryError> {
+        let mut messages = Vec::with_capacity(records.len());
+        for record in records {
+            let payload = serde_json::to_vec(record).map_err(|error| HistoryError::BadRecord {
+                key: record.describe(),
+                reason: format!("cannot be written as JSON: {error}"),
+            })?;
+            let subject = format!(
+                "{}.{}",
+                day_subjects(R::KIND, record.site(), record.date()),
+                encode_token(record.id())
+            );
+            messages.push((
+                subject,
+                payload,
+                format!("{} {}", R::KIND, record.describe()),
+            ));
+        }
+        futures::stream::iter(messages.into_iter().map(Ok::<_, HistoryError>))
+            .try_for_each_concurrent(PUBLISH_WINDOW, |(subject, payload, what)| {
+                self.publish_day_record(subject, payload, what)
+            })
+            .await
+    }
+
+    /// The records of a kind of a site's day (`date` is `YYYY-MM-DD`), the latest of each.
+    async fn read_day_records<R: DayRecord>(
+        &self,
+        site: &str,
+        date: &str,
+    ) -> Result<Vec<R>, HistoryError> {
+        parse_date(date)?;
+        let filter = format!("{}.*", day_subjects(R::KIND, site, date));
+        let mut records: Vec<R> = self.read_subjects(filter).await?;
+        records.retain(|r| r.site() == site && r.date() == date);
+        Ok(records)
+    }
+
+    async fn read_subjects<T: DeserializeOwned>(
         &self,
         filter: String,
     ) -> Result<Vec<T>, HistoryError> {
@@ -897,21 +983,7 @@ impl HistoryStore for JetStreamHistory {
     ) -> BoxFuture<'a, Result<(), HistoryError>> {
         Box::pin(async move {
             records.iter().try_for_each(AlertRecord::validate)?;
-            let mut messages = Vec::with_capacity(records.len());
-            for record in &records {
-                let payload =
-                    serde_json::to_vec(record).map_err(|error| HistoryError::BadRecord {
-                        key: record.describe(),
-                        reason: format!("cannot be written as JSON: {error}"),
-                    })?;
-                let subject = alert_subject(&record.site, &record.date, &record.id);
-                messages.push((subject, payload, format!("alert {}", record.describe())));
-            }
-            futures::stream::iter(messages.into_iter().map(Ok::<_, HistoryError>))
-                .try_for_each_concurrent(PUBLISH_WINDOW, |(subject, payload, what)| {
-                    self.publish_day_record(subject, payload, what)
-                })
-                .await
+            self.publish_day_records(&records).await
         })
     }
 
@@ -921,14 +993,7 @@ impl HistoryStore for JetStreamHistory {
         date: &'a str,
     ) -> BoxFuture<'a, Result<Vec<AlertRecord>, HistoryError>> {
         Box::pin(async move {
-            parse_date(date)?;
-            let filter = format!(
-                "{ALERT_HISTORY_PREFIX}.{}.{}.alert.*",
-                encode_token(site),
-                encode_token(date)
-            );
-            let mut records: Vec<AlertRecord> = self.read_day_records(filter).await?;
-            records.retain(|r| r.site == site && r.date == date);
+            let mut records: Vec<AlertRecord> = self.read_day_records(site, date).await?;
             records.sort_by(|a, b| a.id.cmp(&b.id));
             Ok(records)
         })
@@ -940,21 +1005,7 @@ impl HistoryStore for JetStreamHistory {
     ) -> BoxFuture<'a, Result<(), HistoryError>> {
         Box::pin(async move {
             records.iter().try_for_each(NoticeRecord::validate)?;
-            let mut messages = Vec::with_capacity(records.len());
-            for record in &records {
-                let payload =
-                    serde_json::to_vec(record).map_err(|error| HistoryError::BadRecord {
-                        key: record.describe(),
-                        reason: format!("cannot be written as JSON: {error}"),
-                    })?;
-                let subject = notice_subject(&record.site, &record.date, &record.notice.id);
-                messages.push((subject, payload, format!("notice {}", record.describe())));
-            }
-            futures::stream::iter(messages.into_iter().map(Ok::<_, HistoryError>))
-                .try_for_each_concurrent(PUBLISH_WINDOW, |(subject, payload, what)| {
-                    self.publish_day_record(subject, payload, what)
-                })
-                .await
+            self.publish_day_records(&records).await
         })
     }
 
@@ -964,14 +1015,7 @@ impl HistoryStore for JetStreamHistory {
         date: &'a str,
     ) -> BoxFuture<'a, Result<Vec<NoticeRecord>, HistoryError>> {
         Box::pin(async move {
-            parse_date(date)?;
-            let filter = format!(
-                "{ALERT_HISTORY_PREFIX}.{}.{}.notice.*",
-                encode_token(site),
-                encode_token(date)
-            );
-            let mut records: Vec<NoticeRecord> = self.read_day_records(filter).await?;
-            records.retain(|r| r.site == site && r.date == date);
+            let mut records: Vec<NoticeRecord> = self.read_day_records(site, date).await?;
             sort_notices(&mut records);
             Ok(records)
         })
