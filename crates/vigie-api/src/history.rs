@@ -28,7 +28,7 @@ use vigie_core::{DayCalendar, INTERVAL_LENGTH, SiteProcessor, SlVariant, Timesta
 use vigie_engine::{EngineHandle, EngineState};
 use vigie_history::aggregate::PeriodIndicators;
 use vigie_history::record::{FlowRecord, HandlingRecord, PauseRecord, TimeRecord};
-use vigie_history::records::interval_records;
+use vigie_history::records::{interval_records, name_records};
 use vigie_history::report::{
     AlertSeverity, Language, ReportAlert, ReportInput, ReportNotice, ReportTargets,
 };
@@ -156,11 +156,13 @@ fn current_interval(
             Err(_) => (interval_records(None, &totals, 0, false), true),
         }
     };
+    let mut records: Vec<IntervalRecord> = records.into_iter().filter(|r| keep(r)).collect();
+    name_records(&mut records, site);
     Some(CurrentInterval {
         start_ms: start.0,
         end_ms: now.0,
         day_start_ms: day.start.0,
-        records: records.into_iter().filter(|r| keep(r)).collect(),
+        records,
         since_day_start,
     })
 }

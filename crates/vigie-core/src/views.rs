@@ -906,6 +906,25 @@ impl SiteProcessor {
         ids
     }
 
+    /// An advisor's display name, from their last login that gave one.
+    pub fn advisor_name(&self, advisor: &str) -> Option<&str> {
+        let index = self.advisors.get(advisor)?;
+        let (_, name) = self.advisor_state[index as usize].name.as_ref()?;
+        Some(name)
+    }
+
+    /// A queue's display name, from the configuration.
+    pub fn queue_name(&self, queue: &str) -> Option<&str> {
+        let index = self.queues.get(queue)?;
+        self.queue_settings[index as usize].config.name.as_deref()
+    }
+
+    /// A team's display name, from the configuration.
+    pub fn team_display_name(&self, team: &str) -> Option<&str> {
+        let index = self.teams.get(team)?;
+        self.team_settings.get(index as usize)?.name.as_deref()
+    }
+
     /// The team an advisor belongs to now, if the advisor is known.
     pub fn advisor_team(&self, advisor: &str) -> Option<&str> {
         let index = self.advisors.get(advisor)?;

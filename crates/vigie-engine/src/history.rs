@@ -7,7 +7,7 @@
 use vigie_core::totals::DayTotals;
 use vigie_core::{INTERVAL_LENGTH, SiteProcessor, Timestamp};
 use vigie_history::abandoned::list_abandoned;
-use vigie_history::records::interval_records;
+use vigie_history::records::{interval_records, name_records};
 use vigie_history::{AbandonedLog, IntervalRecord};
 
 /// The records of one interval of one site, every scope.
@@ -67,17 +67,20 @@ impl SiteHistory {
     }
 
     /// The records of the final totals the processor captured since the last call, interval
-    /// by interval, queue records listing the abandons of `abandoned` in their interval. The
-    /// first totals captured mid-day only start the next interval.
+    /// by interval, named as `site` names them, queue records listing the abandons of
+    /// `abandoned` in their interval. The first totals captured mid-day only start the next
+    /// interval.
     pub(crate) fn settled(
         &mut self,
         captured: Vec<DayTotals>,
+        site: &SiteProcessor,
         abandoned: &AbandonedLog,
     ) -> Vec<HistoryBatch> {
         let mut batches = Vec::new();
         for totals in captured {
             if let Some(start) = start_of(self.base.as_ref(), &totals) {
                 let mut records = interval_records(start, &totals, 0, true);
+                name_records(&mut records, site);
                 list_abandoned(&mut records, abandoned);
                 batches.push(HistoryBatch {
                     site: totals.site.clone(),
@@ -117,6 +120,7 @@ impl SiteHistory {
             }
         };
         let mut records = interval_records(previous, &totals, 0, false);
+        name_records(&mut records, site);
         list_abandoned(&mut records, abandoned);
         Some(HistoryBatch {
             site: totals.site.clone(),
@@ -148,6 +152,16 @@ mod tests {
         format!(
             r#""type":"contact.{kind}","contact":"{contact}","queue":"q","channel":"voice","advisor":"a""#
         )
+    }
+
+    /// The final intervals the site captured since the last call.
+    fn settle(
+        history: &mut SiteHistory,
+        site: &mut SiteProcessor,
+        abandoned: &AbandonedLog,
+    ) -> Vec<HistoryBatch> {
+        let totals = site.take_interval_totals();
+        history.settled(totals, site, abandoned)
     }
 
     fn offered(batch: &HistoryBatch) -> u64 {
@@ -213,14 +227,12 @@ mod tests {
         // A contact queued before the end arrives late, within the allowed lateness.
         apply(&mut site, "7", "00:14:40", &contact("queued", "c3"));
         assert!(
-            history
-                .settled(site.take_interval_totals(), &AbandonedLog::default())
-                .is_empty(),
+            settle(&mut history, &mut site, &AbandonedLog::default()).is_empty(),
             "not final yet"
         );
         // Events 30 s past the end make the interval final.
         apply(&mut site, "8", "00:15:40", &contact("queued", "c4"));
-        let settled = history.settled(site.take_interval_totals(), &AbandonedLog::default());
+        let settled = settle(&mut history, &mut site, &AbandonedLog::default());
         assert_eq!(settled.len(), 1, "{settled:?}");
         assert!(settled[0].settled);
         assert_eq!(settled[0].start, at("00:00:00"));
@@ -285,7 +297,7 @@ mod tests {
         );
         apply(&mut site, "11", "00:15:40", &contact("queued", "c7"));
         log.apply(site.take_abandoned_changes());
-        let settled = history.settled(site.take_interval_totals(), &log);
+        let settled = settle(&mut history, &mut site, &log);
         assert_eq!(
             listed(&settled[0]),
             [("c2".to_owned(), 290_000), ("c6".to_owned(), 29_000)]
@@ -305,13 +317,49 @@ mod tests {
     }
 
     #[test]
+    fn records_carry_the_names_the_site_knows() {
+        let mut config = SiteConfig::with_defaults("s");
+        config.name = Some("Paris".into());
+        let mut queue = vigie_core::QueueConfig::with_defaults("q");
+        queue.name = Some("Billing".into());
+        config.queues.push(queue);
+        let mut site = SiteProcessor::new(config, &ProcessingConfig::default());
+        site.enable_interval_totals();
+        apply(
+            &mut site,
+            "l",
+            "00:00:30",
+            r#""type":"advisor.login","advisor":"a","team":"t","name":"Zoé Martin""#,
+        );
+        apply(&mut site, "1", "00:01:00", &contact("queued", "c1"));
+        apply(&mut site, "2", "00:16:00", &contact("queued", "c2"));
+        let totals = site.take_interval_totals();
+        let settled = SiteHistory::default().settled(totals, &site, &AbandonedLog::default());
+        let name = |kind: ScopeKind, id: &str| {
+            settled[0]
+                .records
+                .iter()
+                .find(|r| r.key.kind == kind && r.key.id == id)
+                .and_then(|r| r.name.clone())
+        };
+        assert_eq!(name(ScopeKind::Site, "s").as_deref(), Some("Paris"));
+        assert_eq!(name(ScopeKind::Queue, "q").as_deref(), Some("Billing"));
+        assert_eq!(name(ScopeKind::Advisor, "a").as_deref(), Some("Zoé Martin"));
+        assert_eq!(
+            name(ScopeKind::Team, "t"),
+            None,
+            "a team named by logins only"
+        );
+    }
+
+    #[test]
     fn the_next_interval_starts_where_the_final_one_ended() {
         let mut site = first_interval();
         let mut history = SiteHistory::default();
         apply(&mut site, "7", "00:16:00", &contact("queued", "c3"));
         apply(&mut site, "8", "00:29:00", &contact("answered", "c3"));
         apply(&mut site, "9", "00:31:00", &contact("ended", "c3"));
-        let settled = history.settled(site.take_interval_totals(), &AbandonedLog::default());
+        let settled = settle(&mut history, &mut site, &AbandonedLog::default());
         let starts: Vec<Timestamp> = settled.iter().map(|b| b.start).collect();
         assert_eq!(starts, [at("00:00:00"), at("00:15:00")]);
         assert_eq!(offered(&settled[0]), 2);
@@ -326,7 +374,7 @@ mod tests {
         let mut history = SiteHistory::default();
         apply(&mut site, "1", "10:05:00", &contact("queued", "c1"));
         apply(&mut site, "2", "10:16:00", &contact("queued", "c2"));
-        let settled = history.settled(site.take_interval_totals(), &AbandonedLog::default());
+        let settled = settle(&mut history, &mut site, &AbandonedLog::default());
         assert_eq!(settled.len(), 41, "00:00 to 10:15");
         assert_eq!(settled[0].start, at("00:00:00"));
         assert!(settled[..40].iter().all(|batch| offered(batch) == 0));
@@ -344,13 +392,11 @@ mod tests {
         let mut history = SiteHistory::default();
         apply(&mut site, "2", "10:16:00", &contact("queued", "c2"));
         assert!(
-            history
-                .settled(site.take_interval_totals(), &AbandonedLog::default())
-                .is_empty(),
+            settle(&mut history, &mut site, &AbandonedLog::default()).is_empty(),
             "the totals at 10:15 only start the next interval"
         );
         apply(&mut site, "3", "10:31:00", &contact("queued", "c3"));
-        let settled = history.settled(site.take_interval_totals(), &AbandonedLog::default());
+        let settled = settle(&mut history, &mut site, &AbandonedLog::default());
         assert_eq!(settled.len(), 1);
         assert_eq!(settled[0].start, at("10:15:00"));
         assert_eq!(offered(&settled[0]), 1);

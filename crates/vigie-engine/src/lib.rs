@@ -619,9 +619,16 @@ impl Engine {
         let no_abandons = AbandonedLog::default();
         let mut batches = Vec::new();
         for totals in self.state.processor.take_interval_totals() {
+            let Some(processor) = self.state.processor.site(&totals.site) else {
+                continue;
+            };
             let abandoned = self.state.abandoned.get(&totals.site);
             let site = sites.entry(totals.site.clone()).or_default();
-            batches.extend(site.settled(vec![totals], abandoned.unwrap_or(&no_abandons)));
+            batches.extend(site.settled(
+                vec![totals],
+                processor,
+                abandoned.unwrap_or(&no_abandons),
+            ));
         }
         for processor in self.state.processor.sites() {
             let id = &processor.site().id;

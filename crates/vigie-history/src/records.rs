@@ -118,6 +118,21 @@ pub fn interval_records(
     records
 }
 
+/// Gives each record the display name of its site, queue, team or advisor, as `site` knows
+/// it now: the configuration's names, and the name of an advisor's last login that gave one.
+pub fn name_records(records: &mut [IntervalRecord], site: &vigie_core::SiteProcessor) {
+    for record in records {
+        let id = record.key.id.as_str();
+        let name = match record.key.kind {
+            ScopeKind::Site => site.site().name.as_deref(),
+            ScopeKind::Queue => site.queue_name(id),
+            ScopeKind::Team => site.team_display_name(id),
+            ScopeKind::Advisor => site.advisor_name(id),
+        };
+        record.name = name.map(str::to_owned);
+    }
+}
+
 /// The latest revision of each record: for every [`RecordKey`], the record with the highest
 /// `revision` (of equal revisions, the one that comes last), sorted by key.
 pub fn latest_revisions(records: impl IntoIterator<Item = IntervalRecord>) -> Vec<IntervalRecord> {

@@ -33,7 +33,7 @@ use vigie_core::totals::DayTotals;
 use vigie_core::{Event, INTERVAL_LENGTH, Outcome, SiteProcessor, Timestamp};
 use vigie_history::AbandonedLog;
 use vigie_history::abandoned::list_abandoned;
-use vigie_history::records::interval_records;
+use vigie_history::records::{interval_records, name_records};
 use vigie_history::{IntervalRecord, RecordKey, ScopeKind};
 use vigie_ingest::publish::PublisherConfig;
 use vigie_sim::{SimConfig, Simulation};
@@ -207,6 +207,7 @@ impl Replay {
     /// The records between two totals, queue records listing their abandons.
     fn records(&self, previous: Option<&DayTotals>, next: &DayTotals) -> Vec<IntervalRecord> {
         let mut records = interval_records(previous, next, 0, false);
+        name_records(&mut records, &self.processor);
         list_abandoned(&mut records, &self.abandoned);
         records
     }
