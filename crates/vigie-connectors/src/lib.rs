@@ -13,6 +13,7 @@
 
 pub mod amazon_connect;
 pub mod asterisk_queue_log;
+pub mod twilio_taskrouter;
 
 pub use amazon_connect::{
     AdvisorIdSource, AmazonConnectConfig, AmazonConnectTranslator, ConnectConfigErrors,
@@ -21,4 +22,8 @@ pub use amazon_connect::{
 pub use asterisk_queue_log::{
     ConfigErrors, ConfigProblem, ExitKeyReason, LineOutcome, LineProblem, MalformedLine,
     QueueLogConfig, QueueLogQueueConfig, QueueLogTranslator, TranslatorStats,
+};
+pub use twilio_taskrouter::{
+    Callback, CallbackOutcome, CallbackProblem, QueueIdSource, TaskRouterConfig,
+    TaskRouterConfigErrors, TaskRouterStats, TaskRouterTranslator,
 };

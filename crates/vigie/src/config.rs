@@ -55,6 +55,54 @@ pub struct VigieConfig {
     /// The interval history: streams and retention (docs/history.md).
     #[serde(default)]
     pub history: crate::history_store::HistoryConfig,
+    /// The HTTP ingest endpoint of `vigie serve` (off by default).
+    #[serde(default)]
+    pub ingest_http: crate::ingest_http::IngestHttpConfig,
+    /// The connectors of `vigie connect`: how each source's records become events.
+    #[serde(default)]
+    pub connect: ConnectSettings,
+}
+
+/// The `[connect]` section: one sub-section per source, read by `vigie connect <source>`
+/// (command-line options override the common fields).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectSettings {
+    /// `[connect.asterisk_queue_log]`: `vigie connect asterisk-queue-log`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asterisk_queue_log: Option<vigie_connectors::QueueLogConfig>,
+    /// `[connect.amazon_connect]`: `vigie connect amazon-connect`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amazon_connect: Option<vigie_connectors::AmazonConnectConfig>,
+}
+
+impl ConnectSettings {
+    /// Checks the sections present (building their translators), every problem with its
+    /// field path under `path`.
+    pub fn validate(&self, path: &str) -> Result<(), ConfigErrors> {
+        let mut errors = ConfigErrors::default();
+        if let Some(config) = &self.asterisk_queue_log
+            && let Err(problems) = config.build()
+        {
+            errors.0.extend(
+                problems
+                    .0
+                    .iter()
+                    .map(|problem| format!("{path}.asterisk_queue_log.{problem}")),
+            );
+        }
+        if let Some(config) = &self.amazon_connect
+            && let Err(problems) = config.build()
+        {
+            errors.0.extend(
+                problems
+                    .0
+                    .iter()
+                    .map(|problem| format!("{path}.amazon_connect.{problem}")),
+            );
+        }
+        errors.into_result()
+    }
 }
 
 /// The HTTP server of `vigie serve`.
@@ -156,6 +204,15 @@ impl VigieConfig {
         if let Err(problems) = self.history.validate("history") {
             errors.extend(problems);
         }
+        if let Err(problems) = self
+            .ingest_http
+            .validate("ingest_http", self.nats.is_some())
+        {
+            errors.extend(problems);
+        }
+        if let Err(problems) = self.connect.validate("connect") {
+            errors.extend(problems);
+        }
         if let Some(nats) = &self.nats {
             if let Err(problems) = nats.validate("nats") {
                 errors.extend(problems);
@@ -201,6 +258,53 @@ mod tests {
             }
         }
         assert!(seen > 0, "no example configuration under {}", dir.display());
+    }
+
+    /// The commented `[connect.*]` example of deploy/config/vigie.toml (lines starting with `#`
+    /// and no space; `##` lines are its comments), uncommented, parses and builds.
+    #[test]
+    fn the_commented_connector_example_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/config/vigie.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let example: String = text
+            .lines()
+            .skip_while(|line| !line.starts_with("#[connect."))
+            .take_while(|line| line.starts_with('#'))
+            .map(|line| format!("{}\n", &line[1..]))
+            .collect();
+        assert!(
+            example.contains("[connect.asterisk_queue_log]"),
+            "{example}"
+        );
+        let config = VigieConfig::parse(&example).unwrap_or_else(|e| panic!("{e:#}\n{example}"));
+        let queue_log = config.connect.asterisk_queue_log.unwrap();
+        assert_eq!(
+            queue_log.queues["billing"].wrapuptime,
+            std::time::Duration::from_secs(15)
+        );
+        assert_eq!(queue_log.advisors["PJSIP/1001"], "a001");
+    }
+
+    #[test]
+    fn connector_sections_report_problems_with_their_path() {
+        let text = "[connect.asterisk_queue_log]\nsite = \"paris\"\ntime_zone = \"Mars/Olympus\"\n[connect.asterisk_queue_log.queues.billing]\nwrapuptime = \"2h\"\n[connect.amazon_connect]\nsite = \"\"\n";
+        let message = format!("{:#}", VigieConfig::parse(text).unwrap_err());
+        for expected in [
+            "connect.asterisk_queue_log.time_zone: \"Mars/Olympus\"",
+            "connect.asterisk_queue_log.queues.\"billing\".wrapuptime: 2h is longer",
+            "connect.amazon_connect.site: \"\" is not a valid identifier",
+        ] {
+            assert!(
+                message.contains(expected),
+                "{expected:?} missing in {message}"
+            );
+        }
+        let unknown = format!(
+            "{:#}",
+            VigieConfig::parse("[connect.asterisk_queue_log]\nsite = \"p\"\nwrapup = \"1s\"\n")
+                .unwrap_err()
+        );
+        assert!(unknown.contains("wrapup"), "{unknown}");
     }
 
     #[test]

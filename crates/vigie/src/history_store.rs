@@ -580,71 +580,14 @@ impl JetStreamHistory {
         &self,
         filter: String,
     ) -> Result<Vec<T>, HistoryError> {
-        let stream = &self.alert_stream;
-        let read = async {
-            let consumer = self
-                .context
-                .create_consumer_on_stream(
-                    OrderedConfig {
-                        description: Some("Vigie: a read of a day's alerts or notices".to_owned()),
-                        filter_subject: filter.clone(),
-                        deliver_policy: DeliverPolicy::LastPerSubject,
-                        ..OrderedConfig::default()
-                    },
-                    stream,
-                )
-                .await
-                .map_err(|error| {
-                    unavailable(format!("cannot read {filter} in stream {stream}: {error}"))
-                })?;
-            let name = consumer.cached_info().name.clone();
-            let mut found = Vec::new();
-            let mut skipped = 0_u64;
-            let mut last_problem = None;
-            if consumer.cached_info().num_pending > 0 {
-                let mut messages = consumer.messages().await.map_err(|error| {
-                    unavailable(format!("cannot read {filter} in stream {stream}: {error}"))
-                })?;
-                loop {
-                    let Some(message) = messages.next().await else {
-                        return Err(unavailable(format!(
-                            "the read of {filter} in stream {stream} ended early"
-                        )));
-                    };
-                    let message = message.map_err(|error| {
-                        unavailable(format!("reading {filter} in stream {stream}: {error}"))
-                    })?;
-                    let pending = message
-                        .info()
-                        .map_err(|error| {
-                            unavailable(format!(
-                                "a message of stream {stream} has no metadata: {error}"
-                            ))
-                        })?
-                        .pending;
-                    match serde_json::from_slice::<T>(&message.payload) {
-                        Ok(record) => found.push(record),
-                        Err(error) => {
-                            skipped += 1;
-                            last_problem = Some(format!("{}: {error}", message.subject));
-                        }
-                    }
-                    if pending == 0 {
-                        break;
-                    }
-                }
-            }
-            if let Some(problem) = last_problem {
-                warn!(stream, skipped, last = %problem, "history: messages that are not day records skipped");
-            }
-            let (context, stream) = (self.context.clone(), stream.clone());
-            // As for interval reads: the consumer goes aside, a failure changes nothing.
-            tokio::spawn(async move {
-                let delete = context.delete_consumer_from_stream(&name, &stream);
-                let _ = tokio::time::timeout(Duration::from_secs(5), delete).await;
-            });
-            Ok(found)
-        };
+        let mut found = Vec::new();
+        let read = self.read_stream(
+            &self.alert_stream,
+            &filter,
+            DeliverPolicy::LastPerSubject,
+            "a day's alerts or notices",
+            |record| found.push(record),
+        );
         tokio::time::timeout(self.timeout, read)
             .await
             .map_err(|_| {
@@ -652,7 +595,87 @@ impl JetStreamHistory {
                     "reading {filter} took longer than {} (history.timeout)",
                     show(self.timeout)
                 ))
-            })?
+            })??;
+        Ok(found)
+    }
+
+    /// Reads `filter` in `stream` with `deliver_policy` until nothing is pending, handing
+    /// each record to `take`. An ordered consumer: it notices a message lost on the way and
+    /// starts again after the last one received, so that a read is complete or fails. A
+    /// message that is not a record (something else published on Vigie's subjects) is
+    /// skipped and logged: one stray message must not make the history unreadable.
+    async fn read_stream<T: DeserializeOwned>(
+        &self,
+        stream: &str,
+        filter: &str,
+        deliver_policy: DeliverPolicy,
+        what: &str,
+        mut take: impl FnMut(T),
+    ) -> Result<(), HistoryError> {
+        let consumer = self
+            .context
+            .create_consumer_on_stream(
+                OrderedConfig {
+                    description: Some(format!("Vigie: a read of {what}")),
+                    filter_subject: filter.to_owned(),
+                    deliver_policy,
+                    ..OrderedConfig::default()
+                },
+                stream,
+            )
+            .await
+            .map_err(|error| {
+                unavailable(format!("cannot read {filter} in stream {stream}: {error}"))
+            })?;
+        let name = consumer.cached_info().name.clone();
+        let mut skipped = 0_u64;
+        let mut last_problem = None;
+        if consumer.cached_info().num_pending > 0 {
+            let mut messages = consumer.messages().await.map_err(|error| {
+                unavailable(format!("cannot read {filter} in stream {stream}: {error}"))
+            })?;
+            loop {
+                let Some(message) = messages.next().await else {
+                    return Err(unavailable(format!(
+                        "the read of {filter} in stream {stream} ended early"
+                    )));
+                };
+                let message = message.map_err(|error| {
+                    unavailable(format!("reading {filter} in stream {stream}: {error}"))
+                })?;
+                let pending = message
+                    .info()
+                    .map_err(|error| {
+                        unavailable(format!(
+                            "a message of stream {stream} has no metadata: {error}"
+                        ))
+                    })?
+                    .pending;
+                match serde_json::from_slice::<T>(&message.payload) {
+                    Ok(record) => take(record),
+                    Err(error) => {
+                        skipped += 1;
+                        last_problem = Some(format!("{}: {error}", message.subject));
+                    }
+                }
+                if pending == 0 {
+                    break;
+                }
+            }
+        }
+        if let Some(problem) = last_problem {
+            warn!(stream, skipped, last = %problem, "history: messages that are not {what} skipped");
+        }
+        // The server would drop the consumer after 30 s idle; sooner is kinder. Aside, so that
+        // a server going away now cannot turn a complete answer into a timeout; a failure
+        // changes nothing.
+        let context = self.context.clone();
+        let stream = stream.to_owned();
+        tokio::spawn(async move {
+            let delete = context.delete_consumer_from_stream(&name, &stream);
+            let _ = tokio::time::timeout(Duration::from_secs(5), delete).await;
+        });
+        Ok(())
     }
 
     /// Publishes one record and awaits its acknowledgement (a duplicate the server dropped is
@@ -738,9 +761,7 @@ impl JetStreamHistory {
     }
 
     /// Reads `filter` in `stream` from the earliest instant a selected record can have been
-    /// published until nothing is pending, offering the records the selection matches. An
-    /// ordered consumer: it notices a message lost on the way and starts again after the last
-    /// one received, so that a read is complete or fails.
+    /// published, offering the records the selection matches.
     async fn read(
         &self,
         stream: &str,
@@ -754,73 +775,18 @@ impl JetStreamHistory {
             // Before the epoch (or beyond what a date can say): everything, which is also right.
             _ => DeliverPolicy::All,
         };
-        let consumer = self
-            .context
-            .create_consumer_on_stream(
-                OrderedConfig {
-                    description: Some("Vigie: a read of interval history".to_owned()),
-                    filter_subject: filter.to_owned(),
-                    deliver_policy,
-                    ..OrderedConfig::default()
-                },
-                stream,
-            )
-            .await
-            .map_err(|error| {
-                unavailable(format!("cannot read {filter} in stream {stream}: {error}"))
-            })?;
-        let name = consumer.cached_info().name.clone();
-        let mut skipped = 0_u64;
-        let mut last_problem = None;
-        if consumer.cached_info().num_pending > 0 {
-            let mut messages = consumer.messages().await.map_err(|error| {
-                unavailable(format!("cannot read {filter} in stream {stream}: {error}"))
-            })?;
-            loop {
-                let Some(message) = messages.next().await else {
-                    return Err(unavailable(format!(
-                        "the read of {filter} in stream {stream} ended early"
-                    )));
-                };
-                let message = message.map_err(|error| {
-                    unavailable(format!("reading {filter} in stream {stream}: {error}"))
-                })?;
-                let pending = message
-                    .info()
-                    .map_err(|error| {
-                        unavailable(format!(
-                            "a message of stream {stream} has no metadata: {error}"
-                        ))
-                    })?
-                    .pending;
-                match serde_json::from_slice::<IntervalRecord>(&message.payload) {
-                    Ok(record) if selection.matches(&record) => found.offer(record),
-                    Ok(_) => {}
-                    Err(error) => {
-                        // Something else published on Vigie's subjects: one stray message must
-                        // not make the history unreadable.
-                        skipped += 1;
-                        last_problem = Some(format!("{}: {error}", message.subject));
-                    }
+        self.read_stream(
+            stream,
+            filter,
+            deliver_policy,
+            "interval records",
+            |record: IntervalRecord| {
+                if selection.matches(&record) {
+                    found.offer(record);
                 }
-                if pending == 0 {
-                    break;
-                }
-            }
-        }
-        if let Some(problem) = last_problem {
-            warn!(stream, skipped, last = %problem, "history: messages that are not interval records skipped");
-        }
-        // The server would drop the consumer after 30 s idle; sooner is kinder. Aside, so that
-        // a server going away now cannot turn a complete answer into a timeout; a failure
-        // changes nothing.
-        let context = self.context.clone();
-        let stream = stream.to_owned();
-        tokio::spawn(async move {
-            let delete = context.delete_consumer_from_stream(&name, &stream);
-            let _ = tokio::time::timeout(Duration::from_secs(5), delete).await;
-        });
-        Ok(())
+            },
+        )
+        .await
     }
 }
 

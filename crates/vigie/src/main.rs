@@ -4,7 +4,7 @@
 //! prints; the computing is in the library crates.
 
 use clap::{Parser, Subcommand};
-use vigie::{client, publish, replay, serve, sim, staffing, token};
+use vigie::{client, connect, publish, replay, serve, sim, staffing, token};
 
 /// Real-time supervision for contact centres: live service level, waits, advisor states and
 /// handling indicators computed from telephony and CRM events.
@@ -54,6 +54,15 @@ enum Command {
     /// not be published (after retries), on SIGINT or SIGTERM before the end of the input, on a
     /// connection or read error, or, with --strict, when a line was not sent.
     Publish(publish::PublishArgs),
+    /// Connectors: translate a telephony source's records into events and publish them to
+    /// NATS JetStream, with ids derived from the records (`Nats-Msg-Id`), so that reading the
+    /// same input again publishes no duplicate.
+    ///
+    /// `asterisk-queue-log FILE [--follow]` reads (or follows, across rotations) an Asterisk
+    /// queue_log, resuming from a state file; `amazon-connect FILE|-` translates Amazon Connect
+    /// agent events and contact records, one JSON object per line.
+    #[command(subcommand)]
+    Connect(connect::ConnectCommand),
     /// Make bearer tokens for the gRPC API, or hash one.
     ///
     /// `vigie token new --role ROLE --subject WHO [--site SITE]... [--team TEAM]...
@@ -77,6 +86,7 @@ fn main() -> std::process::ExitCode {
         Command::Sim(args) => sim::run(args),
         Command::Staffing(args) => staffing::run(args),
         Command::Publish(args) => publish::run(args),
+        Command::Connect(command) => connect::run(command),
         Command::Token(args) => token::run(args),
         Command::Client(command) => client::run(command),
     };

@@ -201,6 +201,25 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
     let api_metrics = ApiMetrics::new(&mut registry);
     let notify_metrics = NotifyMetrics::new(&mut registry);
     let history_metrics = crate::history::HistoryMetrics::new(&mut registry);
+    // The HTTP ingest endpoint ([ingest_http]): only when enabled, and only with NATS (the
+    // configuration's validation already refuses it without).
+    if config.ingest_http.enabled {
+        let (Some(nats_config), Some(context)) = (&config.nats, &nats) else {
+            anyhow::bail!(
+                "ingest_http.enabled: the HTTP ingest endpoint publishes to NATS JetStream: configure [nats] (or --nats)"
+            );
+        };
+        let sites = config.sites.iter().map(|site| site.id.clone()).collect();
+        let metrics = crate::ingest_http::IngestHttpMetrics::new(&mut registry);
+        let endpoint = crate::ingest_http::IngestHttp::new(
+            &config.ingest_http,
+            nats_config,
+            context.clone(),
+            &sites,
+            metrics,
+        )?;
+        tokio::spawn(endpoint.bind(shutdown.clone()).await?);
+    }
     let registry = Arc::new(registry);
 
     // Interval history: JetStream streams next to the events, or kept in memory by the demo.
