@@ -294,6 +294,55 @@ fn take_reports(tally: &mut Tally, reports: Vec<Report>, errors: &mut dyn FnMut(
     }
 }
 
+/// How a read of numbered lines ended.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct LinesRead {
+    /// Stopped by a signal before the end of the input.
+    pub interrupted: bool,
+    /// The input could not be read to its end.
+    pub read_error: Option<String>,
+}
+
+/// Hands each line of `input` (numbered from 1, without its line end) to `each`, in order,
+/// until the input ends, fails, `stop` is cancelled, or `each` answers `false`. Lines are
+/// read on a thread of their own, ahead of `each` by a few chunks at most.
+pub async fn for_each_line(
+    input: Box<dyn BufRead + Send>,
+    stop: &CancellationToken,
+    mut each: impl AsyncFnMut(u64, Vec<u8>) -> bool,
+) -> LinesRead {
+    let mut read = LinesRead::default();
+    let mut chunks = spawn_reader(input);
+    'read: loop {
+        let chunk = tokio::select! {
+            biased;
+            _ = stop.cancelled() => {
+                read.interrupted = true;
+                break;
+            }
+            chunk = chunks.recv() => chunk,
+        };
+        let chunk = match chunk {
+            None => break,
+            Some(Ok(chunk)) => chunk,
+            Some(Err(error)) => {
+                read.read_error = Some(error.to_string());
+                break;
+            }
+        };
+        for (number, line) in chunk {
+            if stop.is_cancelled() {
+                read.interrupted = true;
+                break 'read;
+            }
+            if !each(number, line).await {
+                break 'read;
+            }
+        }
+    }
+    read
+}
+
 /// Publishes the lines of `input` (message index = line number), reporting on `errors` (one
 /// line per problem) until the input ends, fails, or `stop` is cancelled; what was sent is
 /// then seen through to its acknowledgement.
@@ -304,55 +353,36 @@ pub async fn publish_lines(
     errors: &mut dyn FnMut(String),
 ) -> PublishSummary {
     let mut summary = PublishSummary::default();
-    let mut chunks = spawn_reader(input);
-    'read: loop {
-        let chunk = tokio::select! {
-            biased;
-            _ = stop.cancelled() => {
-                summary.interrupted = true;
-                break;
+    let read = for_each_line(input, stop, async |number, line| {
+        if summary.tally.gave_up > 0 {
+            return false;
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return true;
+        }
+        summary.lines += 1;
+        let message = decode_json(&line, DEFAULT_MAX_EVENT_BYTES)
+            .map_err(|rejection| rejection.to_string())
+            .and_then(|event| {
+                publisher
+                    .event_message(number, &event, Some(Bytes::from(line)))
+                    .map_err(|error| error.to_string())
+            });
+        match message {
+            Ok(message) => {
+                let reports = publisher.send(message).await;
+                take_reports(&mut summary.tally, reports, errors);
             }
-            chunk = chunks.recv() => chunk,
-        };
-        let chunk = match chunk {
-            None => break,
-            Some(Ok(chunk)) => chunk,
-            Some(Err(error)) => {
-                summary.read_error = Some(error.to_string());
-                break;
-            }
-        };
-        for (number, line) in chunk {
-            if stop.is_cancelled() {
-                summary.interrupted = true;
-                break 'read;
-            }
-            if summary.tally.gave_up > 0 {
-                break 'read;
-            }
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            summary.lines += 1;
-            let message = decode_json(&line, DEFAULT_MAX_EVENT_BYTES)
-                .map_err(|rejection| rejection.to_string())
-                .and_then(|event| {
-                    publisher
-                        .event_message(number, &event, Some(Bytes::from(line)))
-                        .map_err(|error| error.to_string())
-                });
-            match message {
-                Ok(message) => {
-                    let reports = publisher.send(message).await;
-                    take_reports(&mut summary.tally, reports, errors);
-                }
-                Err(reason) => {
-                    summary.not_sent += 1;
-                    errors(format!("line {number}: not sent: {reason}"));
-                }
+            Err(reason) => {
+                summary.not_sent += 1;
+                errors(format!("line {number}: not sent: {reason}"));
             }
         }
-    }
+        true
+    })
+    .await;
+    summary.interrupted = read.interrupted;
+    summary.read_error = read.read_error;
     let reports = publisher.flush().await;
     take_reports(&mut summary.tally, reports, errors);
     summary

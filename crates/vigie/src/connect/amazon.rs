@@ -13,11 +13,10 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use tokio::sync::mpsc;
 use vigie_connectors::{AmazonConnectConfig, RecordOutcome};
 
 use super::{CommonArgs, Sink, check_site, parse_pair};
-use crate::publish::{runtime, stop_on_signal};
+use crate::publish::{for_each_line, runtime, stop_on_signal};
 
 pub(super) const EXAMPLES: &str = "Examples:
   # A file of records (a Firehose delivery, one JSON record per line):
@@ -75,48 +74,6 @@ impl AmazonConnectArgs {
     }
 }
 
-/// Lines read by the reading thread: (line number, text).
-type Chunk = Vec<(u64, String)>;
-
-/// Reads lines on a thread of its own (standard input cannot be read asynchronously here)
-/// and hands them over in chunks through a bounded channel.
-fn spawn_reader(input: Box<dyn BufRead + Send>) -> mpsc::Receiver<io::Result<Chunk>> {
-    let (sender, receiver) = mpsc::channel(4);
-    std::thread::spawn(move || {
-        let mut input = input;
-        let mut number = 0u64;
-        loop {
-            let mut chunk = Vec::with_capacity(256);
-            let mut end = false;
-            while chunk.len() < 256 {
-                let mut line = Vec::new();
-                match input.read_until(b'\n', &mut line) {
-                    Ok(0) => {
-                        end = true;
-                        break;
-                    }
-                    Ok(_) => {
-                        number += 1;
-                        chunk.push((number, String::from_utf8_lossy(&line).into_owned()));
-                    }
-                    Err(error) => {
-                        let _ = sender.blocking_send(Err(error));
-                        return;
-                    }
-                }
-            }
-            // An error means the publisher stopped: nothing left to read for.
-            if !chunk.is_empty() && sender.blocking_send(Ok(chunk)).is_err() {
-                return;
-            }
-            if end {
-                return;
-            }
-        }
-    });
-    receiver
-}
-
 /// Runs `vigie connect amazon-connect`.
 pub fn run(args: &AmazonConnectArgs) -> anyhow::Result<()> {
     let (config, nats) = args.common.settings()?;
@@ -144,50 +101,27 @@ pub fn run(args: &AmazonConnectArgs) -> anyhow::Result<()> {
     let (sink, interrupted, read_error) = runtime()?.block_on(async {
         let stop = stop_on_signal();
         let mut sink = Sink::connect(&nats, &args.common).await?;
-        let mut chunks = spawn_reader(input);
-        let mut interrupted = false;
-        let mut read_error = None;
-        'read: loop {
-            let chunk = tokio::select! {
-                biased;
-                _ = stop.cancelled() => {
-                    interrupted = true;
-                    break;
-                }
-                chunk = chunks.recv() => chunk,
-            };
-            let chunk = match chunk {
-                None => break,
-                Some(Ok(chunk)) => chunk,
-                Some(Err(error)) => {
-                    read_error = Some(error);
-                    break;
-                }
-            };
-            for (number, line) in chunk {
-                if stop.is_cancelled() {
-                    interrupted = true;
-                    break 'read;
-                }
-                if sink.tally.failed > 0 {
-                    break 'read;
-                }
-                match translator.translate_line(number, &line) {
-                    Ok(RecordOutcome::Events(events)) => {
-                        for event in &events {
-                            sink.send(number, event).await;
-                        }
-                    }
-                    Ok(RecordOutcome::Skipped { .. } | RecordOutcome::Blank) => {}
-                    Err(malformed) => args.common.report(&format!(
-                        "line {}: malformed: {}, skipped",
-                        malformed.line, malformed.problem
-                    )),
-                }
+        let read = for_each_line(input, &stop, async |number, line| {
+            if sink.tally.failed > 0 {
+                return false;
             }
-        }
+            match translator.translate_line(number, &String::from_utf8_lossy(&line)) {
+                Ok(RecordOutcome::Events(events)) => {
+                    for event in &events {
+                        sink.send(number, event).await;
+                    }
+                }
+                Ok(RecordOutcome::Skipped { .. } | RecordOutcome::Blank) => {}
+                Err(malformed) => args.common.report(&format!(
+                    "line {}: malformed: {}, skipped",
+                    malformed.line, malformed.problem
+                )),
+            }
+            true
+        })
+        .await;
         sink.flush().await;
-        anyhow::Ok((sink, interrupted, read_error))
+        anyhow::Ok((sink, read.interrupted, read.read_error))
     })?;
     let stats = translator.stats();
     eprintln!(
