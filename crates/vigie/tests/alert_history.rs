@@ -380,8 +380,9 @@ async fn earlier_days_keep_their_alerts_and_notices_across_a_restart_without_dup
         after_d2, after,
         "D1's records do not change once the day is over"
     );
+    // The third run rebuilds D2 as the second run stored it: it may have nothing new to store.
     let mut second = Served::spawn(binary, &args, dir.path());
-    tokio::task::block_in_place(|| settle(&mut second, 1.0));
+    tokio::task::block_in_place(|| settle(&mut second, 0.0));
 
     // The API and the CLI read D1 from the store: every alert with transitions, once.
     let listed = tokio::task::block_in_place(|| {
