@@ -54,18 +54,18 @@ pub const MAX_REMEMBERED_CALLS: usize = 200_000;
 
 /// The most distinct skipped event names counted one by one; further names count as `other`,
 /// so that arbitrary input cannot grow the counters without bound.
-const MAX_SKIPPED_NAMES: usize = 64;
+pub(crate) const MAX_SKIPPED_NAMES: usize = 64;
 
 /// The longest wait, ring or call a line may report (a week): anything longer is a corrupt
 /// field, and would stamp events outside any day the core can hold.
-const MAX_PLAUSIBLE_SECS: u64 = 7 * 24 * 3600;
+pub(crate) const MAX_PLAUSIBLE_SECS: u64 = 7 * 24 * 3600;
 
 /// The latest Unix second an RFC 3339 time can spell (9999-12-31T23:59:59Z).
-const LAST_EPOCH_SECOND: i64 = 253_402_300_799;
+pub(crate) const LAST_EPOCH_SECOND: i64 = 253_402_300_799;
 
 /// The longest wrap-up accepted in configuration: a longer one is a typo (`"15m"` for
 /// `"15s"`), and would stamp completions far ahead of the events that follow them.
-const MAX_WRAPUP: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_WRAPUP: Duration = Duration::from_secs(3600);
 
 /// How a queue_log source is read: one Asterisk server (or one site's share of it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -424,13 +424,13 @@ impl Line<'_> {
 }
 
 /// Whether a field holds nothing: empty, or Asterisk's placeholder `NONE`.
-fn is_absent(field: &str) -> bool {
+pub(crate) fn is_absent(field: &str) -> bool {
     let field = field.trim();
     field.is_empty() || field == "NONE"
 }
 
 /// The contract's identifier rules (docs/events.md, "Identifiers").
-fn identifier_problem(value: &str) -> Result<(), &'static str> {
+pub(crate) fn identifier_problem(value: &str) -> Result<(), &'static str> {
     if value.trim().is_empty() {
         Err("empty or only white space")
     } else if value.len() > MAX_ID_BYTES {
@@ -443,7 +443,7 @@ fn identifier_problem(value: &str) -> Result<(), &'static str> {
 }
 
 /// At most 64 bytes of a field, for error messages.
-fn excerpt(value: &str) -> String {
+pub(crate) fn excerpt(value: &str) -> String {
     let mut end = value.len().min(64);
     while !value.is_char_boundary(end) {
         end -= 1;

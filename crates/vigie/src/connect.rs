@@ -12,6 +12,7 @@
 //! an event the server has not acknowledged.
 
 mod amazon;
+mod ami;
 mod queue_log;
 
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ use vigie_ingest::publish::Failure;
 use vigie_ingest::{NatsConfig, PublishOutcome, Publisher, Report, WireFormat};
 
 pub use amazon::AmazonConnectArgs;
+pub use ami::AmiArgs;
 pub use queue_log::QueueLogArgs;
 
 use crate::config::VigieConfig;
@@ -50,6 +52,18 @@ pub enum ConnectCommand {
     /// contact records delivered again on update give their events once.
     #[command(after_help = amazon::EXAMPLES)]
     AmazonConnect(AmazonConnectArgs),
+    /// Publish the events of an Asterisk server live, through its Manager Interface (AMI).
+    ///
+    /// Logs in over TCP (`--user`, the secret read from `--secret-file`), translates the
+    /// queue events (callers joining, members called, answering, completing, abandons,
+    /// pauses, members added and removed, hold, transfers) and publishes them. A lost
+    /// connection is opened again with exponential backoff (1 s doubling to `--max-backoff`),
+    /// the memory of calls in progress kept; `Action: Ping` every `--keepalive` detects a
+    /// dead one. A refused login stops the command with status 1. SIGINT or SIGTERM: `Action:
+    /// Logoff`, the acknowledgements in flight are awaited, and the command exits with
+    /// status 0.
+    #[command(after_help = ami::EXAMPLES)]
+    AsteriskAmi(AmiArgs),
 }
 
 /// Options every connector takes.
@@ -190,6 +204,7 @@ pub fn run(command: &ConnectCommand) -> anyhow::Result<()> {
     match command {
         ConnectCommand::AsteriskQueueLog(args) => queue_log::run(args),
         ConnectCommand::AmazonConnect(args) => amazon::run(args),
+        ConnectCommand::AsteriskAmi(args) => ami::run(args),
     }
 }
 

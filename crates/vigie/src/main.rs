@@ -59,8 +59,10 @@ enum Command {
     /// same input again publishes no duplicate.
     ///
     /// `asterisk-queue-log FILE [--follow]` reads (or follows, across rotations) an Asterisk
-    /// queue_log, resuming from a state file; `amazon-connect FILE|-` translates Amazon Connect
-    /// agent events and contact records, one JSON object per line.
+    /// queue_log, resuming from a state file; `asterisk-ami --host HOST --user USER
+    /// --secret-file FILE` follows the Asterisk Manager Interface live, reconnecting with
+    /// backoff; `amazon-connect FILE|-` translates Amazon Connect agent events and contact
+    /// records, one JSON object per line.
     #[command(subcommand)]
     Connect(connect::ConnectCommand),
     /// Make bearer tokens for the gRPC API, or hash one.
