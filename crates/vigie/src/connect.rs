@@ -131,6 +131,23 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|error| format!("{text:?}: {error}"))
 }
 
+/// The problems of a source's settings (configuration and options) as one error, each named
+/// by its field path under `section` (`connect.asterisk_queue_log`).
+fn invalid_settings(
+    what: &str,
+    section: &str,
+    problems: &[impl std::fmt::Display],
+) -> anyhow::Error {
+    let problems: Vec<String> = problems
+        .iter()
+        .map(|problem| format!("{section}.{problem}"))
+        .collect();
+    anyhow::anyhow!(
+        "invalid {what} settings (configuration and options):\n  - {}",
+        problems.join("\n  - ")
+    )
+}
+
 /// A source's site must be a subject token: every event goes to `<prefix>.<site>.<type>`.
 fn check_site(site: &str, field: &str) -> anyhow::Result<()> {
     if !NatsConfig::site_is_subject_token(site) {

@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use vigie_connectors::{AmazonConnectConfig, RecordOutcome};
 
-use super::{CommonArgs, Sink, check_site, parse_pair};
+use super::{CommonArgs, Sink, check_site, invalid_settings, parse_pair};
 use crate::publish::{for_each_line, runtime, stop_on_signal};
 
 pub(super) const EXAMPLES: &str = "Examples:
@@ -79,15 +79,7 @@ pub fn run(args: &AmazonConnectArgs) -> anyhow::Result<()> {
     let (config, nats) = args.common.settings()?;
     let settings = args.translator_config(config.connect.amazon_connect)?;
     let mut translator = settings.build().map_err(|errors| {
-        let problems: Vec<String> = errors
-            .0
-            .iter()
-            .map(|problem| format!("connect.amazon_connect.{problem}"))
-            .collect();
-        anyhow::anyhow!(
-            "invalid Amazon Connect settings (configuration and options):\n  - {}",
-            problems.join("\n  - ")
-        )
+        invalid_settings("Amazon Connect", "connect.amazon_connect", &errors.0)
     })?;
     check_site(&settings.site, "connect.amazon_connect.site")?;
     let input: Box<dyn BufRead + Send> = if args.input.as_os_str() == "-" {

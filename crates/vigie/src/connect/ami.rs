@@ -28,7 +28,10 @@ use vigie_connectors::{
 };
 use vigie_core::{ContactEventKind, Event, EventBody, Timestamp};
 
-use super::{CommonArgs, Sink, check_site, parse_duration, parse_pair, parse_queue_duration};
+use super::{
+    CommonArgs, Sink, check_site, invalid_settings, parse_duration, parse_pair,
+    parse_queue_duration,
+};
 use crate::publish::{runtime, stop_on_signal};
 
 pub(super) const EXAMPLES: &str = "Examples:
@@ -571,17 +574,9 @@ async fn sleep_or_never(until: Option<Instant>) {
 pub fn run(args: &AmiArgs) -> anyhow::Result<()> {
     let (config, nats) = args.common.settings()?;
     let settings = args.translator_config(config.connect.asterisk_queue_log)?;
-    let translator = settings.build().map_err(|errors| {
-        let problems: Vec<String> = errors
-            .0
-            .iter()
-            .map(|problem| format!("connect.asterisk_queue_log.{problem}"))
-            .collect();
-        anyhow::anyhow!(
-            "invalid AMI settings (configuration and options):\n  - {}",
-            problems.join("\n  - ")
-        )
-    })?;
+    let translator = settings
+        .build()
+        .map_err(|errors| invalid_settings("AMI", "connect.asterisk_queue_log", &errors.0))?;
     check_site(&settings.site, "connect.asterisk_queue_log.site")?;
     let (host, port) = host_and_port(&args.host)?;
     let secret = read_secret(&args.secret_file)?;

@@ -42,7 +42,10 @@ use vigie_core::{
 };
 use xxhash_rust::xxh3::xxh3_128;
 
-use super::{CommonArgs, Sink, check_site, parse_duration, parse_pair, parse_queue_duration};
+use super::{
+    CommonArgs, Sink, check_site, invalid_settings, parse_duration, parse_pair,
+    parse_queue_duration,
+};
 use crate::publish::{runtime, stop_on_signal};
 
 pub(super) const EXAMPLES: &str = "Examples:
@@ -736,17 +739,9 @@ async fn resume(
 pub fn run(args: &QueueLogArgs) -> anyhow::Result<()> {
     let (config, nats) = args.common.settings()?;
     let settings = args.translator_config(config.connect.asterisk_queue_log)?;
-    let translator = settings.build().map_err(|errors| {
-        let problems: Vec<String> = errors
-            .0
-            .iter()
-            .map(|problem| format!("connect.asterisk_queue_log.{problem}"))
-            .collect();
-        anyhow::anyhow!(
-            "invalid queue_log settings (configuration and options):\n  - {}",
-            problems.join("\n  - ")
-        )
-    })?;
+    let translator = settings
+        .build()
+        .map_err(|errors| invalid_settings("queue_log", "connect.asterisk_queue_log", &errors.0))?;
     check_site(&settings.site, "connect.asterisk_queue_log.site")?;
     let zone = Tz::from_str(&settings.time_zone)
         .map_err(|_| anyhow::anyhow!("connect.asterisk_queue_log.time_zone: not a time zone"))?;
