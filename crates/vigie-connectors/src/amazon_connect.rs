@@ -49,14 +49,17 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use vigie_core::decode::MAX_ID_BYTES;
 use vigie_core::{
     AdvisorEvent, AdvisorEventKind, AdvisorStatus, Channel, ContactEvent, ContactEventKind,
     DequeueReason, Event, EventBody, Millis, Timestamp,
 };
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::asterisk_queue_log::ConfigProblem;
+use crate::common::ConfigProblem;
+use crate::common::{
+    ConfigChecks, LineCounts, LineTranslator, SweepClock, count_name, evict_oldest_tenth, excerpt,
+    identifier_problem,
+};
 
 /// How long a contact record's contact and an agent's last snapshot are remembered after
 /// their last record, by default: contact records are updated and delivered again, often
@@ -69,9 +72,6 @@ const MAX_MEMORY: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The most contacts (and, separately, agents) remembered at once; the oldest are forgotten
 /// first.
 pub const MAX_REMEMBERED_CONNECT_CONTACTS: usize = 200_000;
-
-/// The most distinct skipped event types counted one by one; further ones count as `other`.
-const MAX_SKIPPED_TYPES: usize = 64;
 
 /// The latest Unix millisecond an RFC 3339 time can spell (9999-12-31T23:59:59.999Z).
 const LAST_EPOCH_MILLI: i64 = 253_402_300_799_999;
@@ -149,46 +149,29 @@ impl AmazonConnectConfig {
 
     /// Checks the configuration and builds the translator.
     pub fn build(&self) -> Result<AmazonConnectTranslator, ConnectConfigErrors> {
-        let mut problems = Vec::new();
-        let mut check_id = |field: String, value: &str| {
-            if let Err(why) = identifier_problem(value) {
-                problems.push(ConfigProblem {
-                    field,
-                    message: format!("{value:?} is not a valid identifier: {why}"),
-                });
-            }
-        };
-        check_id("site".to_owned(), &self.site);
+        let mut checks = ConfigChecks::default();
+        checks.identifier("site", &self.site);
         for (arn, queue) in &self.queues {
-            check_id(format!("queues.{arn:?}"), queue);
+            checks.identifier(format!("queues.{arn:?}"), queue);
         }
         for (arn, advisor) in &self.advisors {
-            check_id(format!("advisors.{arn:?}"), advisor);
+            checks.identifier(format!("advisors.{arn:?}"), advisor);
         }
         for (profile, team) in &self.teams {
-            check_id(format!("teams.{profile:?}"), team);
+            checks.identifier(format!("teams.{profile:?}"), team);
         }
         if self.dequeue_reason_attribute.trim().is_empty() {
-            problems.push(ConfigProblem {
-                field: "dequeue_reason_attribute".to_owned(),
-                message: "must name a contact attribute".to_owned(),
-            });
+            checks.push("dequeue_reason_attribute", "must name a contact attribute");
         }
-        if self.memory < Duration::from_secs(60) {
-            problems.push(ConfigProblem {
-                field: "memory".to_owned(),
-                message: "must be at least 1m, to absorb records out of order".to_owned(),
-            });
-        } else if self.memory > MAX_MEMORY {
-            problems.push(ConfigProblem {
-                field: "memory".to_owned(),
-                message: "must be at most 30d: Vigie rejects events that much behind anyway"
-                    .to_owned(),
-            });
+        if self.memory > MAX_MEMORY {
+            checks.push(
+                "memory",
+                "must be at most 30d: Vigie rejects events that much behind anyway",
+            );
+        } else {
+            checks.memory("memory", self.memory, "records");
         }
-        if !problems.is_empty() {
-            return Err(ConnectConfigErrors(problems));
-        }
+        checks.finish(ConnectConfigErrors)?;
         Ok(AmazonConnectTranslator {
             site: self.site.clone(),
             queues: self.queues.clone(),
@@ -199,8 +182,7 @@ impl AmazonConnectConfig {
             memory: Millis::from_std(self.memory),
             agents: BTreeMap::new(),
             contacts: BTreeMap::new(),
-            newest: None,
-            last_sweep: None,
+            clock: SweepClock::default(),
             stats: ConnectStats::default(),
         })
     }
@@ -420,8 +402,7 @@ pub struct AmazonConnectTranslator {
     agents: BTreeMap<String, AgentMemory>,
     /// Contact records' contacts by `ContactId`.
     contacts: BTreeMap<String, ContactMemory>,
-    newest: Option<Timestamp>,
-    last_sweep: Option<Timestamp>,
+    clock: SweepClock,
     stats: ConnectStats,
 }
 
@@ -452,16 +433,7 @@ impl AmazonConnectTranslator {
     /// Translates a whole text (a file, or the part of it read so far), line by line from
     /// line 1: the events in order, and every malformed record.
     pub fn translate_text(&mut self, text: &str) -> (Vec<Event>, Vec<MalformedRecord>) {
-        let mut events = Vec::new();
-        let mut malformed = Vec::new();
-        for (index, line) in text.split('\n').enumerate() {
-            match self.translate_line(index as u64 + 1, line) {
-                Ok(RecordOutcome::Events(produced)) => events.extend(produced),
-                Ok(RecordOutcome::Skipped { .. } | RecordOutcome::Blank) => {}
-                Err(error) => malformed.push(error),
-            }
-        }
-        (events, malformed)
+        crate::common::translate_text(self, text)
     }
 
     /// Translates one record (`line_number` counts from 1 and only names it in errors).
@@ -470,27 +442,7 @@ impl AmazonConnectTranslator {
         line_number: u64,
         line: &str,
     ) -> Result<RecordOutcome, MalformedRecord> {
-        self.stats.records += 1;
-        let text = line.trim_end_matches(['\r', '\n']);
-        if text.trim().is_empty() {
-            self.stats.blank += 1;
-            return Ok(RecordOutcome::Blank);
-        }
-        match self.translate(text) {
-            Ok(outcome) => {
-                if let RecordOutcome::Events(events) = &outcome {
-                    self.stats.events += events.len() as u64;
-                }
-                Ok(outcome)
-            }
-            Err(problem) => {
-                self.stats.malformed += 1;
-                Err(MalformedRecord {
-                    line: line_number,
-                    problem,
-                })
-            }
-        }
+        crate::common::translate_line(self, line_number, line)
     }
 
     fn translate(&mut self, text: &str) -> Result<RecordOutcome, RecordProblem> {
@@ -516,10 +468,7 @@ impl AmazonConnectTranslator {
             event_type,
             "STATE_CHANGE" | "HEART_BEAT" | "LOGIN" | "LOGOUT"
         ) {
-            let known = self.stats.skipped.contains_key(event_type)
-                || self.stats.skipped.len() < MAX_SKIPPED_TYPES;
-            let name = if known { event_type } else { "other" };
-            *self.stats.skipped.entry(name.to_owned()).or_default() += 1;
+            count_name(&mut self.stats.skipped, event_type);
             return Ok(RecordOutcome::Skipped {
                 event_type: event_type.to_owned(),
             });
@@ -1143,38 +1092,19 @@ impl AmazonConnectTranslator {
     /// Moves the memory clock and forgets what is older than the memory (at most once a
     /// minute of source time).
     fn observe(&mut self, time: Timestamp) {
-        let newest = self.newest.map_or(time, |newest| newest.max(time));
-        self.newest = Some(newest);
-        if self
-            .last_sweep
-            .is_some_and(|last| newest - last < Millis::from_secs(60))
-        {
-            return;
+        if let Some(horizon) = self.clock.observe(time, self.memory) {
+            self.contacts
+                .retain(|_, contact| contact.last_seen >= horizon);
+            self.agents.retain(|_, agent| agent.time >= horizon);
         }
-        self.last_sweep = Some(newest);
-        let horizon = newest - self.memory;
-        self.contacts
-            .retain(|_, contact| contact.last_seen >= horizon);
-        self.agents.retain(|_, agent| agent.time >= horizon);
     }
 
     fn evict_oldest_contacts(&mut self) {
-        let mut seen: Vec<Timestamp> = self.contacts.values().map(|c| c.last_seen).collect();
-        seen.sort_unstable();
-        let cutoff = seen[seen.len() / 10];
-        let before = self.contacts.len();
-        self.contacts
-            .retain(|_, contact| contact.last_seen > cutoff);
-        self.stats.evicted += (before - self.contacts.len()) as u64;
+        self.stats.evicted += evict_oldest_tenth(&mut self.contacts, |contact| contact.last_seen);
     }
 
     fn evict_oldest_agents(&mut self) {
-        let mut seen: Vec<Timestamp> = self.agents.values().map(|a| a.time).collect();
-        seen.sort_unstable();
-        let cutoff = seen[seen.len() / 10];
-        let before = self.agents.len();
-        self.agents.retain(|_, agent| agent.time > cutoff);
-        self.stats.evicted += (before - self.agents.len()) as u64;
+        self.stats.evicted += evict_oldest_tenth(&mut self.agents, |agent| agent.time);
     }
 }
 
@@ -1294,19 +1224,6 @@ fn req_time(object: &Map<String, Value>, at: &str, key: &str) -> Result<Timestam
     })
 }
 
-/// The contract's identifier rules (docs/events.md, "Identifiers").
-fn identifier_problem(value: &str) -> Result<(), &'static str> {
-    if value.trim().is_empty() {
-        Err("empty or only white space")
-    } else if value.len() > MAX_ID_BYTES {
-        Err("longer than 256 bytes")
-    } else if value.chars().any(char::is_control) {
-        Err("holds a control character")
-    } else {
-        Ok(())
-    }
-}
-
 fn check_identifier(field: &str, value: &str) -> Result<(), RecordProblem> {
     identifier_problem(value).map_err(|why| RecordProblem::InvalidIdentifier {
         field: field.to_owned(),
@@ -1315,11 +1232,41 @@ fn check_identifier(field: &str, value: &str) -> Result<(), RecordProblem> {
     })
 }
 
-/// At most 64 bytes of a field, for error messages.
-fn excerpt(value: &str) -> String {
-    let mut end = value.len().min(64);
-    while !value.is_char_boundary(end) {
-        end -= 1;
+impl LineTranslator for AmazonConnectTranslator {
+    type Outcome = RecordOutcome;
+    type Problem = RecordProblem;
+    type Malformed = MalformedRecord;
+
+    const BLANK: RecordOutcome = RecordOutcome::Blank;
+
+    fn counts(&mut self) -> LineCounts<'_> {
+        LineCounts {
+            lines: &mut self.stats.records,
+            blank: &mut self.stats.blank,
+            malformed: &mut self.stats.malformed,
+            events: &mut self.stats.events,
+        }
     }
-    value[..end].to_owned()
+
+    fn translate_record(&mut self, text: &str) -> Result<RecordOutcome, RecordProblem> {
+        self.translate(text)
+    }
+
+    fn events(outcome: &RecordOutcome) -> Option<&Vec<Event>> {
+        match outcome {
+            RecordOutcome::Events(events) => Some(events),
+            RecordOutcome::Skipped { .. } | RecordOutcome::Blank => None,
+        }
+    }
+
+    fn into_events(outcome: RecordOutcome) -> Vec<Event> {
+        match outcome {
+            RecordOutcome::Events(events) => events,
+            RecordOutcome::Skipped { .. } | RecordOutcome::Blank => Vec::new(),
+        }
+    }
+
+    fn malformed(line: u64, problem: RecordProblem) -> MalformedRecord {
+        MalformedRecord { line, problem }
+    }
 }

@@ -38,17 +38,15 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use vigie_core::{
-    AdvisorEvent, AdvisorEventKind, AdvisorStatus, Channel, ContactEvent, ContactEventKind, Event,
-    EventBody, Millis, Timestamp,
-};
+use vigie_core::{AdvisorEventKind, AdvisorStatus, ContactEventKind, Event, Millis, Timestamp};
 use xxhash_rust::xxh3::Xxh3;
 
+use crate::asterisk::{self, COMPLETED, CallMemory, Calls, LOGIN, Members, ServerSettings};
 use crate::asterisk_queue_log::{
-    ConfigProblem, DEFAULT_CALL_MEMORY, LAST_EPOCH_SECOND, MAX_PLAUSIBLE_SECS,
-    MAX_REMEMBERED_CALLS, MAX_SKIPPED_NAMES, MAX_WRAPUP, QueueLogConfig, QueueLogQueueConfig,
-    excerpt, identifier_problem, is_absent, normalise_member,
+    ConfigProblem, DEFAULT_CALL_MEMORY, LAST_EPOCH_SECOND, MAX_PLAUSIBLE_SECS, QueueLogConfig,
+    QueueLogQueueConfig, is_absent, normalise_member,
 };
+use crate::common::{ConfigChecks, SweepClock, count_name, excerpt, identifier_problem};
 
 /// The largest message accepted (64 KiB, like an event): a longer one is skipped whole and
 /// reported, so that a peer cannot make the framer grow without bound.
@@ -307,60 +305,27 @@ impl AmiConfig {
 
     /// Checks the configuration and builds the translator.
     pub fn build(&self) -> Result<AmiTranslator, AmiConfigErrors> {
-        let mut problems = Vec::new();
-        let mut check_id = |field: String, value: &str| {
-            if let Err(why) = identifier_problem(value) {
-                problems.push(ConfigProblem {
-                    field,
-                    message: format!("{value:?} is not a valid identifier: {why}"),
-                });
-            }
+        let mut checks = ConfigChecks::default();
+        let settings = ServerSettings {
+            site: &self.site,
+            queues: &self.queues,
+            advisors: &self.advisors,
+            transfer_targets: &self.transfer_targets,
         };
-        check_id("site".to_owned(), &self.site);
-        for (member, advisor) in &self.advisors {
-            check_id(format!("advisors.{member:?}"), advisor);
-        }
-        for (target, queue) in &self.transfer_targets {
-            check_id(format!("transfer_targets.{target:?}"), queue);
-        }
-        for queue in self.queues.keys() {
-            check_id(format!("queues.{queue:?}"), queue);
-        }
-        for (queue, settings) in &self.queues {
-            if settings.wrapuptime > MAX_WRAPUP {
-                problems.push(ConfigProblem {
-                    field: format!("queues.{queue:?}.wrapuptime"),
-                    message: format!(
-                        "{} is longer than the maximum of 1h",
-                        humantime_serde::re::humantime::format_duration(settings.wrapuptime)
-                    ),
-                });
-            }
-        }
-        if self.call_memory < Duration::from_secs(60) {
-            problems.push(ConfigProblem {
-                field: "call_memory".to_owned(),
-                message: "must be at least 1m, to absorb events out of order".to_owned(),
-            });
-        }
-        if !problems.is_empty() {
-            return Err(AmiConfigErrors(problems));
-        }
+        settings.check_identifiers(&mut checks);
+        settings.check_wrapups(&mut checks);
+        checks.memory("call_memory", self.call_memory, "events");
+        checks.finish(AmiConfigErrors)?;
         Ok(AmiTranslator {
             site: self.site.clone(),
-            wrapup: self
-                .queues
-                .iter()
-                .map(|(queue, settings)| (queue.clone(), Millis::from_std(settings.wrapuptime)))
-                .collect(),
+            wrapup: settings.wrapups(),
             advisors: self.advisors.clone(),
             transfer_targets: self.transfer_targets.clone(),
             call_memory: Millis::from_std(self.call_memory),
-            calls: BTreeMap::new(),
+            calls: Calls::default(),
             member_channels: BTreeMap::new(),
-            members: BTreeMap::new(),
-            newest: None,
-            last_sweep: None,
+            members: Members::new(false),
+            clock: SweepClock::default(),
             stats: AmiStats::default(),
         })
     }
@@ -448,7 +413,8 @@ pub struct AmiStats {
     /// `QueueCallerJoin` events that follow a transfer into the same queue: the transfer was
     /// the entry.
     pub entries_merged_into_transfers: u64,
-    /// Calls forgotten before their memory ran out, because [`MAX_REMEMBERED_CALLS`] was hit.
+    /// Calls forgotten before their memory ran out, because
+    /// [`MAX_REMEMBERED_CALLS`](crate::asterisk_queue_log::MAX_REMEMBERED_CALLS) was hit.
     pub calls_evicted: u64,
 }
 
@@ -461,30 +427,15 @@ struct Answer {
     member_channel: Option<String>,
 }
 
-#[derive(Clone, Debug)]
-struct CallMemory {
-    /// The queue it joined last and when.
-    entered: Option<(String, Timestamp)>,
+/// What AMI adds to the memory of a call.
+#[derive(Clone, Debug, Default)]
+struct AmiCall {
     answered: Option<Answer>,
     /// On hold, by the answering member.
     held: bool,
-    /// The queue a member blind-transferred it into, and when.
-    transferred_into: Option<(String, Timestamp)>,
     /// Members whose transfer was translated: their `AgentComplete` (`Reason: transfer`)
     /// gives nothing more.
     transferred_by: BTreeSet<String>,
-    last_seen: Timestamp,
-}
-
-#[derive(Clone, Debug, Default)]
-struct MemberMemory {
-    queues: BTreeSet<String>,
-    agent_session: bool,
-    logged_in_at: Option<Timestamp>,
-    logged_out_at: Option<Timestamp>,
-    /// The last state published (a login makes the advisor available).
-    status: Option<AdvisorStatus>,
-    last_seen: Timestamp,
 }
 
 /// Translates the AMI events of one server, in the order they arrive; its memory of calls
@@ -496,12 +447,11 @@ pub struct AmiTranslator {
     advisors: BTreeMap<String, String>,
     transfer_targets: BTreeMap<String, String>,
     call_memory: Millis,
-    calls: BTreeMap<String, CallMemory>,
+    calls: Calls<AmiCall>,
     /// Member channel `Uniqueid` to the caller's, for the calls answered.
     member_channels: BTreeMap<String, String>,
-    members: BTreeMap<String, MemberMemory>,
-    newest: Option<Timestamp>,
-    last_sweep: Option<Timestamp>,
+    members: Members,
+    clock: SweepClock,
     stats: AmiStats,
 }
 
@@ -704,63 +654,31 @@ impl AmiTranslator {
     }
 
     fn skip(&mut self, name: &str) -> AmiOutcome {
-        let known =
-            self.stats.skipped.contains_key(name) || self.stats.skipped.len() < MAX_SKIPPED_NAMES;
-        let counted = if known { name } else { "other" };
-        *self.stats.skipped.entry(counted.to_owned()).or_default() += 1;
+        count_name(&mut self.stats.skipped, name);
         AmiOutcome::Skipped {
             event: name.to_owned(),
         }
     }
 
-    /// Moves the memory clock and forgets what is older than the call memory (at most once a
-    /// minute of event time).
+    /// Moves the memory clock and forgets what is older than the call memory.
     fn observe(&mut self, time: Timestamp) {
-        let newest = self.newest.map_or(time, |newest| newest.max(time));
-        self.newest = Some(newest);
-        if self
-            .last_sweep
-            .is_some_and(|last| newest - last < Millis::from_secs(60))
-        {
+        let Some(horizon) = self.clock.observe(time, self.call_memory) else {
             return;
-        }
-        self.last_sweep = Some(newest);
-        let horizon = newest - self.call_memory;
-        self.calls.retain(|_, call| call.last_seen >= horizon);
+        };
+        self.calls.forget_before(horizon);
         let calls = &self.calls;
         self.member_channels
-            .retain(|_, caller| calls.contains_key(caller));
-        self.members.retain(|_, member| {
-            member.last_seen >= horizon || !member.queues.is_empty() || member.agent_session
-        });
+            .retain(|_, caller| calls.contains(caller));
+        self.members.forget_before(horizon);
     }
 
-    fn call_mut(&mut self, uniqueid: &str, time: Timestamp) -> &mut CallMemory {
-        if !self.calls.contains_key(uniqueid) && self.calls.len() >= MAX_REMEMBERED_CALLS {
-            let mut seen: Vec<Timestamp> = self.calls.values().map(|c| c.last_seen).collect();
-            seen.sort_unstable();
-            let cutoff = seen[seen.len() / 10];
-            let before = self.calls.len();
-            self.calls.retain(|_, call| call.last_seen > cutoff);
-            self.stats.calls_evicted += (before - self.calls.len()) as u64;
-        }
-        let call = self
-            .calls
-            .entry(uniqueid.to_owned())
-            .or_insert_with(|| CallMemory {
-                entered: None,
-                answered: None,
-                held: false,
-                transferred_into: None,
-                transferred_by: BTreeSet::new(),
-                last_seen: time,
-            });
-        call.last_seen = call.last_seen.max(time);
-        call
+    fn call_mut(&mut self, uniqueid: &str, time: Timestamp) -> &mut CallMemory<AmiCall> {
+        self.calls
+            .call_mut(uniqueid, time, &mut self.stats.calls_evicted)
     }
 
     fn wrapup_of(&self, queue: &str) -> Millis {
-        self.wrapup.get(queue).copied().unwrap_or(Millis::ZERO)
+        asterisk::wrapup_of(&self.wrapup, queue)
     }
 
     fn member_of(&self, event: &Incoming<'_>) -> Result<String, AmiProblem> {
@@ -802,67 +720,31 @@ impl AmiTranslator {
         queue: Option<&str>,
         advisor: Option<&str>,
     ) -> Event {
-        let channel = matches!(kind, ContactEventKind::Queued | ContactEventKind::Answered)
-            .then_some(Channel::Voice);
         let detail = format!(
             "{}\n{}",
             queue.unwrap_or_default(),
             advisor.unwrap_or_default()
         );
-        Event {
-            id: self.contact_id(event, contact, &detail, step),
-            time,
-            site: self.site.clone(),
-            body: EventBody::Contact(ContactEvent {
-                contact: contact.to_owned(),
-                kind,
-                queue: queue.map(str::to_owned),
-                channel,
-                advisor: advisor.map(str::to_owned),
-            }),
-        }
+        let id = self.contact_id(event, contact, &detail, step);
+        asterisk::contact_event(id, &self.site, contact, time, kind, queue, advisor)
     }
 
-    /// An advisor event's id comes from the advisor, the second and the step (with the
-    /// pause reason): Asterisk repeats a pause, and a membership, in every queue of the
-    /// member, microseconds apart, and those repeats are one event.
+    /// An advisor event, by the advisor, the second and the step (see
+    /// [`asterisk::advisor_event`]): the copies of a pause come microseconds apart.
     fn advisor_event(&self, advisor: &str, time: Timestamp, kind: AdvisorEventKind) -> Event {
-        let mut hasher = Xxh3::new();
-        hasher.update(self.site.as_bytes());
-        hasher.update(b"\n");
-        hasher.update(advisor.as_bytes());
-        hasher.update(b"\n");
-        hasher.update(&time.0.div_euclid(1000).to_le_bytes());
-        let step = match &kind {
-            AdvisorEventKind::Login { .. } => "login".to_owned(),
-            AdvisorEventKind::Logout => "logout".to_owned(),
-            AdvisorEventKind::State(AdvisorStatus::Available) => "available".to_owned(),
-            AdvisorEventKind::State(AdvisorStatus::Pause { reason }) => format!("pause\n{reason}"),
-        };
-        hasher.update(step.as_bytes());
-        let suffix = step.split('\n').next().unwrap_or_default().to_owned();
-        Event {
-            id: format!("ami-{:032x}-{suffix}", hasher.digest128()),
+        asterisk::advisor_event(
+            "ami",
+            &self.site,
+            advisor,
+            time.0.div_euclid(1000),
             time,
-            site: self.site.clone(),
-            body: EventBody::Advisor(AdvisorEvent {
-                advisor: advisor.to_owned(),
-                kind,
-            }),
-        }
+            kind,
+        )
     }
 
-    /// Events in the queue a call was transferred into, stamped the transfer's millisecond,
-    /// go 1 ms after it (docs/events.md, "Same millisecond").
+    /// See [`Calls::after_transfer`].
     fn after_transfer(&self, uniqueid: &str, queue: &str, time: Timestamp) -> Timestamp {
-        match self
-            .calls
-            .get(uniqueid)
-            .and_then(|call| call.transferred_into.as_ref())
-        {
-            Some((into, at)) if into == queue && *at == time => time + Millis(1),
-            _ => time,
-        }
+        self.calls.after_transfer(uniqueid, queue, time)
     }
 
     fn caller_join(&mut self, event: &Incoming<'_>) -> Result<Vec<Event>, AmiProblem> {
@@ -870,15 +752,9 @@ impl AmiTranslator {
         let queue = event.identifier("Queue")?;
         let call = self.call_mut(uniqueid, event.time);
         call.entered = Some((queue.to_owned(), event.time));
-        call.answered = None;
-        call.held = false;
-        if call
-            .transferred_into
-            .as_ref()
-            .is_some_and(|(into, _)| into == queue)
-        {
-            // The transfer into this queue was the entry (docs/events.md, Asterisk
-            // "Transfers"): a second offer would count the call twice.
+        call.more.answered = None;
+        call.more.held = false;
+        if call.transferred_into_queue(queue) {
             self.stats.entries_merged_into_transfers += 1;
             return Ok(Vec::new());
         }
@@ -925,12 +801,13 @@ impl AmiTranslator {
         queue: &str,
         wait: Option<Millis>,
     ) -> Option<Event> {
-        let call = self.call_mut(uniqueid, event.time);
-        if call.entered.is_some() || call.transferred_into.is_some() {
-            return None;
-        }
-        let entered_at = event.time - wait?;
-        call.entered = Some((queue.to_owned(), entered_at));
+        let entered_at = self.calls.entry_if_unseen(
+            uniqueid,
+            queue,
+            event.time,
+            wait,
+            &mut self.stats.calls_evicted,
+        )?;
         Some(self.contact_event(
             event,
             uniqueid,
@@ -952,12 +829,12 @@ impl AmiTranslator {
         events.extend(self.entry_if_unseen(event, uniqueid, queue, wait));
         let time = self.after_transfer(uniqueid, queue, event.time);
         let call = self.call_mut(uniqueid, event.time);
-        call.answered = Some(Answer {
+        call.more.answered = Some(Answer {
             advisor: advisor.clone(),
             queue: queue.to_owned(),
             member_channel: member_channel.clone(),
         });
-        call.held = false;
+        call.more.held = false;
         if let Some(channel) = member_channel {
             self.member_channels.insert(channel, uniqueid.to_owned());
         }
@@ -978,10 +855,9 @@ impl AmiTranslator {
         let queue = event.identifier("Queue")?;
         let advisor = self.member_of(event)?;
         let time = self.after_transfer(uniqueid, queue, event.time);
-        let completed_at = time + self.wrapup_of(queue);
         let call = self.call_mut(uniqueid, event.time);
-        let transferred = call.transferred_by.contains(&advisor);
-        if let Some(answer) = call.answered.take()
+        let transferred = call.more.transferred_by.contains(&advisor);
+        if let Some(answer) = call.more.answered.take()
             && let Some(channel) = answer.member_channel
         {
             self.member_channels.remove(&channel);
@@ -990,29 +866,36 @@ impl AmiTranslator {
             // The transfer ended this member's conversation and gave their completion.
             return Ok(Vec::new());
         }
-        Ok(vec![
+        let kind = ContactEventKind::Ended;
+        Ok(self.with_completion(event, uniqueid, "ended", kind, time, queue, &advisor))
+    }
+
+    /// The end of a member's part (`step`, `kind`: the end, or the transfer) and their
+    /// `contact.completed` after the queue's wrap-up.
+    #[allow(clippy::too_many_arguments)]
+    fn with_completion(
+        &self,
+        event: &Incoming<'_>,
+        contact: &str,
+        step: &str,
+        kind: ContactEventKind,
+        time: Timestamp,
+        queue: &str,
+        advisor: &str,
+    ) -> Vec<Event> {
+        let completed_at = time + self.wrapup_of(queue);
+        vec![
+            self.contact_event(event, contact, step, time, kind, Some(queue), Some(advisor)),
             self.contact_event(
                 event,
-                uniqueid,
-                "ended",
-                time,
-                ContactEventKind::Ended,
-                Some(queue),
-                Some(&advisor),
-            ),
-            self.contact_event(
-                event,
-                uniqueid,
+                contact,
                 "completed",
                 completed_at,
-                ContactEventKind::Completed {
-                    disposition: None,
-                    resolved: None,
-                },
+                COMPLETED,
                 Some(queue),
-                Some(&advisor),
+                Some(advisor),
             ),
-        ])
+        ]
     }
 
     fn abandon(&mut self, event: &Incoming<'_>) -> Result<Vec<Event>, AmiProblem> {
@@ -1035,12 +918,6 @@ impl AmiTranslator {
         Ok(events)
     }
 
-    fn member_mut(&mut self, advisor: &str, time: Timestamp) -> &mut MemberMemory {
-        let member = self.members.entry(advisor.to_owned()).or_default();
-        member.last_seen = member.last_seen.max(time);
-        member
-    }
-
     /// A state change, once: the copies of a pause in the member's other queues (and a
     /// pause of a member already paused for the same reason) give nothing.
     fn state_change(
@@ -1049,7 +926,7 @@ impl AmiTranslator {
         time: Timestamp,
         status: AdvisorStatus,
     ) -> Option<Event> {
-        let member = self.member_mut(advisor, time);
+        let member = self.members.member_mut(advisor, time);
         if member.status.as_ref() == Some(&status) {
             return None;
         }
@@ -1125,25 +1002,11 @@ impl AmiTranslator {
             Self::paused_status(event)?
         };
         let time = event.time;
-        let member = self.member_mut(&advisor, time);
-        if let Some(queue) = queue {
-            member.queues.insert(queue);
-        }
-        member.agent_session |= agent;
         let mut events = Vec::new();
-        if member.logged_in_at.is_none() {
-            member.logged_in_at = Some(time);
-            member.logged_out_at = None;
+        if self.members.join(&advisor, time, queue, agent) {
             // A login makes the advisor available (docs/events.md, "The life of an advisor").
-            member.status = Some(AdvisorStatus::Available);
-            events.push(self.advisor_event(
-                &advisor,
-                time,
-                AdvisorEventKind::Login {
-                    team: None,
-                    name: None,
-                },
-            ));
+            self.members.member_mut(&advisor, time).status = Some(AdvisorStatus::Available);
+            events.push(self.advisor_event(&advisor, time, LOGIN));
         }
         if let Some(status) = paused {
             events.extend(self.state_change(&advisor, time, status));
@@ -1173,23 +1036,9 @@ impl AmiTranslator {
             )
         };
         let time = event.time;
-        let member = self.member_mut(&advisor, time);
-        if let Some(queue) = &queue {
-            member.queues.remove(queue);
-        }
-        if agent {
-            member.agent_session = false;
-        }
-        let session_over = agent || (member.queues.is_empty() && !member.agent_session);
-        let logout =
-            session_over && (member.logged_in_at.is_some() || member.logged_out_at.is_none());
-        if !logout {
+        if !self.members.leave(&advisor, time, queue.as_deref(), agent) {
             return Ok(Vec::new());
         }
-        member.logged_in_at = None;
-        member.logged_out_at = Some(time);
-        member.queues.clear();
-        member.status = None;
         Ok(vec![self.advisor_event(
             &advisor,
             time,
@@ -1200,7 +1049,7 @@ impl AmiTranslator {
     /// `Hold`/`Unhold` on the caller's channel or on the channel of the member who answered.
     fn hold(&mut self, event: &Incoming<'_>, on: bool) -> Result<Vec<Event>, AmiProblem> {
         let channel = event.identifier("Uniqueid")?;
-        let caller = if self.calls.contains_key(channel) {
+        let caller = if self.calls.contains(channel) {
             channel.to_owned()
         } else if let Some(caller) = self.member_channels.get(channel) {
             caller.clone()
@@ -1212,13 +1061,13 @@ impl AmiTranslator {
             return Ok(Vec::new());
         };
         call.last_seen = call.last_seen.max(event.time);
-        let Some(answer) = call.answered.clone() else {
+        let Some(answer) = call.more.answered.clone() else {
             return Ok(Vec::new());
         };
-        if call.held == on {
+        if call.more.held == on {
             return Ok(Vec::new());
         }
-        call.held = on;
+        call.more.held = on;
         let (step, kind) = if on {
             ("held", ContactEventKind::Held)
         } else {
@@ -1255,7 +1104,7 @@ impl AmiTranslator {
                 if self
                     .calls
                     .get(channel)
-                    .is_some_and(|c| c.answered.is_some())
+                    .is_some_and(|c| c.more.answered.is_some())
                 {
                     Some(channel.to_owned())
                 } else {
@@ -1265,7 +1114,11 @@ impl AmiTranslator {
         let Some(caller) = caller else {
             return Ok(Vec::new());
         };
-        let Some(answer) = self.calls.get(&caller).and_then(|c| c.answered.clone()) else {
+        let Some(answer) = self
+            .calls
+            .get(&caller)
+            .and_then(|c| c.more.answered.clone())
+        else {
             return Ok(Vec::new());
         };
         let to_queue = if blind {
@@ -1279,36 +1132,22 @@ impl AmiTranslator {
             None
         };
         let time = self.after_transfer(&caller, &answer.queue, event.time);
-        let completed_at = time + self.wrapup_of(&answer.queue);
         let call = self.call_mut(&caller, event.time);
-        call.transferred_by.insert(answer.advisor.clone());
-        call.held = false;
+        call.more.transferred_by.insert(answer.advisor.clone());
+        call.more.held = false;
         if let Some(to_queue) = &to_queue {
             call.transferred_into = Some((to_queue.clone(), event.time));
         }
-        Ok(vec![
-            self.contact_event(
-                event,
-                &caller,
-                "transferred",
-                time,
-                ContactEventKind::Transferred { to_queue },
-                Some(&answer.queue),
-                Some(&answer.advisor),
-            ),
-            self.contact_event(
-                event,
-                &caller,
-                "completed",
-                completed_at,
-                ContactEventKind::Completed {
-                    disposition: None,
-                    resolved: None,
-                },
-                Some(&answer.queue),
-                Some(&answer.advisor),
-            ),
-        ])
+        let kind = ContactEventKind::Transferred { to_queue };
+        Ok(self.with_completion(
+            event,
+            &caller,
+            "transferred",
+            kind,
+            time,
+            &answer.queue,
+            &answer.advisor,
+        ))
     }
 }
 

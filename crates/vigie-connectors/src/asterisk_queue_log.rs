@@ -28,20 +28,23 @@
 //! Every other event (`RINGCANCELED`, `CONFIGRELOAD`, `QUEUESTART`, `SYSCOMPAT`, `AGENTDUMP`,
 //! custom `QueueLog()` events...) is skipped and counted, never an error.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{LocalResult, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
-use vigie_core::decode::MAX_ID_BYTES;
 use vigie_core::{
-    AdvisorEvent, AdvisorEventKind, AdvisorStatus, Channel, ContactEvent, ContactEventKind,
-    DequeueReason, Event, EventBody, Millis, Timestamp,
+    AdvisorEventKind, AdvisorStatus, ContactEventKind, DequeueReason, Event, Millis, Timestamp,
 };
 use xxhash_rust::xxh3::Xxh3;
+
+use crate::asterisk::{self, COMPLETED, Calls, LOGIN, Members, ServerSettings};
+pub use crate::common::ConfigProblem;
+use crate::common::{
+    ConfigChecks, LineCounts, LineTranslator, SweepClock, count_name, excerpt, identifier_problem,
+};
 
 /// How long the translator remembers a call (its queue entry, a transfer into a queue) and a
 /// member after their last line, by default: longer than any wait, so that a late `CONNECT`
@@ -52,20 +55,12 @@ pub const DEFAULT_CALL_MEMORY: Duration = Duration::from_secs(2 * 3600);
 /// Ten times the calls a large site has open within [`DEFAULT_CALL_MEMORY`].
 pub const MAX_REMEMBERED_CALLS: usize = 200_000;
 
-/// The most distinct skipped event names counted one by one; further names count as `other`,
-/// so that arbitrary input cannot grow the counters without bound.
-pub(crate) const MAX_SKIPPED_NAMES: usize = 64;
-
 /// The longest wait, ring or call a line may report (a week): anything longer is a corrupt
 /// field, and would stamp events outside any day the core can hold.
 pub(crate) const MAX_PLAUSIBLE_SECS: u64 = 7 * 24 * 3600;
 
 /// The latest Unix second an RFC 3339 time can spell (9999-12-31T23:59:59Z).
 pub(crate) const LAST_EPOCH_SECOND: i64 = 253_402_300_799;
-
-/// The longest wrap-up accepted in configuration: a longer one is a typo (`"15m"` for
-/// `"15s"`), and would stamp completions far ahead of the events that follow them.
-pub(crate) const MAX_WRAPUP: Duration = Duration::from_secs(3600);
 
 /// How a queue_log source is read: one Asterisk server (or one site's share of it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -145,21 +140,6 @@ impl ExitKeyReason {
     }
 }
 
-/// One problem of a configuration, with the field at fault.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigProblem {
-    /// Path of the field (`queues.billing.wrapuptime`).
-    pub field: String,
-    /// What is wrong and what is expected.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
-    }
-}
-
 /// Every problem of a configuration, reported at once.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("invalid queue_log configuration: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
@@ -181,65 +161,36 @@ impl QueueLogConfig {
     }
 
     /// Checks the configuration and builds the translator.
+    /// Checks the configuration and builds the translator.
     pub fn build(&self) -> Result<QueueLogTranslator, ConfigErrors> {
-        let mut problems = Vec::new();
-        let mut check_id = |field: String, value: &str| {
-            if let Err(why) = identifier_problem(value) {
-                problems.push(ConfigProblem {
-                    field,
-                    message: format!("{value:?} is not a valid identifier: {why}"),
-                });
-            }
+        let mut checks = ConfigChecks::default();
+        let settings = ServerSettings {
+            site: &self.site,
+            queues: &self.queues,
+            advisors: &self.advisors,
+            transfer_targets: &self.transfer_targets,
         };
-        check_id("site".to_owned(), &self.site);
-        for (member, advisor) in &self.advisors {
-            check_id(format!("advisors.{member:?}"), advisor);
-        }
-        for (target, queue) in &self.transfer_targets {
-            check_id(format!("transfer_targets.{target:?}"), queue);
-        }
-        for queue in self.queues.keys() {
-            check_id(format!("queues.{queue:?}"), queue);
-        }
+        settings.check_identifiers(&mut checks);
         let zone = Tz::from_str(&self.time_zone);
         if zone.is_err() {
-            problems.push(ConfigProblem {
-                field: "time_zone".to_owned(),
-                message: format!(
+            checks.push(
+                "time_zone",
+                format!(
                     "{:?} is not an IANA time zone such as Europe/Paris",
                     self.time_zone
                 ),
-            });
+            );
         }
-        for (queue, settings) in &self.queues {
-            if settings.wrapuptime > MAX_WRAPUP {
-                problems.push(ConfigProblem {
-                    field: format!("queues.{queue:?}.wrapuptime"),
-                    message: format!(
-                        "{} is longer than the maximum of 1h",
-                        humantime_serde::re::humantime::format_duration(settings.wrapuptime)
-                    ),
-                });
-            }
-        }
-        if self.call_memory < Duration::from_secs(60) {
-            problems.push(ConfigProblem {
-                field: "call_memory".to_owned(),
-                message: "must be at least 1m, to absorb lines out of order".to_owned(),
-            });
-        }
+        settings.check_wrapups(&mut checks);
+        checks.memory("call_memory", self.call_memory, "lines");
         let zone = match zone {
-            Ok(zone) if problems.is_empty() => zone,
-            _ => return Err(ConfigErrors(problems)),
+            Ok(zone) if checks.is_empty() => zone,
+            _ => return Err(ConfigErrors(checks.into_problems())),
         };
         Ok(QueueLogTranslator {
             site: self.site.clone(),
             zone,
-            wrapup: self
-                .queues
-                .iter()
-                .map(|(queue, settings)| (queue.clone(), Millis::from_std(settings.wrapuptime)))
-                .collect(),
+            wrapup: settings.wrapups(),
             advisors: self.advisors.clone(),
             transfer_targets: self.transfer_targets.clone(),
             exit_keys: self
@@ -249,10 +200,9 @@ impl QueueLogConfig {
                 .collect(),
             exit_key_default: self.exit_key_default.dequeue_reason(),
             call_memory: Millis::from_std(self.call_memory),
-            calls: BTreeMap::new(),
-            members: BTreeMap::new(),
-            newest: None,
-            last_sweep: None,
+            calls: Calls::default(),
+            members: Members::new(true),
+            clock: SweepClock::default(),
             stats: TranslatorStats::default(),
         })
     }
@@ -361,30 +311,6 @@ pub struct TranslatorStats {
     pub calls_evicted: u64,
 }
 
-/// What the translator remembers of a call.
-#[derive(Clone, Debug)]
-struct CallMemory {
-    /// The queue it entered last and when (`ENTERQUEUE`).
-    entered: Option<(String, Timestamp)>,
-    /// The queue a member transferred it into and when.
-    transferred_into: Option<(String, Timestamp)>,
-    last_seen: Timestamp,
-}
-
-/// What the translator remembers of a member (by advisor id).
-#[derive(Clone, Debug, Default)]
-struct MemberMemory {
-    /// Queues they were added to and not removed from.
-    queues: BTreeSet<String>,
-    /// Logged in through an agent login (`AGENTLOGIN`), which outlives queue membership.
-    agent_session: bool,
-    /// When their session started, while it lasts.
-    logged_in_at: Option<Timestamp>,
-    /// When their session ended, once it has.
-    logged_out_at: Option<Timestamp>,
-    last_seen: Timestamp,
-}
-
 /// Translates queue_log lines of one source, in the order they are read. Built by
 /// [`QueueLogConfig::build`].
 #[derive(Debug)]
@@ -397,11 +323,10 @@ pub struct QueueLogTranslator {
     exit_keys: BTreeMap<String, DequeueReason>,
     exit_key_default: DequeueReason,
     call_memory: Millis,
-    calls: BTreeMap<String, CallMemory>,
-    members: BTreeMap<String, MemberMemory>,
+    calls: Calls<()>,
+    members: Members,
     /// The newest line time seen: the clock that expires memory.
-    newest: Option<Timestamp>,
-    last_sweep: Option<Timestamp>,
+    clock: SweepClock,
     stats: TranslatorStats,
 }
 
@@ -427,28 +352,6 @@ impl Line<'_> {
 pub(crate) fn is_absent(field: &str) -> bool {
     let field = field.trim();
     field.is_empty() || field == "NONE"
-}
-
-/// The contract's identifier rules (docs/events.md, "Identifiers").
-pub(crate) fn identifier_problem(value: &str) -> Result<(), &'static str> {
-    if value.trim().is_empty() {
-        Err("empty or only white space")
-    } else if value.len() > MAX_ID_BYTES {
-        Err("longer than 256 bytes")
-    } else if value.chars().any(char::is_control) {
-        Err("holds a control character")
-    } else {
-        Ok(())
-    }
-}
-
-/// At most 64 bytes of a field, for error messages.
-pub(crate) fn excerpt(value: &str) -> String {
-    let mut end = value.len().min(64);
-    while !value.is_char_boundary(end) {
-        end -= 1;
-    }
-    value[..end].to_owned()
 }
 
 /// The advisor id a member interface gets when the configuration does not name one: the
@@ -498,16 +401,7 @@ impl QueueLogTranslator {
     /// Translates a whole text (a file, or the part of it read so far), line by line from
     /// line 1: the events in order, and every malformed line.
     pub fn translate_text(&mut self, text: &str) -> (Vec<Event>, Vec<MalformedLine>) {
-        let mut events = Vec::new();
-        let mut malformed = Vec::new();
-        for (index, line) in text.split('\n').enumerate() {
-            match self.translate_line(index as u64 + 1, line) {
-                Ok(LineOutcome::Events(produced)) => events.extend(produced),
-                Ok(LineOutcome::Skipped { .. } | LineOutcome::Blank) => {}
-                Err(error) => malformed.push(error),
-            }
-        }
-        (events, malformed)
+        crate::common::translate_text(self, text)
     }
 
     /// Translates one line (`line_number` counts from 1 and only names the line in errors).
@@ -516,27 +410,7 @@ impl QueueLogTranslator {
         line_number: u64,
         line: &str,
     ) -> Result<LineOutcome, MalformedLine> {
-        self.stats.lines += 1;
-        let text = line.trim_end_matches(['\r', '\n']);
-        if text.trim().is_empty() {
-            self.stats.blank += 1;
-            return Ok(LineOutcome::Blank);
-        }
-        match self.translate(text) {
-            Ok(outcome) => {
-                if let LineOutcome::Events(events) = &outcome {
-                    self.stats.events += events.len() as u64;
-                }
-                Ok(outcome)
-            }
-            Err(problem) => {
-                self.stats.malformed += 1;
-                Err(MalformedLine {
-                    line: line_number,
-                    problem,
-                })
-            }
-        }
+        crate::common::translate_line(self, line_number, line)
     }
 
     fn translate(&mut self, text: &str) -> Result<LineOutcome, LineProblem> {
@@ -603,10 +477,7 @@ impl QueueLogTranslator {
             "ADDMEMBER" | "AGENTLOGIN" | "AGENTCALLBACKLOGIN" => self.member_joins(&line)?,
             "REMOVEMEMBER" | "AGENTLOGOFF" | "AGENTCALLBACKLOGOFF" => self.member_leaves(&line)?,
             other => {
-                let known = self.stats.skipped.contains_key(other)
-                    || self.stats.skipped.len() < MAX_SKIPPED_NAMES;
-                let name = if known { other } else { "other" };
-                *self.stats.skipped.entry(name.to_owned()).or_default() += 1;
+                count_name(&mut self.stats.skipped, other);
                 return Ok(LineOutcome::Skipped {
                     event: other.to_owned(),
                 });
@@ -644,50 +515,18 @@ impl QueueLogTranslator {
         Ok(Timestamp(secs * 1000))
     }
 
-    /// Moves the memory clock and forgets what is older than the call memory (at most once a
-    /// minute of source time: a sweep reads every entry).
+    /// Moves the memory clock and forgets what is older than the call memory.
     fn observe(&mut self, time: Timestamp) {
-        let newest = self.newest.map_or(time, |newest| newest.max(time));
-        self.newest = Some(newest);
-        if self
-            .last_sweep
-            .is_some_and(|last| newest - last < Millis::from_secs(60))
-        {
-            return;
+        if let Some(horizon) = self.clock.observe(time, self.call_memory) {
+            self.calls.forget_before(horizon);
+            self.members.forget_before(horizon);
         }
-        self.last_sweep = Some(newest);
-        let horizon = newest - self.call_memory;
-        self.calls.retain(|_, call| call.last_seen >= horizon);
-        self.members.retain(|_, member| {
-            member.last_seen >= horizon || !member.queues.is_empty() || member.agent_session
-        });
     }
 
     /// The memory of a call, created if needed; its last sighting moves to `time`.
-    fn call_mut(&mut self, callid: &str, time: Timestamp) -> &mut CallMemory {
-        if !self.calls.contains_key(callid) && self.calls.len() >= MAX_REMEMBERED_CALLS {
-            self.evict_oldest_calls();
-        }
-        let call = self
-            .calls
-            .entry(callid.to_owned())
-            .or_insert_with(|| CallMemory {
-                entered: None,
-                transferred_into: None,
-                last_seen: time,
-            });
-        call.last_seen = call.last_seen.max(time);
-        call
-    }
-
-    /// Forgets the oldest tenth of the calls, so that eviction is rare even when full.
-    fn evict_oldest_calls(&mut self) {
-        let mut seen: Vec<Timestamp> = self.calls.values().map(|call| call.last_seen).collect();
-        seen.sort_unstable();
-        let cutoff = seen[seen.len() / 10];
-        let before = self.calls.len();
-        self.calls.retain(|_, call| call.last_seen > cutoff);
-        self.stats.calls_evicted += (before - self.calls.len()) as u64;
+    fn call_mut(&mut self, callid: &str, time: Timestamp) {
+        self.calls
+            .call_mut(callid, time, &mut self.stats.calls_evicted);
     }
 
     fn contact_of<'a>(&self, line: &Line<'a>) -> Result<&'a str, LineProblem> {
@@ -725,7 +564,7 @@ impl QueueLogTranslator {
     }
 
     fn wrapup_of(&self, queue: &str) -> Millis {
-        self.wrapup.get(queue).copied().unwrap_or(Millis::ZERO)
+        asterisk::wrapup_of(&self.wrapup, queue)
     }
 
     /// A contact event of this line, about its call; `suffix` tells the line's events apart.
@@ -738,20 +577,8 @@ impl QueueLogTranslator {
         queue: Option<&str>,
         advisor: Option<&str>,
     ) -> Event {
-        let channel = matches!(kind, ContactEventKind::Queued | ContactEventKind::Answered)
-            .then_some(Channel::Voice);
-        Event {
-            id: self.line_id(line, suffix),
-            time,
-            site: self.site.clone(),
-            body: EventBody::Contact(ContactEvent {
-                contact: line.callid.to_owned(),
-                kind,
-                queue: queue.map(str::to_owned),
-                channel,
-                advisor: advisor.map(str::to_owned),
-            }),
-        }
+        let id = self.line_id(line, suffix);
+        asterisk::contact_event(id, &self.site, line.callid, time, kind, queue, advisor)
     }
 
     /// `aql-` and the XXH3-128 of the site and the line, then the event's suffix: the same
@@ -764,47 +591,15 @@ impl QueueLogTranslator {
         format!("aql-{:032x}-{suffix}", hasher.digest128())
     }
 
-    /// An advisor event's id comes from the advisor, the second and the step, not from the
-    /// line: Asterisk repeats a pause (and a membership) in every queue of the member, and
-    /// those repeats must be one event.
+    /// An advisor event, by the advisor, the line's time and the step (see
+    /// [`asterisk::advisor_event`]).
     fn advisor_event(&self, advisor: &str, time: Timestamp, kind: AdvisorEventKind) -> Event {
-        let mut hasher = Xxh3::new();
-        hasher.update(self.site.as_bytes());
-        hasher.update(b"\n");
-        hasher.update(advisor.as_bytes());
-        hasher.update(b"\n");
-        hasher.update(&time.0.to_le_bytes());
-        let step = match &kind {
-            AdvisorEventKind::Login { .. } => "login".to_owned(),
-            AdvisorEventKind::Logout => "logout".to_owned(),
-            AdvisorEventKind::State(AdvisorStatus::Available) => "available".to_owned(),
-            AdvisorEventKind::State(AdvisorStatus::Pause { reason }) => format!("pause\n{reason}"),
-        };
-        hasher.update(step.as_bytes());
-        let suffix = step.split('\n').next().unwrap_or_default().to_owned();
-        Event {
-            id: format!("aql-{:032x}-{suffix}", hasher.digest128()),
-            time,
-            site: self.site.clone(),
-            body: EventBody::Advisor(AdvisorEvent {
-                advisor: advisor.to_owned(),
-                kind,
-            }),
-        }
+        asterisk::advisor_event("aql", &self.site, advisor, time.0, time, kind)
     }
 
-    /// The events of a call's line in the queue it was transferred into, stamped the
-    /// transfer's second, go 1 ms after it (docs/events.md, "Same millisecond"): otherwise
-    /// the lifecycle order would apply an answer in the new queue before the transfer.
+    /// See [`Calls::after_transfer`]: a queue_log time is a second.
     fn after_transfer(&self, callid: &str, queue: &str, time: Timestamp) -> Timestamp {
-        match self
-            .calls
-            .get(callid)
-            .and_then(|call| call.transferred_into.as_ref())
-        {
-            Some((into, at)) if into == queue && *at == time => time + Millis(1),
-            _ => time,
-        }
+        self.calls.after_transfer(callid, queue, time)
     }
 
     /// The `contact.queued` for a call whose `ENTERQUEUE` was not seen (read from the middle
@@ -818,12 +613,13 @@ impl QueueLogTranslator {
         queue: &str,
         wait: Millis,
     ) -> Option<Event> {
-        let call = self.call_mut(callid, line.time);
-        if call.entered.is_some() || call.transferred_into.is_some() {
-            return None;
-        }
-        let entered_at = line.time - wait;
-        call.entered = Some((queue.to_owned(), entered_at));
+        let entered_at = self.calls.entry_if_unseen(
+            callid,
+            queue,
+            line.time,
+            Some(wait),
+            &mut self.stats.calls_evicted,
+        )?;
         Some(self.contact_event(
             line,
             "queued",
@@ -837,15 +633,11 @@ impl QueueLogTranslator {
     fn enter_queue(&mut self, line: &Line<'_>) -> Result<Vec<Event>, LineProblem> {
         let callid = self.contact_of(line)?;
         let queue = self.queue_of(line)?;
-        let call = self.call_mut(callid, line.time);
+        let call = self
+            .calls
+            .call_mut(callid, line.time, &mut self.stats.calls_evicted);
         call.entered = Some((queue.to_owned(), line.time));
-        if call
-            .transferred_into
-            .as_ref()
-            .is_some_and(|(into, _)| into == queue)
-        {
-            // The transfer into this queue was the entry (docs/events.md, Asterisk
-            // "Transfers"): a second offer would count the call twice.
+        if call.transferred_into_queue(queue) {
             self.stats.entries_merged_into_transfers += 1;
             return Ok(Vec::new());
         }
@@ -888,28 +680,39 @@ impl QueueLogTranslator {
         seconds(line, 1, "calltime")?;
         self.call_mut(callid, line.time);
         let time = self.after_transfer(callid, queue, line.time);
+        Ok(self.with_completion(
+            line,
+            "ended",
+            ContactEventKind::Ended,
+            time,
+            queue,
+            &advisor,
+        ))
+    }
+
+    /// The end of a member's part (`suffix`, `kind`: the end, or the transfer) and their
+    /// `contact.completed` after the queue's wrap-up.
+    fn with_completion(
+        &self,
+        line: &Line<'_>,
+        suffix: &str,
+        kind: ContactEventKind,
+        time: Timestamp,
+        queue: &str,
+        advisor: &str,
+    ) -> Vec<Event> {
         let completed_at = time + self.wrapup_of(queue);
-        Ok(vec![
-            self.contact_event(
-                line,
-                "ended",
-                time,
-                ContactEventKind::Ended,
-                Some(queue),
-                Some(&advisor),
-            ),
+        vec![
+            self.contact_event(line, suffix, time, kind, Some(queue), Some(advisor)),
             self.contact_event(
                 line,
                 "completed",
                 completed_at,
-                ContactEventKind::Completed {
-                    disposition: None,
-                    resolved: None,
-                },
+                COMPLETED,
                 Some(queue),
-                Some(&advisor),
+                Some(advisor),
             ),
-        ])
+        ]
     }
 
     /// `ABANDON`, `EXITWITHTIMEOUT`, `EXITEMPTY`, `EXITWITHKEY`: the caller left without an
@@ -978,32 +781,14 @@ impl QueueLogTranslator {
         seconds(line, 2, "holdtime")?;
         seconds(line, 3, "calltime")?;
         let time = self.after_transfer(callid, queue, line.time);
-        let call = self.call_mut(callid, line.time);
+        let call = self
+            .calls
+            .call_mut(callid, line.time, &mut self.stats.calls_evicted);
         if let Some(to_queue) = &to_queue {
             call.transferred_into = Some((to_queue.clone(), line.time));
         }
-        let completed_at = time + self.wrapup_of(queue);
-        Ok(vec![
-            self.contact_event(
-                line,
-                "transferred",
-                time,
-                ContactEventKind::Transferred { to_queue },
-                Some(queue),
-                Some(&advisor),
-            ),
-            self.contact_event(
-                line,
-                "completed",
-                completed_at,
-                ContactEventKind::Completed {
-                    disposition: None,
-                    resolved: None,
-                },
-                Some(queue),
-                Some(&advisor),
-            ),
-        ])
+        let kind = ContactEventKind::Transferred { to_queue };
+        Ok(self.with_completion(line, "transferred", kind, time, queue, &advisor))
     }
 
     fn advisor_state(
@@ -1019,12 +804,6 @@ impl QueueLogTranslator {
         )])
     }
 
-    fn member_mut(&mut self, advisor: &str, time: Timestamp) -> &mut MemberMemory {
-        let member = self.members.entry(advisor.to_owned()).or_default();
-        member.last_seen = member.last_seen.max(time);
-        member
-    }
-
     /// One login per session: at the first queue a member joins (or their agent login);
     /// joining more queues later changes nothing. A line at the session's first second gives
     /// the login again (same id), so repeats and same-second joins stay one event.
@@ -1032,32 +811,13 @@ impl QueueLogTranslator {
         let advisor = self.advisor_for(line)?;
         let queue = (!is_absent(line.queue)).then(|| line.queue.to_owned());
         let agent_login = line.event != "ADDMEMBER";
-        let time = line.time;
-        let member = self.member_mut(&advisor, time);
-        if let Some(queue) = queue {
-            member.queues.insert(queue);
-        }
-        member.agent_session |= agent_login;
-        let login = match member.logged_in_at {
-            Some(at) => at == time,
-            None => {
-                member.logged_in_at = Some(time);
-                member.logged_out_at = None;
-                true
-            }
-        };
-        Ok(if login {
-            vec![self.advisor_event(
-                &advisor,
-                time,
-                AdvisorEventKind::Login {
-                    team: None,
-                    name: None,
-                },
-            )]
-        } else {
-            Vec::new()
-        })
+        Ok(
+            if self.members.join(&advisor, line.time, queue, agent_login) {
+                vec![self.advisor_event(&advisor, line.time, LOGIN)]
+            } else {
+                Vec::new()
+            },
+        )
     }
 
     /// One logout per session: when the member leaves their last queue (and has no agent
@@ -1066,26 +826,11 @@ impl QueueLogTranslator {
     fn member_leaves(&mut self, line: &Line<'_>) -> Result<Vec<Event>, LineProblem> {
         let advisor = self.advisor_for(line)?;
         let agent_logoff = line.event != "REMOVEMEMBER";
-        let time = line.time;
-        let queue = line.queue;
-        let member = self.member_mut(&advisor, time);
-        member.queues.remove(queue);
-        if agent_logoff {
-            member.agent_session = false;
-        }
-        let session_over = agent_logoff || (member.queues.is_empty() && !member.agent_session);
-        let logout = session_over
-            && match member.logged_out_at {
-                Some(at) => at == time,
-                None => {
-                    member.logged_out_at = Some(time);
-                    member.logged_in_at = None;
-                    member.queues.clear();
-                    true
-                }
-            };
-        Ok(if logout {
-            vec![self.advisor_event(&advisor, time, AdvisorEventKind::Logout)]
+        let left = self
+            .members
+            .leave(&advisor, line.time, Some(line.queue), agent_logoff);
+        Ok(if left {
+            vec![self.advisor_event(&advisor, line.time, AdvisorEventKind::Logout)]
         } else {
             Vec::new()
         })
@@ -1122,4 +867,43 @@ fn number(
 /// Data field `index` as whole seconds.
 fn seconds(line: &Line<'_>, index: usize, field: &'static str) -> Result<Millis, LineProblem> {
     number(line, index, field, MAX_PLAUSIBLE_SECS).map(|secs| Millis::from_secs(secs as i64))
+}
+
+impl LineTranslator for QueueLogTranslator {
+    type Outcome = LineOutcome;
+    type Problem = LineProblem;
+    type Malformed = MalformedLine;
+
+    const BLANK: LineOutcome = LineOutcome::Blank;
+
+    fn counts(&mut self) -> LineCounts<'_> {
+        LineCounts {
+            lines: &mut self.stats.lines,
+            blank: &mut self.stats.blank,
+            malformed: &mut self.stats.malformed,
+            events: &mut self.stats.events,
+        }
+    }
+
+    fn translate_record(&mut self, text: &str) -> Result<LineOutcome, LineProblem> {
+        self.translate(text)
+    }
+
+    fn events(outcome: &LineOutcome) -> Option<&Vec<Event>> {
+        match outcome {
+            LineOutcome::Events(events) => Some(events),
+            LineOutcome::Skipped { .. } | LineOutcome::Blank => None,
+        }
+    }
+
+    fn into_events(outcome: LineOutcome) -> Vec<Event> {
+        match outcome {
+            LineOutcome::Events(events) => events,
+            LineOutcome::Skipped { .. } | LineOutcome::Blank => Vec::new(),
+        }
+    }
+
+    fn malformed(line: u64, problem: LineProblem) -> MalformedLine {
+        MalformedLine { line, problem }
+    }
 }

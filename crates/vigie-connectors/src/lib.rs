@@ -13,8 +13,10 @@
 //! problems (a malformed line) are returned as data with the line number and the reason.
 
 pub mod amazon_connect;
+mod asterisk;
 pub mod asterisk_ami;
 pub mod asterisk_queue_log;
+mod common;
 pub mod twilio_taskrouter;
 
 pub use amazon_connect::{

@@ -47,18 +47,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use vigie_core::decode::MAX_ID_BYTES;
 use vigie_core::{
     AdvisorEvent, AdvisorEventKind, AdvisorStatus, Channel, ContactEvent, ContactEventKind,
     DequeueReason, Event, EventBody, Timestamp,
 };
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::asterisk_queue_log::ConfigProblem;
-
-/// The most distinct ignored or skipped event types counted one by one; further ones count as
-/// `other`.
-const MAX_COUNTED_TYPES: usize = 64;
+use crate::common::{ConfigChecks, ConfigProblem, count_name, excerpt, identifier_problem};
 
 /// The latest Unix millisecond an RFC 3339 time can spell (9999-12-31T23:59:59.999Z).
 const LAST_EPOCH_MILLI: i64 = 253_402_300_799_999;
@@ -187,20 +182,12 @@ pub struct TaskRouterConfigErrors(pub Vec<ConfigProblem>);
 impl TaskRouterConfig {
     /// Checks the configuration and builds the translator.
     pub fn build(&self) -> Result<TaskRouterTranslator, TaskRouterConfigErrors> {
-        let mut problems = Vec::new();
-        let mut check_id = |field: String, value: &str| {
-            if let Err(why) = identifier_problem(value) {
-                problems.push(ConfigProblem {
-                    field,
-                    message: format!("{value:?} is not a valid identifier: {why}"),
-                });
-            }
-        };
+        let mut checks = ConfigChecks::default();
         for (key, queue) in &self.queues {
-            check_id(format!("queues.{key:?}"), queue);
+            checks.identifier(format!("queues.{key:?}"), queue);
         }
         for (key, advisor) in &self.advisors {
-            check_id(format!("advisors.{key:?}"), advisor);
+            checks.identifier(format!("advisors.{key:?}"), advisor);
         }
         let mut channels = BTreeMap::new();
         for (name, channel) in &self.channels {
@@ -208,10 +195,10 @@ impl TaskRouterConfig {
                 Some(channel) => {
                     channels.insert(name.to_lowercase(), channel);
                 }
-                None => problems.push(ConfigProblem {
-                    field: format!("channels.{name:?}"),
-                    message: format!("{channel:?} is not one of {}", Channel::expected()),
-                }),
+                None => checks.push(
+                    format!("channels.{name:?}"),
+                    format!("{channel:?} is not one of {}", Channel::expected()),
+                ),
             }
         }
         let mut dequeue = BTreeMap::new();
@@ -220,10 +207,10 @@ impl TaskRouterConfig {
                 Some(reason) => {
                     dequeue.insert(text.trim().to_lowercase(), reason);
                 }
-                None => problems.push(ConfigProblem {
-                    field: format!("dequeue_reasons.{text:?}"),
-                    message: format!("{reason:?} is not one of {}", DequeueReason::expected()),
-                }),
+                None => checks.push(
+                    format!("dequeue_reasons.{text:?}"),
+                    format!("{reason:?} is not one of {}", DequeueReason::expected()),
+                ),
             }
         }
         let available: BTreeSet<String> = self
@@ -237,31 +224,25 @@ impl TaskRouterConfig {
             .map(|name| name.trim().to_lowercase())
             .collect();
         if offline.is_empty() {
-            problems.push(ConfigProblem {
-                field: "offline_activities".to_owned(),
-                message: "must name at least one activity (TaskRouter's own is \"Offline\")"
-                    .to_owned(),
-            });
+            checks.push(
+                "offline_activities",
+                "must name at least one activity (TaskRouter's own is \"Offline\")",
+            );
         }
         for both in available.intersection(&offline) {
-            problems.push(ConfigProblem {
-                field: "available_activities".to_owned(),
-                message: format!("{both:?} is also an offline activity"),
-            });
+            checks.push(
+                "available_activities",
+                format!("{both:?} is also an offline activity"),
+            );
         }
         if self
             .contact_attribute
             .as_ref()
             .is_some_and(|name| name.trim().is_empty())
         {
-            problems.push(ConfigProblem {
-                field: "contact_attribute".to_owned(),
-                message: "must name a task attribute".to_owned(),
-            });
+            checks.push("contact_attribute", "must name a task attribute");
         }
-        if !problems.is_empty() {
-            return Err(TaskRouterConfigErrors(problems));
-        }
+        checks.finish(TaskRouterConfigErrors)?;
         Ok(TaskRouterTranslator {
             queues: self.queues.clone(),
             queue_id: self.queue_id,
@@ -475,10 +456,10 @@ impl TaskRouterTranslator {
                 match &outcome {
                     CallbackOutcome::Events(events) => self.stats.events += events.len() as u64,
                     CallbackOutcome::Ignored { event_type } => {
-                        count(&mut self.stats.ignored, event_type)
+                        count_name(&mut self.stats.ignored, event_type)
                     }
                     CallbackOutcome::Skipped { event_type } => {
-                        count(&mut self.stats.skipped, event_type)
+                        count_name(&mut self.stats.skipped, event_type)
                     }
                 }
                 Ok(outcome)
@@ -915,40 +896,12 @@ fn pause(reason: &str) -> AdvisorStatus {
     }
 }
 
-fn count(counts: &mut BTreeMap<String, u64>, event_type: &str) {
-    let known = counts.contains_key(event_type) || counts.len() < MAX_COUNTED_TYPES;
-    let name = if known { event_type } else { "other" };
-    *counts.entry(name.to_owned()).or_default() += 1;
-}
-
-/// The contract's identifier rules (docs/events.md, "Identifiers").
-fn identifier_problem(value: &str) -> Result<(), &'static str> {
-    if value.trim().is_empty() {
-        Err("empty or only white space")
-    } else if value.len() > MAX_ID_BYTES {
-        Err("longer than 256 bytes")
-    } else if value.chars().any(char::is_control) {
-        Err("holds a control character")
-    } else {
-        Ok(())
-    }
-}
-
 fn check_identifier(field: &'static str, value: &str) -> Result<(), CallbackProblem> {
     identifier_problem(value).map_err(|why| CallbackProblem::InvalidField {
         field,
         found: excerpt(value),
         expected: format!("an identifier ({why})"),
     })
-}
-
-/// At most 64 bytes of a field, for error messages.
-fn excerpt(value: &str) -> String {
-    let mut end = value.len().min(64);
-    while !value.is_char_boundary(end) {
-        end -= 1;
-    }
-    value[..end].to_owned()
 }
 
 #[cfg(test)]

@@ -14,13 +14,15 @@
 //! processing, so the day is replayed as a recording is: the translated events sorted by
 //! time (stably) before they are applied.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 use vigie_connectors::AmazonConnectConfig;
-use vigie_core::{Event, Outcome, ProcessingConfig, SiteConfig, SiteProcessor, Timestamp, Window};
+use vigie_core::{Event, ProcessingConfig, SiteConfig, SiteProcessor, Timestamp, Window};
 
 /// 2026-03-02T08:00:00Z.
 const OPEN: i64 = 1_772_438_400;
@@ -464,12 +466,7 @@ fn replay(records: &[String]) -> SiteProcessor {
         SiteConfig::with_defaults("paris"),
         &ProcessingConfig::default(),
     );
-    for event in &events {
-        match processor.apply(event) {
-            Outcome::Applied | Outcome::Duplicate => {}
-            Outcome::Rejected(rejection) => panic!("{} rejected: {rejection:?}", event.to_json()),
-        }
-    }
+    common::apply_all(&mut processor, &events);
     processor.advance_to(Timestamp((OPEN + 12 * 3600) * 1000));
     processor
 }

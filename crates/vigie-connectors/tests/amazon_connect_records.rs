@@ -14,14 +14,18 @@
 //! Every event produced is also checked to decode back, through its JSON, to itself with
 //! `vigie_core::decode_json`.
 
+mod common;
+
+use common::{apply_all, without_id};
+
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use vigie_connectors::{
     AdvisorIdSource, AmazonConnectConfig, AmazonConnectTranslator, RecordOutcome, RecordProblem,
 };
 use vigie_core::{
-    DEFAULT_MAX_EVENT_BYTES, Event, EventBody, Outcome, ProcessingConfig, SiteConfig,
-    SiteProcessor, Timestamp, Window, decode_json,
+    DEFAULT_MAX_EVENT_BYTES, Event, EventBody, ProcessingConfig, SiteConfig, SiteProcessor,
+    Timestamp, Window, decode_json,
 };
 
 const ACCOUNT: &str = "123456789012";
@@ -183,25 +187,11 @@ fn contact_record(id: &str, answered: bool, last_update: i64) -> String {
 fn events_of(translator: &mut AmazonConnectTranslator, line: &str) -> Vec<Event> {
     match translator.translate_line(1, line) {
         Ok(RecordOutcome::Events(events)) => {
-            for event in &events {
-                let decoded = decode_json(event.to_json().as_bytes(), DEFAULT_MAX_EVENT_BYTES)
-                    .expect("every produced event is valid JSON of the contract");
-                assert_eq!(&decoded, event);
-            }
+            common::assert_round_trips(&events);
             events
         }
         other => panic!("{line} gave {other:?}, expected events"),
     }
-}
-
-/// An event's JSON without its id, for readable expectations.
-fn without_id(event: &Event) -> String {
-    let json = event.to_json();
-    let rest = json
-        .find(",\"type\"")
-        .map(|at| &json[at + 1..])
-        .expect("the JSON form starts with the id");
-    format!("{{{rest}")
 }
 
 fn shapes(events: &[Event]) -> Vec<String> {
@@ -213,15 +203,6 @@ fn processor() -> SiteProcessor {
         SiteConfig::with_defaults("paris"),
         &ProcessingConfig::default(),
     )
-}
-
-fn apply_all(processor: &mut SiteProcessor, events: &[Event]) {
-    for event in events {
-        match processor.apply(event) {
-            Outcome::Applied | Outcome::Duplicate => {}
-            Outcome::Rejected(rejection) => panic!("{} rejected: {rejection:?}", event.to_json()),
-        }
-    }
 }
 
 // ---- advisor status -------------------------------------------------------------------

@@ -12,6 +12,8 @@
 //!
 //! Every event produced is also checked to decode back, through its JSON, to itself.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -20,10 +22,7 @@ use vigie_connectors::{
     AmiConfig, AmiFrame, AmiFramer, AmiMessage, AmiOutcome, AmiProblem, AmiTranslator,
     QueueLogConfig, QueueLogQueueConfig,
 };
-use vigie_core::{
-    AdvisorEventKind, AdvisorStatus, ContactEventKind, DEFAULT_MAX_EVENT_BYTES, Event, EventBody,
-    Timestamp, decode_json,
-};
+use vigie_core::{AdvisorEventKind, AdvisorStatus, ContactEventKind, Event, EventBody, Timestamp};
 
 /// 2026-03-02T09:15:00Z.
 const T: i64 = 1_772_442_900;
@@ -139,11 +138,7 @@ fn member(event: &str, at: &str, queue: &str, more: &[(&str, &str)]) -> AmiMessa
 fn events_of(translator: &mut AmiTranslator, message: &AmiMessage) -> Vec<Event> {
     match translator.translate(message, NOW) {
         Ok(AmiOutcome::Events(events)) => {
-            for event in &events {
-                let decoded = decode_json(event.to_json().as_bytes(), DEFAULT_MAX_EVENT_BYTES)
-                    .unwrap_or_else(|r| panic!("{} does not decode: {r}", event.to_json()));
-                assert_eq!(&decoded, event);
-            }
+            common::assert_round_trips(&events);
             events
         }
         other => panic!("expected events from {message}, got {other:?}"),

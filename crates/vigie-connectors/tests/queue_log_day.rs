@@ -10,13 +10,15 @@
 //! answered call, COMPLETE*'s and the transfers' `calltime` its talk, ABANDON's `waittime` the
 //! wait of an abandon.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use vigie_connectors::{QueueLogConfig, QueueLogQueueConfig};
-use vigie_core::{Outcome, ProcessingConfig, SiteConfig, SiteProcessor, Timestamp, Window};
+use vigie_core::{ProcessingConfig, SiteConfig, SiteProcessor, Timestamp, Window};
 
 /// 2026-03-02T00:00:00Z; the site is in Paris (UTC+1 that day).
 const MIDNIGHT_UTC: i64 = 1_772_409_600;
@@ -488,12 +490,7 @@ fn replay(lines: &[String]) -> SiteProcessor {
     let (events, malformed) = translator.translate_text(&lines.join("\n"));
     assert!(malformed.is_empty(), "{malformed:?}");
     assert!(translator.stats().skipped.contains_key("RINGCANCELED"));
-    for event in &events {
-        match processor.apply(event) {
-            Outcome::Applied | Outcome::Duplicate => {}
-            Outcome::Rejected(rejection) => panic!("{} rejected: {rejection:?}", event.to_json()),
-        }
-    }
+    common::apply_all(&mut processor, &events);
     processor.advance_to(Timestamp((OPEN + 11 * HOUR) * 1000));
     processor
 }

@@ -12,6 +12,10 @@
 //! Every event produced is also checked to decode back, through its JSON, to itself with
 //! `vigie_core::decode_json`.
 
+mod common;
+
+use common::without_id;
+
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -59,25 +63,11 @@ fn translator() -> QueueLogTranslator {
 fn events_of(translator: &mut QueueLogTranslator, line: &str) -> Vec<Event> {
     match translator.translate_line(1, line) {
         Ok(LineOutcome::Events(events)) => {
-            for event in &events {
-                let decoded = decode_json(event.to_json().as_bytes(), DEFAULT_MAX_EVENT_BYTES)
-                    .expect("every produced event is valid JSON of the contract");
-                assert_eq!(&decoded, event);
-            }
+            common::assert_round_trips(&events);
             events
         }
         other => panic!("{line:?} gave {other:?}, expected events"),
     }
-}
-
-/// An event's JSON without its id, for readable expectations.
-fn without_id(event: &Event) -> String {
-    let json = event.to_json();
-    let rest = json
-        .find(",\"type\"")
-        .map(|at| &json[at + 1..])
-        .expect("the JSON form starts with the id");
-    format!("{{{rest}")
 }
 
 fn described(translator: &mut QueueLogTranslator, line: &str) -> Vec<String> {

@@ -5,6 +5,8 @@
 //! applied to a site processor, whose figures must be those computed from the callbacks
 //! themselves, in order and out of order with repeats.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use rand::{RngExt, SeedableRng};
@@ -12,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use vigie_connectors::{
     Callback, CallbackOutcome, CallbackProblem, TaskRouterConfig, TaskRouterTranslator,
 };
-use vigie_core::{Event, Outcome, ProcessingConfig, SiteConfig, SiteProcessor, Timestamp, Window};
+use vigie_core::{Event, ProcessingConfig, SiteConfig, SiteProcessor, Timestamp, Window};
 
 /// 2026-03-02T08:00:00Z.
 const OPEN_MS: i64 = 1_772_438_400_000;
@@ -748,14 +750,7 @@ fn replay(callbacks: &[Vec<(String, String)>]) -> (SiteProcessor, TaskRouterTran
         let callback = Callback::from_pairs(pairs.iter().cloned());
         match translator.translate("paris", &callback) {
             Ok(CallbackOutcome::Events(events)) => {
-                for event in &events {
-                    match processor.apply(event) {
-                        Outcome::Applied | Outcome::Duplicate => {}
-                        Outcome::Rejected(rejection) => {
-                            panic!("{} rejected: {rejection:?}", event.to_json())
-                        }
-                    }
-                }
+                common::apply_all(&mut processor, &events);
             }
             other => panic!("{pairs:?}: {other:?}"),
         }
