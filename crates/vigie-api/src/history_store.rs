@@ -89,25 +89,18 @@ pub trait HistoryStore: Send + Sync + std::fmt::Debug {
 
     /// Stores the state of alerts of site-local days, one record per site, date and alert id:
     /// a record replaces the one stored before for its key. Records are checked first
-    /// ([`AlertRecord::validate`]) and none is stored when one is refused. A store that keeps
-    /// interval records only answers [`HistoryError::Unavailable`].
+    /// ([`AlertRecord::validate`]) and none is stored when one is refused.
     fn publish_alerts<'a>(
         &'a self,
         records: Vec<AlertRecord>,
-    ) -> BoxFuture<'a, Result<(), HistoryError>> {
-        let _ = records;
-        Box::pin(async { Err(HistoryError::Unavailable(NO_DAY_RECORDS.to_owned())) })
-    }
+    ) -> BoxFuture<'a, Result<(), HistoryError>>;
 
     /// The alerts stored for a site-local day (`date` is `YYYY-MM-DD`), by id.
     fn day_alerts<'a>(
         &'a self,
         site: &'a str,
         date: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<AlertRecord>, HistoryError>> {
-        let _ = (site, date);
-        Box::pin(async { Err(HistoryError::Unavailable(NO_DAY_RECORDS.to_owned())) })
-    }
+    ) -> BoxFuture<'a, Result<Vec<AlertRecord>, HistoryError>>;
 
     /// Stores notices of site-local days, one record per site, date and notice id (a notice
     /// in force over several days has one for each): a record replaces the one stored before
@@ -116,24 +109,15 @@ pub trait HistoryStore: Send + Sync + std::fmt::Debug {
     fn publish_notices<'a>(
         &'a self,
         records: Vec<NoticeRecord>,
-    ) -> BoxFuture<'a, Result<(), HistoryError>> {
-        let _ = records;
-        Box::pin(async { Err(HistoryError::Unavailable(NO_DAY_RECORDS.to_owned())) })
-    }
+    ) -> BoxFuture<'a, Result<(), HistoryError>>;
 
     /// The notices stored for a site-local day, newest first.
     fn day_notices<'a>(
         &'a self,
         site: &'a str,
         date: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<NoticeRecord>, HistoryError>> {
-        let _ = (site, date);
-        Box::pin(async { Err(HistoryError::Unavailable(NO_DAY_RECORDS.to_owned())) })
-    }
+    ) -> BoxFuture<'a, Result<Vec<NoticeRecord>, HistoryError>>;
 }
-
-/// What stores that predate alert and notice records answer for them.
-const NO_DAY_RECORDS: &str = "this history store keeps interval records only, no alerts or notices";
 
 /// A key as messages show it: `site/kind/id/start_ms`.
 pub fn describe_key(key: &RecordKey) -> String {

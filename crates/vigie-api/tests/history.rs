@@ -27,7 +27,9 @@ use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use vigie_alerts::{AlertEngine, RuleConfig};
-use vigie_api::history_store::{HistoryError, HistoryStore, MemoryHistory};
+use vigie_api::history_store::{
+    AlertRecord, HistoryError, HistoryStore, MemoryHistory, NoticeRecord,
+};
 use vigie_api::{Api, ApiConfig, ApiMetrics, AuthConfig, HistoryService};
 use vigie_core::{
     DEFAULT_MAX_EVENT_BYTES, Event, ProcessingConfig, Processor, QueueConfig, SiteConfig,
@@ -1579,6 +1581,36 @@ impl HistoryStore for Unreachable {
         _: i64,
         _: i64,
     ) -> BoxFuture<'a, Result<Vec<IntervalRecord>, HistoryError>> {
+        Box::pin(async { Err(HistoryError::Unavailable("no route to the broker".into())) })
+    }
+
+    fn publish_alerts<'a>(
+        &'a self,
+        _: Vec<AlertRecord>,
+    ) -> BoxFuture<'a, Result<(), HistoryError>> {
+        Box::pin(async { Err(HistoryError::Unavailable("no route to the broker".into())) })
+    }
+
+    fn day_alerts<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<AlertRecord>, HistoryError>> {
+        Box::pin(async { Err(HistoryError::Unavailable("no route to the broker".into())) })
+    }
+
+    fn publish_notices<'a>(
+        &'a self,
+        _: Vec<NoticeRecord>,
+    ) -> BoxFuture<'a, Result<(), HistoryError>> {
+        Box::pin(async { Err(HistoryError::Unavailable("no route to the broker".into())) })
+    }
+
+    fn day_notices<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<NoticeRecord>, HistoryError>> {
         Box::pin(async { Err(HistoryError::Unavailable("no route to the broker".into())) })
     }
 }

@@ -125,6 +125,30 @@ mod tests {
         assert_eq!(p.apply(&event), Outcome::Applied, "{json}");
     }
 
+    /// `contact` queued in `queue` (a chat) at `queued`, abandoned at `abandoned`.
+    fn wait_then_abandon(
+        p: &mut SiteProcessor,
+        contact: &str,
+        queue: &str,
+        queued: &str,
+        abandoned: &str,
+    ) {
+        let queued_body = format!(
+            r#""type":"contact.queued","contact":"{contact}","queue":"{queue}","channel":"chat""#
+        );
+        apply(p, queued, &queued_body);
+        let abandoned_body = format!(r#""type":"contact.abandoned","contact":"{contact}""#);
+        apply(p, abandoned, &abandoned_body);
+    }
+
+    /// The changes taken, as (abandon, added).
+    fn taken(p: &mut SiteProcessor) -> Vec<(AbandonedContact, bool)> {
+        p.take_abandoned_changes()
+            .into_iter()
+            .map(|change| (change.contact, change.added))
+            .collect()
+    }
+
     fn processor() -> SiteProcessor {
         let mut p =
             SiteProcessor::new(SiteConfig::with_defaults("s"), &ProcessingConfig::default());
@@ -146,29 +170,9 @@ mod tests {
     #[test]
     fn an_abandon_is_reported_with_its_queue_channel_and_wait() {
         let mut p = processor();
-        apply(
-            &mut p,
-            "10:00:00",
-            r#""type":"contact.queued","contact":"c1","queue":"q1","channel":"chat""#,
-        );
-        apply(
-            &mut p,
-            "10:01:00",
-            r#""type":"contact.abandoned","contact":"c1""#,
-        );
-        apply(
-            &mut p,
-            "10:02:00",
-            r#""type":"contact.queued","contact":"c2","queue":"q1","channel":"chat""#,
-        );
-        apply(
-            &mut p,
-            "10:02:03",
-            r#""type":"contact.abandoned","contact":"c2""#,
-        );
-        let changes = p.take_abandoned_changes();
-        let added: Vec<(AbandonedContact, bool)> =
-            changes.into_iter().map(|c| (c.contact, c.added)).collect();
+        wait_then_abandon(&mut p, "c1", "q1", "10:00:00", "10:01:00");
+        wait_then_abandon(&mut p, "c2", "q1", "10:02:00", "10:02:03");
+        let added = taken(&mut p);
         assert_eq!(
             added,
             [
@@ -183,29 +187,15 @@ mod tests {
     #[test]
     fn a_late_event_withdraws_an_abandon_and_reports_it_again_as_it_now_stands() {
         let mut p = processor();
-        apply(
-            &mut p,
-            "10:00:00",
-            r#""type":"contact.queued","contact":"c1","queue":"q1","channel":"chat""#,
-        );
-        apply(
-            &mut p,
-            "10:01:00",
-            r#""type":"contact.abandoned","contact":"c1""#,
-        );
+        wait_then_abandon(&mut p, "c1", "q1", "10:00:00", "10:01:00");
         // Reported late: the contact had moved to q2 at 10:00:30 and abandoned there.
         apply(
             &mut p,
             "10:00:30",
             r#""type":"contact.transferred","contact":"c1","to_queue":"q2""#,
         );
-        let changes: Vec<(AbandonedContact, bool)> = p
-            .take_abandoned_changes()
-            .into_iter()
-            .map(|c| (c.contact, c.added))
-            .collect();
         assert_eq!(
-            changes,
+            taken(&mut p),
             [
                 (abandon("c1", "10:01:00", "q1", 60), true),
                 (abandon("c1", "10:01:00", "q1", 60), false),
@@ -218,16 +208,7 @@ mod tests {
     fn nothing_is_kept_unless_enabled_and_a_full_journal_counts_what_it_drops() {
         let mut p =
             SiteProcessor::new(SiteConfig::with_defaults("s"), &ProcessingConfig::default());
-        apply(
-            &mut p,
-            "10:00:00",
-            r#""type":"contact.queued","contact":"c1","queue":"q1","channel":"chat""#,
-        );
-        apply(
-            &mut p,
-            "10:01:00",
-            r#""type":"contact.abandoned","contact":"c1""#,
-        );
+        wait_then_abandon(&mut p, "c1", "q1", "10:00:00", "10:01:00");
         assert!(p.take_abandoned_changes().is_empty());
         assert!(p.abandoned.is_none());
 
@@ -241,16 +222,7 @@ mod tests {
                 MAX_PENDING_ABANDONED_CHANGES
             ];
         }
-        apply(
-            &mut p,
-            "10:02:00",
-            r#""type":"contact.queued","contact":"c2","queue":"q1","channel":"chat""#,
-        );
-        apply(
-            &mut p,
-            "10:02:30",
-            r#""type":"contact.abandoned","contact":"c2""#,
-        );
+        wait_then_abandon(&mut p, "c2", "q1", "10:02:00", "10:02:30");
         assert_eq!(p.stats().abandoned_changes_dropped, 1);
         assert_eq!(
             p.take_abandoned_changes().len(),
