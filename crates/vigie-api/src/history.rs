@@ -1499,18 +1499,9 @@ mod tests {
     #[test]
     fn negative_differences_count_as_zero_and_logins_before_the_interval_are_dropped() {
         let record = |answered: u64, talk_ms: i64, first_login: Option<i64>| IntervalRecord {
-            key: vigie_history::RecordKey {
-                site: "s".into(),
-                kind: ScopeKind::Advisor,
-                id: "a".into(),
-                start_ms: 0,
-            },
-            end_ms: INTERVAL_LENGTH.0,
-            date: "1970-01-01".into(),
             revision: 1,
             settled: true,
             team: Some("t".into()),
-            name: None,
             flow: Some(FlowRecord {
                 answered,
                 ..FlowRecord::default()
@@ -1529,12 +1520,16 @@ mod tests {
                 first_login_ms: first_login,
                 ..TimeRecord::default()
             }),
-            sl_variant: None,
-            sl_threshold_s: None,
-            sl_target: None,
-            members: None,
-            abandoned_contacts: Vec::new(),
-            abandoned_contacts_omitted: 0,
+            ..IntervalRecord::new(
+                vigie_history::RecordKey {
+                    site: "s".into(),
+                    kind: ScopeKind::Advisor,
+                    id: "a".into(),
+                    start_ms: 0,
+                },
+                INTERVAL_LENGTH.0,
+                "1970-01-01",
+            )
         };
         let whole = record(2, 5000, Some(10));
         let before = [record(3, 2000, Some(10))];

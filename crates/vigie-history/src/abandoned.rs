@@ -113,6 +113,7 @@ mod tests {
     use vigie_core::{Channel, Millis};
 
     use super::*;
+    use crate::record::RecordKey;
 
     fn abandon(minute: i64, contact: &str, queue: &str) -> AbandonedContact {
         AbandonedContact {
@@ -130,12 +131,13 @@ mod tests {
     }
 
     fn queue_record(id: &str, start_minute: i64) -> IntervalRecord {
-        serde_json::from_value(serde_json::json!({
-            "site": "s", "kind": "queue", "id": id, "start_ms": start_minute * 60_000,
-            "end_ms": (start_minute + 15) * 60_000, "date": "1970-01-01", "revision": 1,
-            "settled": false, "handling": {},
-        }))
-        .expect("a valid record")
+        let key = RecordKey {
+            site: "s".into(),
+            kind: ScopeKind::Queue,
+            id: id.into(),
+            start_ms: start_minute * 60_000,
+        };
+        IntervalRecord::new(key, (start_minute + 15) * 60_000, "1970-01-01")
     }
 
     #[test]

@@ -629,27 +629,22 @@ mod tests {
     fn queue_record(start: &str, date: &str) -> IntervalRecord {
         let start_ms = ms(start);
         IntervalRecord {
-            key: RecordKey {
-                site: "paris".into(),
-                kind: ScopeKind::Queue,
-                id: "q1".into(),
-                start_ms,
-            },
-            end_ms: start_ms + INTERVAL_MS,
-            date: date.into(),
             revision: 1,
             settled: true,
-            team: None,
-            name: None,
             flow: Some(FlowRecord::default()),
-            handling: HandlingRecord::default(),
-            times: None,
             sl_variant: Some(SlVariant::Offered),
             sl_threshold_s: Some(20.0),
             sl_target: Some(0.8),
-            members: None,
-            abandoned_contacts: Vec::new(),
-            abandoned_contacts_omitted: 0,
+            ..IntervalRecord::new(
+                RecordKey {
+                    site: "paris".into(),
+                    kind: ScopeKind::Queue,
+                    id: "q1".into(),
+                    start_ms,
+                },
+                start_ms + INTERVAL_MS,
+                date,
+            )
         }
     }
 

@@ -128,30 +128,20 @@ mod tests {
 
     fn record(id: &str, start_min: i64, handled: u64) -> IntervalRecord {
         IntervalRecord {
-            key: RecordKey {
-                site: "paris".into(),
-                kind: ScopeKind::Queue,
-                id: id.into(),
-                start_ms: start_min * 60_000,
-            },
-            end_ms: (start_min + 15) * 60_000,
-            date: "2026-11-27".into(),
-            revision: 0,
-            settled: false,
-            team: None,
-            name: None,
-            flow: None,
             handling: HandlingRecord {
                 handled,
                 ..HandlingRecord::default()
             },
-            times: None,
-            sl_variant: None,
-            sl_threshold_s: None,
-            sl_target: None,
-            members: None,
-            abandoned_contacts: Vec::new(),
-            abandoned_contacts_omitted: 0,
+            ..IntervalRecord::new(
+                RecordKey {
+                    site: "paris".into(),
+                    kind: ScopeKind::Queue,
+                    id: id.into(),
+                    start_ms: start_min * 60_000,
+                },
+                (start_min + 15) * 60_000,
+                "2026-11-27",
+            )
         }
     }
 

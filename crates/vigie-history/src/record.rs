@@ -161,6 +161,29 @@ fn is_zero(count: &u64) -> bool {
 }
 
 impl IntervalRecord {
+    /// The record of `key`'s interval, ending at `end_ms`, of the site-local `date`, with no
+    /// figure, name or setting yet (revision 0, not settled).
+    pub fn new(key: RecordKey, end_ms: i64, date: impl Into<String>) -> IntervalRecord {
+        IntervalRecord {
+            key,
+            end_ms,
+            date: date.into(),
+            revision: 0,
+            settled: false,
+            team: None,
+            name: None,
+            flow: None,
+            handling: HandlingRecord::default(),
+            times: None,
+            sl_variant: None,
+            sl_threshold_s: None,
+            sl_target: None,
+            members: None,
+            abandoned_contacts: Vec::new(),
+            abandoned_contacts_omitted: 0,
+        }
+    }
+
     /// Nothing happened for this scope in the interval: no contact, no handling, no advisor
     /// logged in. Such records are not published (an interval without a record has no
     /// activity), unless they correct one that was.

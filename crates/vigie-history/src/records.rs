@@ -160,28 +160,16 @@ struct Header<'a> {
 
 impl Header<'_> {
     fn record(&self, kind: ScopeKind, id: &str) -> IntervalRecord {
+        let key = RecordKey {
+            site: self.site.to_owned(),
+            kind,
+            id: id.to_owned(),
+            start_ms: self.start_ms,
+        };
         IntervalRecord {
-            key: RecordKey {
-                site: self.site.to_owned(),
-                kind,
-                id: id.to_owned(),
-                start_ms: self.start_ms,
-            },
-            end_ms: self.end_ms,
-            date: self.date.to_owned(),
             revision: self.revision,
             settled: self.settled,
-            team: None,
-            name: None,
-            flow: None,
-            handling: HandlingRecord::default(),
-            times: None,
-            sl_variant: None,
-            sl_threshold_s: None,
-            sl_target: None,
-            members: None,
-            abandoned_contacts: Vec::new(),
-            abandoned_contacts_omitted: 0,
+            ..IntervalRecord::new(key, self.end_ms, self.date)
         }
     }
 }

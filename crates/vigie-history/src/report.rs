@@ -979,18 +979,8 @@ mod tests {
     fn busy(start: &str) -> IntervalRecord {
         let start_ms = at(start);
         IntervalRecord {
-            key: RecordKey {
-                site: "paris".into(),
-                kind: ScopeKind::Team,
-                id: "t1".into(),
-                start_ms,
-            },
-            end_ms: start_ms + 15 * MIN,
-            date: "2026-11-27".into(),
             revision: 1,
             settled: true,
-            team: None,
-            name: None,
             flow: Some(FlowRecord {
                 offered: 10,
                 answered: 9,
@@ -1024,11 +1014,17 @@ mod tests {
                 last_logout_ms: None,
             }),
             sl_variant: Some(vigie_core::SlVariant::Offered),
-            sl_threshold_s: None,
-            sl_target: None,
             members: Some(2),
-            abandoned_contacts: Vec::new(),
-            abandoned_contacts_omitted: 0,
+            ..IntervalRecord::new(
+                RecordKey {
+                    site: "paris".into(),
+                    kind: ScopeKind::Team,
+                    id: "t1".into(),
+                    start_ms,
+                },
+                start_ms + 15 * MIN,
+                "2026-11-27",
+            )
         }
     }
 

@@ -317,7 +317,7 @@ fn spreadsheet_text(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{HandlingRecord, RecordKey, TimeRecord};
+    use crate::record::{RecordKey, TimeRecord};
     use chrono_tz::Europe::Paris;
     use vigie_core::Timestamp;
 
@@ -336,31 +336,25 @@ mod tests {
     /// An interval of a logged-in advisor, available throughout.
     fn available(start: i64) -> IntervalRecord {
         IntervalRecord {
-            key: RecordKey {
-                site: "paris".into(),
-                kind: ScopeKind::Advisor,
-                id: "a1".into(),
-                start_ms: start,
-            },
-            end_ms: start + 15 * MIN,
-            date: "2026-11-27".into(),
             revision: 1,
             settled: true,
             team: Some("t1".into()),
             name: Some("Zoé Martin".into()),
-            flow: None,
-            handling: HandlingRecord::default(),
             times: Some(TimeRecord {
                 logged_in_ms: 15 * MIN,
                 available_ms: 15 * MIN,
                 ..TimeRecord::default()
             }),
-            sl_variant: None,
-            sl_threshold_s: None,
-            sl_target: None,
-            members: None,
-            abandoned_contacts: Vec::new(),
-            abandoned_contacts_omitted: 0,
+            ..IntervalRecord::new(
+                RecordKey {
+                    site: "paris".into(),
+                    kind: ScopeKind::Advisor,
+                    id: "a1".into(),
+                    start_ms: start,
+                },
+                start + 15 * MIN,
+                "2026-11-27",
+            )
         }
     }
 
