@@ -131,6 +131,49 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|error| format!("{text:?}: {error}"))
 }
 
+/// The options of both Asterisk connectors (`queue_log` and AMI read the same server's
+/// `[connect.asterisk_queue_log]` section).
+#[derive(Args, Debug)]
+pub struct AsteriskArgs {
+    /// Vigie site of the events (overrides `connect.asterisk_queue_log.site`).
+    #[arg(long)]
+    pub site: Option<String>,
+    /// Advisor id of a member interface, member name or bare extension (repeatable; adds to
+    /// `connect.asterisk_queue_log.advisors`). Members not named get their extension.
+    #[arg(long = "advisor", value_name = "IFACE=ID", value_parser = parse_pair)]
+    pub advisors: Vec<(String, String)>,
+    /// A queue's `wrapuptime` (repeatable): `contact.completed` is stamped this long after the
+    /// end of the call (overrides `connect.asterisk_queue_log.queues.<QUEUE>.wrapuptime`).
+    #[arg(long = "wrapuptime", value_name = "QUEUE=DURATION", value_parser = parse_queue_duration)]
+    pub wrapuptimes: Vec<(String, Duration)>,
+}
+
+impl AsteriskArgs {
+    /// The configuration's section with the options applied.
+    fn apply(
+        &self,
+        section: Option<vigie_connectors::QueueLogConfig>,
+    ) -> anyhow::Result<vigie_connectors::QueueLogConfig> {
+        let mut config = match (section, &self.site) {
+            (Some(config), _) => config,
+            (None, Some(site)) => vigie_connectors::QueueLogConfig::new(site.clone()),
+            (None, None) => anyhow::bail!(
+                "no site: give --site, or connect.asterisk_queue_log.site in the configuration"
+            ),
+        };
+        if let Some(site) = &self.site {
+            config.site = site.clone();
+        }
+        for (member, advisor) in &self.advisors {
+            config.advisors.insert(member.clone(), advisor.clone());
+        }
+        for (queue, wrapup) in &self.wrapuptimes {
+            config.queues.entry(queue.clone()).or_default().wrapuptime = *wrapup;
+        }
+        Ok(config)
+    }
+}
+
 /// The problems of a source's settings (configuration and options) as one error, each named
 /// by its field path under `section` (`connect.asterisk_queue_log`).
 fn invalid_settings(

@@ -28,10 +28,7 @@ use vigie_connectors::{
 };
 use vigie_core::{ContactEventKind, Event, EventBody, Timestamp};
 
-use super::{
-    CommonArgs, Sink, check_site, invalid_settings, parse_duration, parse_pair,
-    parse_queue_duration,
-};
+use super::{AsteriskArgs, CommonArgs, Sink, check_site, invalid_settings, parse_duration};
 use crate::publish::{runtime, stop_on_signal};
 
 pub(super) const EXAMPLES: &str = "Examples:
@@ -79,17 +76,8 @@ pub struct AmiArgs {
     /// The file holding the user's secret (read once, white space around it trimmed).
     #[arg(long, value_name = "FILE")]
     pub secret_file: PathBuf,
-    /// Vigie site of the events (overrides `connect.asterisk_queue_log.site`).
-    #[arg(long)]
-    pub site: Option<String>,
-    /// Advisor id of a member interface, member name or bare extension (repeatable; adds to
-    /// `connect.asterisk_queue_log.advisors`). Members not named get their extension.
-    #[arg(long = "advisor", value_name = "IFACE=ID", value_parser = parse_pair)]
-    pub advisors: Vec<(String, String)>,
-    /// A queue's `wrapuptime` (repeatable): `contact.completed` is stamped this long after the
-    /// end of the call (overrides `connect.asterisk_queue_log.queues.<QUEUE>.wrapuptime`).
-    #[arg(long = "wrapuptime", value_name = "QUEUE=DURATION", value_parser = parse_queue_duration)]
-    pub wrapuptimes: Vec<(String, Duration)>,
+    #[command(flatten)]
+    pub asterisk: AsteriskArgs,
     /// How often `Action: Ping` checks that the connection is alive.
     #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
     pub keepalive: Duration,
@@ -108,23 +96,7 @@ pub struct AmiArgs {
 impl AmiArgs {
     /// The translator's settings: the queue_log section of the same server, then the options.
     fn translator_config(&self, section: Option<QueueLogConfig>) -> anyhow::Result<AmiConfig> {
-        let mut config = match (section, &self.site) {
-            (Some(config), _) => AmiConfig::from_queue_log(&config),
-            (None, Some(site)) => AmiConfig::new(site.clone()),
-            (None, None) => bail!(
-                "no site: give --site, or connect.asterisk_queue_log.site in the configuration"
-            ),
-        };
-        if let Some(site) = &self.site {
-            config.site = site.clone();
-        }
-        for (member, advisor) in &self.advisors {
-            config.advisors.insert(member.clone(), advisor.clone());
-        }
-        for (queue, wrapup) in &self.wrapuptimes {
-            config.queues.entry(queue.clone()).or_default().wrapuptime = *wrapup;
-        }
-        Ok(config)
+        Ok(AmiConfig::from_queue_log(&self.asterisk.apply(section)?))
     }
 }
 

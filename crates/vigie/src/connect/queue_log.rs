@@ -42,10 +42,7 @@ use vigie_core::{
 };
 use xxhash_rust::xxh3::xxh3_128;
 
-use super::{
-    CommonArgs, Sink, check_site, invalid_settings, parse_duration, parse_pair,
-    parse_queue_duration,
-};
+use super::{AsteriskArgs, CommonArgs, Sink, check_site, invalid_settings, parse_duration};
 use crate::publish::{runtime, stop_on_signal};
 
 pub(super) const EXAMPLES: &str = "Examples:
@@ -99,21 +96,12 @@ pub struct QueueLogArgs {
     /// How often a followed file is checked for new lines and rotation.
     #[arg(long, default_value = "250ms", value_parser = parse_duration, value_name = "DURATION")]
     pub poll: Duration,
-    /// Vigie site of the events (overrides `connect.asterisk_queue_log.site`).
-    #[arg(long)]
-    pub site: Option<String>,
     /// IANA time zone of the Asterisk server, for the database form of the log's local times
     /// (overrides `connect.asterisk_queue_log.time_zone`; default UTC).
     #[arg(long, value_name = "ZONE")]
     pub time_zone: Option<String>,
-    /// Advisor id of a member interface, or of a bare extension (repeatable; adds to
-    /// `connect.asterisk_queue_log.advisors`). Members not named get their extension.
-    #[arg(long = "advisor", value_name = "IFACE=ID", value_parser = parse_pair)]
-    pub advisors: Vec<(String, String)>,
-    /// A queue's `wrapuptime` (repeatable): `contact.completed` is stamped this long after the
-    /// end of the call (overrides `connect.asterisk_queue_log.queues.<QUEUE>.wrapuptime`).
-    #[arg(long = "wrapuptime", value_name = "QUEUE=DURATION", value_parser = parse_queue_duration)]
-    pub wrapuptimes: Vec<(String, Duration)>,
+    #[command(flatten)]
+    pub asterisk: AsteriskArgs,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -121,24 +109,9 @@ pub struct QueueLogArgs {
 impl QueueLogArgs {
     /// The translator's settings: the configuration's section, then the options.
     fn translator_config(&self, section: Option<QueueLogConfig>) -> anyhow::Result<QueueLogConfig> {
-        let mut config = match (section, &self.site) {
-            (Some(config), _) => config,
-            (None, Some(site)) => QueueLogConfig::new(site.clone()),
-            (None, None) => bail!(
-                "no site: give --site, or connect.asterisk_queue_log.site in the configuration"
-            ),
-        };
-        if let Some(site) = &self.site {
-            config.site = site.clone();
-        }
+        let mut config = self.asterisk.apply(section)?;
         if let Some(zone) = &self.time_zone {
             config.time_zone = zone.clone();
-        }
-        for (member, advisor) in &self.advisors {
-            config.advisors.insert(member.clone(), advisor.clone());
-        }
-        for (queue, wrapup) in &self.wrapuptimes {
-            config.queues.entry(queue.clone()).or_default().wrapuptime = *wrapup;
         }
         Ok(config)
     }
