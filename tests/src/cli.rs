@@ -45,13 +45,24 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 }
 
 /// Polls `check` every 50 ms until it returns a value, at most [`WAIT`].
-pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+pub fn eventually<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
+    eventually_or(what, String::new, check)
+}
+
+/// As [`eventually`], with `context` (logs, state) in the failure message.
+pub fn eventually_or<T>(
+    what: &str,
+    context: impl FnOnce() -> String,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + WAIT;
     loop {
         if let Some(value) = check() {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out: {what}");
+        if Instant::now() >= deadline {
+            panic!("timed out: {what}\n{}", context());
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -91,13 +102,17 @@ pub struct Served {
     pub server: String,
     /// The port of metrics and health.
     pub http: u16,
+    /// Where its log goes (warnings and errors).
+    log: PathBuf,
 }
 
 impl Served {
     /// Starts `binary serve --no-web` with `args` in `dir` (no `VIGIE_CONFIG` from the
-    /// environment, logs at `warn`, discarded).
+    /// environment, logs at `warn` in `dir`, see [`Served::log`]).
     pub fn spawn(binary: &str, args: &[&str], dir: &Path) -> Served {
         let (grpc, http) = (free_port(), free_port());
+        let log = dir.join(format!("serve-{http}.log"));
+        let log_file = std::fs::File::create(&log).expect("the service's log file");
         let child = Command::new(binary)
             .args(["serve", "--no-web"])
             .args(["--http", &format!("127.0.0.1:{http}")])
@@ -107,7 +122,7 @@ impl Served {
             .env_remove("VIGIE_CONFIG")
             .env("VIGIE_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log_file)
             .spawn()
             .unwrap_or_else(|error| panic!("cannot start {binary}: {error}"));
         Served {
@@ -115,7 +130,13 @@ impl Served {
             binary: binary.into(),
             server: format!("http://127.0.0.1:{grpc}"),
             http,
+            log,
         }
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Runs `vigie <probe>` every 200 ms until `ready` accepts its output, at most [`WAIT`];
@@ -158,7 +179,7 @@ impl Served {
     }
 
     /// Runs a client command to its end (at most [`WAIT`]).
-    pub fn vigie(&mut self, args: &[&str], dir: &Path) -> Output {
+    pub fn vigie(&self, args: &[&str], dir: &Path) -> Output {
         let child = self
             .command(args, dir)
             .stdout(Stdio::piped())
@@ -169,7 +190,7 @@ impl Served {
     }
 
     /// Runs a command that must succeed; its standard output.
-    pub fn ok(&mut self, args: &[&str], dir: &Path) -> Vec<u8> {
+    pub fn ok(&self, args: &[&str], dir: &Path) -> Vec<u8> {
         let output = self.vigie(args, dir);
         assert!(
             output.status.success(),
@@ -180,7 +201,7 @@ impl Served {
     }
 
     /// Runs a command that must succeed; its standard output as text.
-    pub fn ok_text(&mut self, args: &[&str], dir: &Path) -> String {
+    pub fn ok_text(&self, args: &[&str], dir: &Path) -> String {
         text(&self.ok(args, dir))
     }
 
@@ -192,8 +213,15 @@ impl Served {
             .is_none()
     }
 
+    /// Kills it with SIGKILL, as a crash would, and reaps it.
+    pub fn kill(&mut self) {
+        // An error means it already exited, which is what is wanted.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Runs a command that must fail; its standard error.
-    pub fn refused(&mut self, args: &[&str], dir: &Path) -> String {
+    pub fn refused(&self, args: &[&str], dir: &Path) -> String {
         let output = self.vigie(args, dir);
         assert!(!output.status.success(), "vigie {args:?} succeeded");
         text(&output.stderr)

@@ -3,5 +3,6 @@
 pub mod api;
 pub mod browser;
 pub mod cli;
+pub mod cluster;
 pub mod nats;
 pub mod oracle;

@@ -128,10 +128,14 @@ pub fn check_access(
 pub fn header(state: &EngineState, site: &SiteProcessor, window: Window) -> pb::ViewHeader {
     let id = &site.site().id;
     let feed = state.feed(id);
-    let incomplete_reason = match (&feed.gap, feed.recovering) {
-        (Some(gap), _) => format!("ingestion saw a gap: {gap}"),
-        (None, true) => "recovering the day after a start".to_owned(),
-        (None, false) => String::new(),
+    let incomplete_reason = match (&feed.elsewhere, &feed.gap, feed.recovering) {
+        (Some(owner), _, _) if owner.is_empty() => {
+            "no instance processes this site at the moment".to_owned()
+        }
+        (Some(owner), _, _) => format!("the site is processed by instance {owner}"),
+        (None, Some(gap), _) => format!("ingestion saw a gap: {gap}"),
+        (None, None, true) => "recovering the day after a start".to_owned(),
+        (None, None, false) => String::new(),
     };
     pb::ViewHeader {
         site: id.clone(),

@@ -1286,6 +1286,14 @@ impl Processor {
         Ok(())
     }
 
+    /// Forgets everything a site's events built (figures, contacts, advisors, dedupe memory)
+    /// and starts it afresh with its current configuration, before its day is rebuilt from
+    /// the stream (an instance taking a site over). Other sites are untouched.
+    pub fn restart_site(&mut self, id: &str) {
+        self.sites.remove(id);
+        self.site_mut(id);
+    }
+
     /// Captures the final totals at every interval boundary of every site, those seen later
     /// too (see [`SiteProcessor::enable_interval_totals`]).
     pub fn enable_interval_totals(&mut self) {
@@ -1473,6 +1481,39 @@ mod tests {
         );
         let sites: Vec<&str> = processor.sites().map(|s| s.site().id.as_str()).collect();
         assert_eq!(sites, vec!["lyon", "s"]);
+    }
+
+    #[test]
+    fn a_restarted_site_forgets_its_events_and_keeps_its_configuration() {
+        let mut config = SiteConfig::with_defaults("s");
+        config.name = Some("Paris".into());
+        let mut processor = Processor::new(vec![config], ProcessingConfig::default());
+        processor.enable_abandoned_contacts();
+        let mut other = queued("1", "10:00:00", "c1");
+        other.site = "lyon".into();
+        processor.apply(&other);
+        processor.apply(&queued("1", "10:00:00", "c1"));
+        processor.apply(&abandoned("2", "10:00:30", "c1"));
+        processor.restart_site("s");
+        let site = processor.site("s").unwrap();
+        assert_eq!(site.stats().applied, 0);
+        assert_eq!(site.site().name.as_deref(), Some("Paris"));
+        assert_eq!(processor.site("lyon").unwrap().stats().applied, 1);
+        // The same events count again: the dedupe memory went with the rest.
+        assert_eq!(
+            processor.apply(&queued("1", "10:00:00", "c1")),
+            Outcome::Applied
+        );
+        assert_eq!(
+            processor.apply(&abandoned("2", "10:00:30", "c1")),
+            Outcome::Applied
+        );
+        let abandons: usize = processor
+            .take_abandoned_changes()
+            .iter()
+            .map(|(_, changes)| changes.len())
+            .sum();
+        assert_eq!(abandons, 1, "the restarted site still reports its abandons");
     }
 
     #[test]

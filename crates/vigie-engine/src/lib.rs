@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
+use tracing::warn;
 use vigie_alerts::{AlertEngine, Change, Evaluation, Notification};
 use vigie_core::config::{ConfigErrors, HumanDuration};
 use vigie_core::{Event, Outcome, Processor, SiteConfig, Timestamp};
@@ -121,12 +122,36 @@ pub struct SiteFeed {
     pub recovering: bool,
     /// Whether the source saw a gap or a reset of the stream (figures may miss events).
     pub gap: Option<String>,
+    /// The site is processed by another instance (named), or by none at the moment (`""`):
+    /// this engine holds no figures of it, evaluates no alert and records no history for it.
+    pub elsewhere: Option<String>,
 }
 
 impl SiteFeed {
+    /// The day is being replayed: figures are not complete yet.
+    pub fn recovering() -> SiteFeed {
+        SiteFeed {
+            recovering: true,
+            ..SiteFeed::default()
+        }
+    }
+
+    /// The site is processed by instance `owner` (`""`: by no instance at the moment).
+    pub fn elsewhere(owner: &str) -> SiteFeed {
+        SiteFeed {
+            elsewhere: Some(owner.to_owned()),
+            ..SiteFeed::default()
+        }
+    }
+
     /// Whether the figures of the site can be trusted as complete.
     pub fn complete(&self) -> bool {
-        !self.recovering && self.gap.is_none()
+        !self.recovering && self.gap.is_none() && self.elsewhere.is_none()
+    }
+
+    /// Whether this engine processes the site (its events, alerts and history).
+    pub fn processed_here(&self) -> bool {
+        self.elsewhere.is_none()
     }
 }
 
@@ -203,6 +228,11 @@ enum Command {
         site: SiteConfig,
         reply: oneshot::Sender<Result<(), ConfigErrors>>,
     },
+    Restart {
+        site: String,
+        feed: SiteFeed,
+        done: oneshot::Sender<()>,
+    },
 }
 
 struct Batch {
@@ -246,6 +276,11 @@ impl std::fmt::Debug for Command {
                 .field("site", &site.id)
                 .finish(),
             Command::Alerts { site, .. } => f.debug_struct("Alerts").field("site", site).finish(),
+            Command::Restart { site, feed, .. } => f
+                .debug_struct("Restart")
+                .field("site", site)
+                .field("feed", feed)
+                .finish(),
         }
     }
 }
@@ -307,6 +342,24 @@ impl EngineHandle {
             .await
             .map_err(|_| EngineStopped)?;
         answer.await.map_err(|_| EngineStopped)
+    }
+
+    /// Forgets what the site's events built (figures, alerts, abandoned contacts, history not
+    /// yet recorded) and gives it `feed`: [`SiteFeed::recovering`] before its day is rebuilt
+    /// from the stream (this instance took the site over), [`SiteFeed::elsewhere`] when
+    /// another instance processes it. Events queued before are applied first; returns once
+    /// done.
+    pub async fn restart_site(&self, site: &str, feed: SiteFeed) -> Result<(), EngineStopped> {
+        let (done, restarted) = oneshot::channel();
+        self.commands
+            .send(Command::Restart {
+                site: site.to_owned(),
+                feed,
+                done,
+            })
+            .await
+            .map_err(|_| EngineStopped)?;
+        restarted.await.map_err(|_| EngineStopped)
     }
 
     /// Runs `read` on the engine's task with its state, and returns what it computed. Keep it
@@ -538,7 +591,35 @@ impl Engine {
                 // The asker may have gone away; the change is made anyway.
                 let _ = reply.send(result);
             }
+            Command::Restart { site, feed, done } => {
+                self.restart(&site, feed);
+                // The asker may have gone away; the site is restarted anyway.
+                let _ = done.send(());
+            }
         }
+    }
+
+    fn restart(&mut self, site: &str, feed: SiteFeed) {
+        // Events already queued belong to the site's previous life: applied before it ends.
+        while let Ok(batch) = self.input.try_recv() {
+            self.apply(batch);
+        }
+        self.state.processor.restart_site(site);
+        self.state.abandoned.remove(site);
+        if let Some((_, sites)) = &mut self.history {
+            sites.remove(site);
+        }
+        if let Some(alerts) = self.state.alerts.get_mut(site) {
+            let rules: Vec<_> = alerts.rules().cloned().collect();
+            match AlertEngine::new(site, &rules) {
+                Ok(fresh) => *alerts = fresh,
+                Err(errors) => warn!(site, %errors, "alert rules no longer valid: alerts kept"),
+            }
+        }
+        self.metrics.set_feed(site, &feed);
+        self.state.feeds.insert(site.to_owned(), feed);
+        self.new_version(site);
+        self.broadcast(site);
     }
 
     fn advance(&mut self) {
@@ -598,6 +679,14 @@ impl Engine {
             let Some(processor) = self.state.processor.site(site) else {
                 continue;
             };
+            if !self
+                .state
+                .feeds
+                .get(site)
+                .is_none_or(SiteFeed::processed_here)
+            {
+                continue;
+            }
             let started = std::time::Instant::now();
             let evaluation = alerts.evaluate(processor, processor.now());
             self.metrics.observe_alert_evaluation(started.elapsed());
@@ -622,6 +711,14 @@ impl Engine {
             let Some(processor) = self.state.processor.site(&totals.site) else {
                 continue;
             };
+            if !self
+                .state
+                .feeds
+                .get(&totals.site)
+                .is_none_or(SiteFeed::processed_here)
+            {
+                continue;
+            }
             let abandoned = self.state.abandoned.get(&totals.site);
             let site = sites.entry(totals.site.clone()).or_default();
             batches.extend(site.settled(
@@ -929,6 +1026,36 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(listed, 1);
+
+        // Another instance takes the site: nothing of it is left here, nothing fires.
+        while notifications.try_recv().is_ok() {}
+        handle
+            .restart_site("s", SiteFeed::elsewhere("vigie-2"))
+            .await
+            .unwrap();
+        let left = |state: &EngineState| {
+            (
+                state.alerts["s"].alerts().len(),
+                state.processor.site("s").unwrap().stats().applied,
+                state.feed("s").complete(),
+            )
+        };
+        assert_eq!(handle.query(left).await.unwrap(), (0, 0, false));
+        now.store(queued.time.0 + 200_000, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(notifications.try_recv().is_err());
+        // Taken back: the day is rebuilt and its alerts fire again.
+        handle
+            .restart_site("s", SiteFeed::recovering())
+            .await
+            .unwrap();
+        handle.apply(vec![queued]).await.unwrap();
+        let fired = tokio::time::timeout(Duration::from_secs(5), notifications.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(fired.notice.kind, vigie_alerts::NotificationKind::Fired);
+        assert_eq!(handle.query(left).await.unwrap(), (1, 1, false));
     }
 
     #[tokio::test]

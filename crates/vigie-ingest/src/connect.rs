@@ -135,6 +135,34 @@ pub fn stream_config(config: &StreamConfig) -> stream::Config {
     }
 }
 
+/// Attempts at a stream's creation before giving up (see [`get_or_create_stream`]).
+const STREAM_ATTEMPTS: u32 = 6;
+
+/// Gets a stream, creating it with `settings` when missing. On a clustered JetStream, several
+/// instances starting together create the same streams at once and some requests time out
+/// while the cluster agrees: a timed-out request is tried again (at most 6 attempts, about
+/// 30 s in all) before the error is returned.
+pub async fn get_or_create_stream(
+    context: &jetstream::Context,
+    settings: stream::Config,
+) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
+    let mut attempt = 1;
+    loop {
+        match context.get_or_create_stream(settings.clone()).await {
+            Err(error)
+                if error.kind() == jetstream::context::CreateStreamErrorKind::TimedOut
+                    && attempt < STREAM_ATTEMPTS =>
+            {
+                tracing::warn!(stream = %settings.name, attempt, "creating the stream timed out; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(250 * u64::from(attempt)))
+                    .await;
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
 /// Creates the event stream if it is missing (when allowed), or binds to the existing one, and
 /// checks that it captures the events' subjects.
 pub async fn ensure_stream(
@@ -146,8 +174,7 @@ pub async fn ensure_stream(
         message,
     };
     let mut stream = if config.create {
-        context
-            .get_or_create_stream(stream_config(config))
+        get_or_create_stream(context, stream_config(config))
             .await
             .map_err(|e| error(e.to_string()))?
     } else {

@@ -25,7 +25,7 @@ use vigie_core::{
 use vigie_engine::{Clock, EngineHandle, EngineMetrics, SiteFeed};
 
 use crate::config::{NatsConfig, StreamConfig};
-use crate::connect::{IngestError, ensure_stream, stream_config};
+use crate::connect::{IngestError, ensure_stream, get_or_create_stream, stream_config};
 use crate::metrics::IngestMetrics;
 
 /// The header that marks a protobuf payload.
@@ -61,7 +61,7 @@ pub struct Ingest {
     engine_metrics: EngineMetrics,
     metrics: IngestMetrics,
     clock: Clock,
-    ready: watch::Sender<BTreeMap<String, bool>>,
+    ready: Arc<watch::Sender<BTreeMap<String, bool>>>,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -105,6 +105,7 @@ impl Ingest {
         ensure_stream(&context, &config.stream).await?;
         ensure_dead_letters(&context, &config).await?;
         let ready = watch::Sender::new(sites.iter().map(|s| (s.site.clone(), false)).collect());
+        let ready = Arc::new(ready);
         Ok(Ingest {
             config: Arc::new(config),
             context,
@@ -117,6 +118,38 @@ impl Ingest {
         })
     }
 
+    /// Consumes one site (recovery of its day, then live) until `shutdown` is cancelled, then
+    /// finishes what is in flight: what [`Ingest::run`] does for each of its sites, for an
+    /// instance that takes sites over and gives them up one by one. The site is not ready
+    /// until it has caught up.
+    pub fn site(
+        &self,
+        source: SiteSource,
+        shutdown: CancellationToken,
+    ) -> impl Future<Output = Result<(), IngestError>> + Send + 'static {
+        self.ready.send_modify(|ready| {
+            ready.insert(source.site.clone(), false);
+        });
+        let site = SiteIngest {
+            config: self.config.clone(),
+            context: self.context.clone(),
+            source,
+            engine: self.engine.clone(),
+            engine_metrics: self.engine_metrics.clone(),
+            metrics: self.metrics.clone(),
+            clock: self.clock.clone(),
+            ready: self.ready.clone(),
+        };
+        site.run(shutdown)
+    }
+
+    /// Leaves a site out of readiness (consumed by another instance now).
+    pub fn forget_site(&self, site: &str) {
+        self.ready.send_modify(|ready| {
+            ready.remove(site);
+        });
+    }
+
     /// Per site, whether it has caught up with its stream (recovery over).
     pub fn ready(&self) -> watch::Receiver<BTreeMap<String, bool>> {
         self.ready.subscribe()
@@ -125,20 +158,9 @@ impl Ingest {
     /// Consumes until `shutdown` is cancelled; then finishes what is in flight (the engine's
     /// outcomes are awaited and acknowledged) and returns.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), IngestError> {
-        let ready = Arc::new(self.ready);
         let mut tasks = tokio::task::JoinSet::new();
-        for source in self.sites {
-            let site = SiteIngest {
-                config: self.config.clone(),
-                context: self.context.clone(),
-                source,
-                engine: self.engine.clone(),
-                engine_metrics: self.engine_metrics.clone(),
-                metrics: self.metrics.clone(),
-                clock: self.clock.clone(),
-                ready: ready.clone(),
-            };
-            tasks.spawn(site.run(shutdown.clone()));
+        for source in self.sites.clone() {
+            tasks.spawn(self.site(source, shutdown.clone()));
         }
         let mut result = Ok(());
         while let Some(joined) = tasks.join_next().await {
@@ -173,8 +195,7 @@ async fn ensure_dead_letters(context: &Context, config: &NatsConfig) -> Result<(
     // Every start replays the day: a refused event dead-lettered again is stored once.
     settings.duplicate_window = Duration::from_secs(24 * 3600);
     if config.stream.create {
-        context
-            .get_or_create_stream(settings)
+        get_or_create_stream(context, settings)
             .await
             .map_err(|e| IngestError::Stream {
                 stream: stream.name.clone(),
@@ -266,11 +287,7 @@ impl SiteIngest {
         let site = self.source.site.clone();
         let start = self.recovery_start();
         info!(site = %site, from = %start, "recovering the day from the event stream");
-        self.set_feed(SiteFeed {
-            recovering: true,
-            gap: None,
-        })
-        .await;
+        self.set_feed(SiteFeed::recovering()).await;
         let start_time = chrono::DateTime::from_timestamp_millis(start.0).unwrap_or_default();
         let shared = Arc::new(self);
         let (in_flight_tx, in_flight) = mpsc::channel::<InFlight>(8);
@@ -541,6 +558,7 @@ impl SiteIngest {
         self.set_feed(SiteFeed {
             recovering,
             gap: Some(gap),
+            elsewhere: None,
         })
         .await;
     }
@@ -621,12 +639,7 @@ impl SiteIngest {
             self.ready.send_modify(|ready| {
                 ready.insert(self.source.site.clone(), true);
             });
-            let gap = None;
-            self.set_feed(SiteFeed {
-                recovering: false,
-                gap,
-            })
-            .await;
+            self.set_feed(SiteFeed::default()).await;
         }
     }
 

@@ -12,7 +12,7 @@ mod metrics;
 pub mod publish;
 
 pub use config::{ConsumerConfig, NatsConfig, Secret, Storage, StreamConfig};
-pub use connect::{IngestError, connect, ensure_stream};
+pub use connect::{IngestError, connect, ensure_stream, get_or_create_stream};
 pub use consume::{
     CONTENT_TYPE, Ingest, ORIGINAL_SEQUENCE, ORIGINAL_SUBJECT, PROTOBUF, REJECT_DETAIL,
     REJECT_FIELD, REJECT_REASON, SiteSource, decode_message,

@@ -75,8 +75,9 @@ impl NatsChangeStore {
         if context.get_stream(format!("KV_{bucket}")).await.is_err() {
             // The bucket's stream, made as the KV API makes it, directly: async-nats's own
             // bucket creation first reads account details that NATS 2.9 does not send.
-            context
-                .get_or_create_stream(jetstream::stream::Config {
+            vigie_ingest::get_or_create_stream(
+                context,
+                jetstream::stream::Config {
                     name: format!("KV_{bucket}"),
                     description: Some(
                         "Vigie: configuration changes made through the Admin API".to_owned(),
@@ -90,11 +91,10 @@ impl NatsChangeStore {
                     discard: jetstream::stream::DiscardPolicy::New,
                     num_replicas: 1,
                     ..jetstream::stream::Config::default()
-                })
-                .await
-                .with_context(|| {
-                    format!("cannot create the KV bucket {bucket:?} (admin.bucket)")
-                })?;
+                },
+            )
+            .await
+            .with_context(|| format!("cannot create the KV bucket {bucket:?} (admin.bucket)"))?;
         }
         let kv = context
             .get_key_value(bucket)

@@ -61,6 +61,10 @@ pub struct VigieConfig {
     /// The connectors of `vigie connect`: how each source's records become events.
     #[serde(default)]
     pub connect: ConnectSettings,
+    /// Several instances sharing the sites (off without the section): see
+    /// docs/operations.md, "Several instances".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// The `[connect]` section: one sub-section per source, read by `vigie connect <source>`
@@ -212,6 +216,18 @@ impl VigieConfig {
         }
         if let Err(problems) = self.connect.validate("connect") {
             errors.extend(problems);
+        }
+        if let Some(cluster) = &self.cluster {
+            let sites: Vec<String> = self.sites.iter().map(|site| site.id.clone()).collect();
+            if let Err(problems) = cluster.validate("cluster", &sites) {
+                errors.extend(problems);
+            }
+            if self.nats.is_none() {
+                errors.0.push(
+                    "cluster: instances share their sites through NATS: configure [nats] (or --nats)"
+                        .to_owned(),
+                );
+            }
         }
         if let Some(nats) = &self.nats {
             if let Err(problems) = nats.validate("nats") {

@@ -812,8 +812,7 @@ async fn ensure_stream(
             if !missing {
                 return Err(unavailable(format!("cannot read stream {name}: {error}")));
             }
-            context
-                .create_stream(wanted.clone())
+            vigie_ingest::get_or_create_stream(context, wanted.clone())
                 .await
                 .map_err(|error| {
                     HistoryError::Misconfigured(format!(

@@ -6,6 +6,7 @@
 pub mod alerting;
 pub mod changes;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod connect;
 pub mod history;

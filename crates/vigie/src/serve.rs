@@ -30,6 +30,7 @@ use vigie_sim::{SimConfig, Simulation};
 
 use crate::alerting;
 use crate::changes::{NatsChangeStore, load_changes, load_rules};
+use crate::cluster::{Cluster, ClusterMetrics};
 use crate::config::VigieConfig;
 
 /// Log output format.
@@ -201,6 +202,10 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
     let api_metrics = ApiMetrics::new(&mut registry);
     let notify_metrics = NotifyMetrics::new(&mut registry);
     let history_metrics = crate::history::HistoryMetrics::new(&mut registry);
+    let cluster_metrics = config
+        .cluster
+        .as_ref()
+        .map(|_| ClusterMetrics::new(&mut registry));
     // The HTTP ingest endpoint ([ingest_http]): only when enabled, and only with NATS (the
     // configuration's validation already refuses it without).
     if config.ingest_http.enabled {
@@ -318,7 +323,7 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
         demo,
     ) {
         (Some(nats), Some(context), _) => {
-            let sites = config
+            let sites: Vec<SiteSource> = config
                 .sites
                 .iter()
                 .map(|site| SiteSource {
@@ -326,10 +331,15 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
                     calendar: site.calendar(),
                 })
                 .collect();
+            // Clustered, sites are consumed as this instance takes them.
+            let fixed_sites = match &cluster_metrics {
+                Some(_) => Vec::new(),
+                None => sites.clone(),
+            };
             let ingest = Ingest::new(
                 nats.clone(),
-                context,
-                sites,
+                context.clone(),
+                fixed_sites,
                 handle.clone(),
                 engine_metrics,
                 ingest_metrics,
@@ -338,10 +348,26 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
             .await?;
             let ready = ingest.ready();
             let token = shutdown.clone();
-            (
-                tokio::spawn(async move { ingest.run(token).await.map_err(anyhow::Error::from) }),
-                ready,
-            )
+            let task = match (&config.cluster, cluster_metrics) {
+                (Some(cluster_config), Some(metrics)) => {
+                    let cluster = Cluster::open(
+                        cluster_config,
+                        &context,
+                        nats.stream.replicas,
+                        sites,
+                        ingest,
+                        handle.clone(),
+                        metrics,
+                    )
+                    .await
+                    .context("site ownership ([cluster])")?;
+                    tokio::spawn(cluster.run(token))
+                }
+                _ => tokio::spawn(
+                    async move { ingest.run(token).await.map_err(anyhow::Error::from) },
+                ),
+            };
+            (task, ready)
         }
         (None, _, Some(demo)) => {
             warn!(
@@ -589,10 +615,7 @@ async fn demo_feed(
         let mut first = true;
         // Catching up with the day so far is a recovery: figures are not complete before it
         // ends, and no interval is recorded at its close meanwhile (only once final).
-        let recovering = SiteFeed {
-            recovering: true,
-            gap: None,
-        };
+        let recovering = SiteFeed::recovering();
         handle.set_feed(&demo.site.id, recovering).await?;
         loop {
             let now = clock();

@@ -206,7 +206,7 @@ async fn the_html_report_of_the_demo_renders_in_a_browser_without_errors() {
     let (served, markdown) = {
         let (path, report) = (path.clone(), report.clone());
         tokio::task::spawn_blocking(move || {
-            let mut served = start(&path);
+            let served = start(&path);
             let written = served.ok(
                 &[
                     "report",

@@ -44,7 +44,7 @@ fn posts_lists_follows_and_withdraws_notices_of_the_demo() {
         format!("[admin]\nchanges_dir = \"{}\"\n", changes.display()),
     )
     .unwrap();
-    let mut served = start(dir.path());
+    let served = start(dir.path());
     let teams: Value =
         serde_json::from_str(&served.ok_text(&["teams", "--format", "json"], dir.path())).unwrap();
     let team = teams["teams"][0]["team"].as_str().unwrap().to_owned();
@@ -195,7 +195,7 @@ fn posts_lists_follows_and_withdraws_notices_of_the_demo() {
 
     // After a restart over the same changes directory, the drill is still on the wall.
     drop(served);
-    let mut served = start(dir.path());
+    let served = start(dir.path());
     let listed: Value = serde_json::from_str(
         &served.ok_text(&["notice", "--list", "--format", "json"], dir.path()),
     )

@@ -1,0 +1,275 @@
+//! Several `vigie serve` instances on a 3-node NATS cluster (all on loopback): each site has
+//! exactly one owner, a killed owner's sites are taken over and rebuilt, and once the feed is
+//! complete every site's figures equal those of an instance that never stopped.
+#![allow(clippy::unwrap_used)] // A test fails loudly at the first surprise, on purpose.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use chrono::{Duration as Days, NaiveTime};
+use serde_json::Value;
+use vigie::cluster::ClusterConfig;
+use vigie::config::VigieConfig;
+use vigie_core::config::HumanDuration;
+use vigie_core::{Event, SiteConfig};
+use vigie_ingest::publish::PublisherConfig;
+use vigie_sim::{SimConfig, Simulation};
+use vigie_tests::cli::{Served, eventually, eventually_or, http_get, metric};
+use vigie_tests::cluster::NatsCluster;
+use vigie_tests::nats::publish_events;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_vigie");
+const WAIT: Duration = Duration::from_secs(60);
+const SITES: [&str; 6] = ["s1", "s2", "s3", "s4", "s5", "s6"];
+const INSTANCES: [&str; 3] = ["v1", "v2", "v3"];
+
+/// Small simulated days of six sites, tomorrow (every event is later than the clock, so that
+/// views are taken at the newest event whatever the instance), merged in time order.
+fn days() -> (Vec<SiteConfig>, Vec<Event>) {
+    let zone: chrono_tz::Tz = "Europe/Paris".parse().unwrap();
+    let tomorrow = chrono::Utc::now().with_timezone(&zone).date_naive() + Days::days(1);
+    let mut sites = Vec::new();
+    let mut events = Vec::new();
+    for (index, site) in SITES.iter().enumerate() {
+        let config = SimConfig {
+            seed: 10 + index as u64,
+            site_id: (*site).to_owned(),
+            advisors: 12,
+            queues: 2,
+            date: tomorrow,
+            open: NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+            close: NaiveTime::from_hms_opt(9, 30, 0).unwrap(),
+            ..SimConfig::default()
+        };
+        let simulation = Simulation::new(&config).unwrap();
+        sites.push(simulation.site_config());
+        events.extend(simulation);
+    }
+    events.sort_by_key(|event| event.time);
+    (sites, events)
+}
+
+fn write_config(dir: &Path, name: &str, config: &VigieConfig) -> String {
+    let file = format!("{name}.toml");
+    std::fs::write(dir.join(&file), toml::to_string(config).unwrap()).unwrap();
+    file
+}
+
+/// `vigie serve` with `config`; its metrics port is `served.http`.
+fn serve(dir: &Path, config: &str) -> Served {
+    Served::spawn(BINARY, &["--config", config], dir)
+}
+
+/// The instance owning each site, from the instances' metrics (`None` for a site owned by
+/// none, or by more than one: a test failure).
+fn owners(instances: &[(&str, &Served)]) -> Vec<Option<&'static str>> {
+    let mut metrics = Vec::new();
+    for (name, served) in instances {
+        metrics.push((
+            *name,
+            http_get(served.http, "/metrics").map(|(_, body)| body),
+        ));
+    }
+    SITES
+        .iter()
+        .map(|site| {
+            let holders: Vec<&str> = metrics
+                .iter()
+                .filter(|(_, text)| {
+                    text.as_deref().is_some_and(|text| {
+                        metric(
+                            text,
+                            &format!("vigie_cluster_site_owned{{site=\"{site}\"}}"),
+                        ) == Some(1.0)
+                    })
+                })
+                .map(|(name, _)| *name)
+                .collect();
+            match holders.as_slice() {
+                [one] => INSTANCES.iter().copied().find(|name| name == one),
+                [] => None,
+                more => panic!("site {site} owned by {more:?} at once"),
+            }
+        })
+        .collect()
+}
+
+/// A site's view over `window` as an instance's API shows it (JSON), without its headers
+/// (sequence numbers and producer differ between instances), and whether it is complete.
+fn site_view(served: &Served, dir: &Path, site: &str, window: &str) -> (Value, bool) {
+    let output = served.ok(
+        &[
+            "site", "--site", site, "--window", window, "--format", "json",
+        ],
+        dir,
+    );
+    let mut view: Value = serde_json::from_slice(&output).unwrap();
+    let complete = view["header"]["complete"].as_bool().unwrap_or(false);
+    without_headers(&mut view);
+    (view, complete)
+}
+
+/// Removes every view header (the site's and its queues').
+fn without_headers(value: &mut Value) {
+    match value {
+        Value::Object(fields) => {
+            fields.remove("header");
+            fields.values_mut().for_each(without_headers);
+        }
+        Value::Array(items) => items.iter_mut().for_each(without_headers),
+        _ => {}
+    }
+}
+
+/// Where two JSON values differ (paths, at most 20).
+fn differences(path: &str, expected: &Value, actual: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    match (expected, actual) {
+        (Value::Object(a), Value::Object(b)) => {
+            for key in a.keys().chain(b.keys().filter(|k| !a.contains_key(*k))) {
+                let (x, y) = (
+                    &a.get(key).cloned().unwrap_or(Value::Null),
+                    &b.get(key).cloned().unwrap_or(Value::Null),
+                );
+                found.extend(differences(&format!("{path}.{key}"), x, y));
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (index, (x, y)) in a.iter().zip(b).enumerate() {
+                found.extend(differences(&format!("{path}[{index}]"), x, y));
+            }
+        }
+        (a, b) if a != b => found.push(format!("{path}: {a} != {b}")),
+        _ => {}
+    }
+    found.truncate(20);
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_share_six_sites_and_a_killed_owner_is_replaced_without_loss() {
+    let cluster = NatsCluster::start(3);
+    let (_client, context) = cluster.connect_with_stream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (sites, events) = days();
+    let nats = cluster.nats_config();
+    let instance_config = |name: &str| VigieConfig {
+        sites: sites.clone(),
+        nats: Some(nats.clone()),
+        cluster: Some(ClusterConfig {
+            instance: Some(name.to_owned()),
+            lease_ttl: HumanDuration::secs(3),
+            ..ClusterConfig::default()
+        }),
+        ..VigieConfig::default()
+    };
+    // The reference: one instance of its own (its own consumers), never stopped.
+    let mut reference_nats = nats.clone();
+    reference_nats.consumer.durable_prefix = "reference".to_owned();
+    let reference_config = VigieConfig {
+        sites: sites.clone(),
+        nats: Some(reference_nats),
+        ..VigieConfig::default()
+    };
+    let reference_file = write_config(dir.path(), "reference", &reference_config);
+    let reference = serve(dir.path(), &reference_file);
+    let mut instances: Vec<(&str, Served)> = INSTANCES
+        .iter()
+        .map(|name| {
+            let file = write_config(dir.path(), name, &instance_config(name));
+            (*name, serve(dir.path(), &file))
+        })
+        .collect();
+
+    // Every site finds exactly one owner, and the instances share them two each.
+    let logs = |instances: &[(&str, Served)]| {
+        instances
+            .iter()
+            .map(|(name, served)| format!("--- {name}\n{}", served.log()))
+            .collect::<String>()
+    };
+    let shared = tokio::task::block_in_place(|| {
+        eventually_or(
+            "two sites owned by each instance",
+            || logs(&instances),
+            || {
+                let refs: Vec<(&str, &Served)> = instances.iter().map(|(n, s)| (*n, s)).collect();
+                let owners = owners(&refs);
+                let balanced = INSTANCES
+                    .iter()
+                    .all(|name| owners.iter().filter(|owner| **owner == Some(*name)).count() == 2);
+                balanced.then_some(owners)
+            },
+        )
+    });
+    assert!(shared.iter().all(Option::is_some), "{shared:?}");
+
+    // Half the day, then the owner of s1 dies.
+    let publisher = PublisherConfig::new(&nats.stream);
+    let half = events.len() / 2;
+    publish_events(&context, publisher.clone(), &events[..half], WAIT).await;
+    let victim = shared[0].unwrap();
+    let index = INSTANCES.iter().position(|name| *name == victim).unwrap();
+    let mut dead = instances.remove(index);
+    dead.1.kill();
+    let killed_at = Instant::now();
+    let survivors: Vec<(&str, &Served)> = instances.iter().map(|(n, s)| (*n, s)).collect();
+    let (taken_over, new_owner) = tokio::task::block_in_place(|| {
+        eventually("the dead instance's sites taken over", || {
+            let owners = owners(&survivors);
+            let orphans = shared
+                .iter()
+                .zip(&owners)
+                .filter(|(before, _)| **before == Some(victim))
+                .all(|(_, now)| now.is_some());
+            orphans.then(|| (killed_at.elapsed(), owners[0].unwrap()))
+        })
+    });
+    println!("sites of the killed instance taken over in {taken_over:?}");
+    assert!(
+        taken_over < Duration::from_secs(10),
+        "taking over took {taken_over:?} (target: under 10 s with a 3 s lease)"
+    );
+
+    // The rest of the day; then every site, on its owner, equals the reference once the
+    // reference has read everything.
+    publish_events(&context, publisher, &events[half..], WAIT).await;
+    let total = events.len() as f64;
+    tokio::task::block_in_place(|| {
+        eventually("the reference read the whole feed", || {
+            let metrics = http_get(reference.http, "/metrics")?.1;
+            (metric(&metrics, "vigie_events_received_total")? >= total).then_some(())
+        })
+    });
+    let owners = tokio::task::block_in_place(|| {
+        owners(&instances.iter().map(|(n, s)| (*n, s)).collect::<Vec<_>>())
+    });
+    for (site, owner) in SITES.iter().zip(&owners) {
+        let owner = owner.unwrap_or_else(|| panic!("site {site} has no owner"));
+        let served = &instances.iter().find(|(name, _)| *name == owner).unwrap().1;
+        for window in ["today", "60m"] {
+            let last = std::cell::RefCell::new(None);
+            tokio::task::block_in_place(|| {
+                eventually_or(
+                    &format!("site {site} ({window}) on {owner} as on the reference"),
+                    || match &*last.borrow() {
+                        Some(((expected, reference_complete), (view, complete))) => format!(
+                            "complete: {complete} (reference: {reference_complete}); differences: {:?}\n{}",
+                            differences("", expected, view),
+                            logs(&instances)
+                        ),
+                        None => logs(&instances),
+                    },
+                    || {
+                        let reference = site_view(&reference, dir.path(), site, window);
+                        let view = site_view(served, dir.path(), site, window);
+                        let same = reference.1 && view.1 && view.0 == reference.0;
+                        *last.borrow_mut() = Some((reference, view));
+                        same.then_some(())
+                    },
+                )
+            });
+        }
+    }
+    assert_ne!(new_owner, victim);
+}
