@@ -54,6 +54,8 @@ pub struct Served {
     pub registry: prometheus_client::registry::Registry,
     /// Where Admin API changes are kept.
     pub changes: tempfile::TempDir,
+    /// Where the views published by another instance go (a site processed elsewhere).
+    pub remote: Arc<vigie_api::RemoteViews>,
     shutdown: CancellationToken,
 }
 
@@ -122,6 +124,7 @@ impl Served {
             shutdown.clone(),
         )
         .unwrap();
+        let remote = api.remote_views();
         let (ready, ready_rx) = watch::channel(false);
         tokio::spawn(api.serve(listener, ready_rx));
         Served {
@@ -131,6 +134,7 @@ impl Served {
             ready,
             registry,
             changes,
+            remote,
             shutdown,
         }
     }
@@ -219,6 +223,7 @@ impl Served {
         if let Some(clock) = options.notices_clock {
             api = api.with_notices_clock(clock);
         }
+        let remote = api.remote_views();
         let (ready, ready_rx) = watch::channel(false);
         tokio::spawn(api.serve(listener, ready_rx));
         Served {
@@ -228,6 +233,7 @@ impl Served {
             ready,
             registry,
             changes,
+            remote,
             shutdown,
         }
     }

@@ -19,6 +19,7 @@ use vigie_engine::EngineHandle;
 
 use crate::metrics::ApiMetrics;
 use crate::read::{self, Target, WireView};
+use crate::remote::RemoteViews;
 
 /// What a topic publishes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -31,6 +32,14 @@ pub struct TopicKey {
     pub window: Window,
     /// Whether the view shows the contact ids a supervisor may act on.
     pub with_contacts: bool,
+}
+
+/// The versions of a site a topic last read: the engine's, and the owner's when another
+/// instance processes the site.
+#[derive(Clone, Copy, Debug)]
+struct Seen {
+    local: Option<u64>,
+    remote: Option<u64>,
 }
 
 /// One published view.
@@ -50,20 +59,33 @@ type Latest = watch::Sender<Option<Arc<Frame>>>;
 #[derive(Debug)]
 pub struct Hub {
     engine: EngineHandle,
+    remote: Arc<RemoteViews>,
     interval: Duration,
     topics: Mutex<HashMap<TopicKey, Latest>>,
     metrics: ApiMetrics,
 }
 
 impl Hub {
-    /// A hub reading from `engine`, publishing each topic at most once per `interval`.
-    pub fn new(engine: EngineHandle, interval: Duration, metrics: ApiMetrics) -> Arc<Hub> {
+    /// A hub reading from `engine` (and, for the sites another instance processes, from
+    /// `remote`), publishing each topic at most once per `interval`.
+    pub fn new(
+        engine: EngineHandle,
+        remote: Arc<RemoteViews>,
+        interval: Duration,
+        metrics: ApiMetrics,
+    ) -> Arc<Hub> {
         Arc::new(Hub {
             engine,
+            remote,
             interval,
             topics: Mutex::new(HashMap::new()),
             metrics,
         })
+    }
+
+    /// The views published by the instances processing other sites.
+    pub fn remote(&self) -> Arc<RemoteViews> {
+        self.remote.clone()
     }
 
     /// Follows a topic (starting its publisher if nobody watches it yet). The receiver holds
@@ -90,8 +112,9 @@ impl Hub {
     /// Publishes a topic until nobody watches it.
     async fn publish(self: Arc<Self>, key: TopicKey, latest: Latest) {
         let mut updates = self.engine.subscribe();
+        let mut remote_updates = self.remote.subscribe();
         let mut number = 0;
-        let mut last_seq = None;
+        let mut last_version = None;
         loop {
             let published_at = Instant::now();
             let (site, target, window, with_contacts) = (
@@ -100,17 +123,44 @@ impl Hub {
                 key.window,
                 key.with_contacts,
             );
+            let remote = self.remote.clone();
             let view = self
                 .engine
-                .query(move |state| read::build(state, &site, &target, window, with_contacts))
+                .query(move |state| {
+                    let view = read::view(state, &remote, &site, &target, window, with_contacts);
+                    let local_seq = state.sequences.get(&site).copied();
+                    (view, state.feed(&site).elsewhere.is_some(), local_seq)
+                })
                 .await;
-            let Ok(Some(view)) = view else {
-                debug!(site = %key.site, target = ?key.target, "topic ended: engine stopped or target gone");
-                break;
+            let (view, seen) = match view {
+                Ok((Some(view), elsewhere, local)) => {
+                    // The engine's and the owner's sequences are two counters: each compared
+                    // with its own.
+                    let remote = elsewhere.then(|| view.header().map(|h| h.seq)).flatten();
+                    (Some(view), Seen { local, remote })
+                }
+                // Another instance processes the site and its views have not come yet (it
+                // just took the site over): the next ones will.
+                Ok((None, true, local)) => (
+                    None,
+                    Seen {
+                        local,
+                        remote: None,
+                    },
+                ),
+                Ok((None, false, _)) | Err(_) => {
+                    debug!(site = %key.site, target = ?key.target, "topic ended: engine stopped or target gone");
+                    break;
+                }
             };
-            let seq = view.header().map(|header| header.seq);
-            if seq != last_seq {
-                last_seq = seq;
+            // A view served from another instance's may change only in its header (late,
+            // no longer processed): a new version too.
+            let version = view
+                .as_ref()
+                .and_then(WireView::header)
+                .map(|header| (header.seq, header.complete, header.instance.clone()));
+            if let Some(view) = view.filter(|_| version != last_version) {
+                last_version = version;
                 number += 1;
                 let encoded = view.encode();
                 latest.send_replace(Some(Arc::new(Frame {
@@ -121,7 +171,12 @@ impl Hub {
                 self.metrics.frames_published.inc();
             }
             let watched = self
-                .wait_for_change(&key.site, last_seq, &mut updates, &latest)
+                .wait_for_change(
+                    &key.site,
+                    seen,
+                    [&mut updates, &mut remote_updates],
+                    &latest,
+                )
                 .await
                 && tokio::select! {
                     _ = latest.closed() => false,
@@ -154,25 +209,32 @@ impl Hub {
         true
     }
 
-    /// Waits until the site has a version other than `seen`; false when nobody watches any
-    /// more or the engine stopped.
+    /// Waits until the site has a version other than `seen`, as the engine or the views
+    /// published by another instance say; false when nobody watches any more or the engine
+    /// stopped.
     async fn wait_for_change(
         &self,
         site: &str,
-        seen: Option<u64>,
-        updates: &mut broadcast::Receiver<vigie_engine::Update>,
+        seen: Seen,
+        [engine, remote]: [&mut broadcast::Receiver<vigie_engine::Update>; 2],
         latest: &Latest,
     ) -> bool {
         loop {
-            tokio::select! {
+            let (update, seen) = tokio::select! {
                 _ = latest.closed() => return false,
-                update = updates.recv() => match update {
-                    Ok(update) if &*update.site == site && Some(update.seq) != seen => return true,
-                    Ok(_) => {}
-                    // Missed notifications: read the view again to be sure.
-                    Err(broadcast::error::RecvError::Lagged(_)) => return true,
-                    Err(broadcast::error::RecvError::Closed) => return false,
+                update = engine.recv() => (update, seen.local),
+                update = remote.recv() => match update {
+                    // The store lives as long as the hub: never closed while the engine runs.
+                    Err(broadcast::error::RecvError::Closed) => continue,
+                    update => (update, seen.remote),
                 },
+            };
+            match update {
+                Ok(update) if &*update.site == site && Some(update.seq) != seen => return true,
+                Ok(_) => {}
+                // Missed notifications: read the view again to be sure.
+                Err(broadcast::error::RecvError::Lagged(_)) => return true,
+                Err(broadcast::error::RecvError::Closed) => return false,
             }
         }
     }

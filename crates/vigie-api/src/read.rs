@@ -11,6 +11,7 @@ use vigie_proto::v1 as pb;
 
 use crate::auth::{Principal, permission_denied};
 use crate::convert;
+use crate::remote::{RemoteViews, RemoteWindow};
 use crate::staffing::{self, Staffing};
 
 /// What a view is about.
@@ -66,7 +67,9 @@ fn not_found(what: &str, id: &str) -> Status {
     Status::not_found(format!("no {what} {id:?} at this site"))
 }
 
-/// The site, if the caller's scope touches it; out of scope otherwise (existing or not).
+/// The site, if the caller's scope touches it and this instance processes it; out of scope
+/// otherwise (existing or not). A site another instance processes has no state here: what
+/// only its owner holds (alerts, today's history, abandoned contacts) is asked of it.
 pub fn site<'a>(
     state: &'a EngineState,
     principal: &Principal,
@@ -75,20 +78,110 @@ pub fn site<'a>(
     if !principal.may_list_site(site) {
         return Err(permission_denied());
     }
-    state
+    let processor = state
         .processor
         .site(site)
-        .ok_or_else(|| Status::not_found(format!("no site {site:?}")))
+        .ok_or_else(|| Status::not_found(format!("no site {site:?}")))?;
+    match state.feed(site).elsewhere {
+        None => Ok(processor),
+        Some(owner) => Err(Status::unavailable(elsewhere(site, &owner))),
+    }
+}
+
+/// Where a site is processed, for callers of what only its owner holds.
+fn elsewhere(site: &str, owner: &str) -> String {
+    if owner.is_empty() {
+        format!("no instance processes site {site:?} at the moment: try again shortly")
+    } else {
+        format!(
+            "site {site:?} is processed by instance {owner}: this call is answered by that instance only"
+        )
+    }
+}
+
+/// A site as a view reader sees it: processed here, or published by the instance that
+/// processes it.
+#[derive(Debug)]
+pub enum Source<'a> {
+    /// Processed by this instance.
+    Local(&'a SiteProcessor),
+    /// Processed by another instance (named; empty: by none at the moment): its last
+    /// published window.
+    Remote {
+        /// The window read.
+        window: RemoteWindow,
+        /// The instance processing the site now.
+        owner: String,
+    },
+}
+
+/// Where the views of a site come from, for a caller whose scope touches it.
+pub fn source<'a>(
+    state: &'a EngineState,
+    remote: &RemoteViews,
+    principal: &Principal,
+    site_id: &str,
+    window: Window,
+) -> Result<Source<'a>, Status> {
+    if !principal.may_list_site(site_id) {
+        return Err(permission_denied());
+    }
+    let processor = state
+        .processor
+        .site(site_id)
+        .ok_or_else(|| Status::not_found(format!("no site {site_id:?}")))?;
+    let Some(owner) = state.feed(site_id).elsewhere else {
+        return Ok(Source::Local(processor));
+    };
+    match remote.window(site_id, window) {
+        Some(window) => Ok(Source::Remote { window, owner }),
+        None => Err(Status::unavailable(format!(
+            "{}; its views have not reached this instance yet",
+            elsewhere(site_id, &owner)
+        ))),
+    }
+}
+
+impl Source<'_> {
+    fn has_team(&self, team: &str) -> bool {
+        match self {
+            Source::Local(site) => site.team_ids().contains(&team),
+            Source::Remote { window, .. } => window.has_team(team),
+        }
+    }
+
+    fn has_queue(&self, queue: &str) -> bool {
+        match self {
+            Source::Local(site) => site.queue_ids().contains(&queue),
+            Source::Remote { window, .. } => window.queues().any(|q| q.queue == queue),
+        }
+    }
+
+    fn teams_serving(&self, queue: &str) -> Vec<&str> {
+        match self {
+            Source::Local(site) => site.teams_serving(queue),
+            Source::Remote { window, .. } => window.teams_serving(queue),
+        }
+    }
+
+    fn advisor_team(&self, advisor: &str) -> Option<&str> {
+        match self {
+            Source::Local(site) => site.advisor_team(advisor),
+            Source::Remote { window, .. } => window.advisor_team(advisor),
+        }
+    }
 }
 
 /// Checks that the caller may read `target` at `site` and that it exists.
 pub fn check_access(
     state: &EngineState,
+    remote: &RemoteViews,
     principal: &Principal,
     site_id: &str,
     target: &Target,
 ) -> Result<(), Status> {
-    let site = site(state, principal, site_id)?;
+    // Membership (teams, queues, advisors) is read from the day as a whole.
+    let site = source(state, remote, principal, site_id, Window::Today)?;
     match target {
         Target::Site => {
             if !principal.may_read_site(site_id) {
@@ -99,7 +192,7 @@ pub fn check_access(
             if !principal.may_read_team(site_id, team) {
                 return Err(permission_denied());
             }
-            if !site.team_ids().contains(&team.as_str()) {
+            if !site.has_team(team) {
                 return Err(not_found("team", team));
             }
         }
@@ -107,7 +200,7 @@ pub fn check_access(
             if !principal.may_read_queue(site_id, queue, &site.teams_serving(queue)) {
                 return Err(permission_denied());
             }
-            if !site.queue_ids().contains(&queue.as_str()) {
+            if !site.has_queue(queue) {
                 return Err(not_found("queue", queue));
             }
         }
@@ -144,6 +237,7 @@ pub fn header(state: &EngineState, site: &SiteProcessor, window: Window) -> pb::
         seq: state.sequences.get(id).copied().unwrap_or_default(),
         complete: feed.complete(),
         incomplete_reason,
+        instance: state.instance.clone(),
     }
 }
 
@@ -181,7 +275,26 @@ pub fn targets(site: &SiteProcessor, queue: &str) -> pb::QueueTargets {
     }
 }
 
-/// Builds a view whose access was checked; `None` when the target no longer exists.
+/// A view whose access was checked, computed here or served from what the site's owner
+/// published; `None` when the target no longer exists (or nothing was published yet).
+pub fn view(
+    state: &EngineState,
+    remote: &RemoteViews,
+    site_id: &str,
+    target: &Target,
+    window: Window,
+    with_contacts: bool,
+) -> Option<WireView> {
+    match state.feed(site_id).elsewhere {
+        None => build(state, site_id, target, window, with_contacts),
+        Some(owner) => remote
+            .window(site_id, window)?
+            .view(target, with_contacts, &owner),
+    }
+}
+
+/// Builds a view of a site processed here whose access was checked; `None` when the target
+/// no longer exists.
 pub fn build(
     state: &EngineState,
     site_id: &str,
@@ -248,15 +361,23 @@ pub fn build(
     })
 }
 
-/// Checks access, then builds the view.
+/// Checks access, then reads the view (see [`view`]).
 pub fn read(
     state: &EngineState,
+    remote: &RemoteViews,
     principal: &Principal,
     site: &str,
     target: &Target,
     window: Window,
 ) -> Result<WireView, Status> {
-    check_access(state, principal, site, target)?;
-    build(state, site, target, window, principal.may_see_contact_ids())
-        .ok_or_else(|| Status::not_found("the target is gone"))
+    check_access(state, remote, principal, site, target)?;
+    view(
+        state,
+        remote,
+        site,
+        target,
+        window,
+        principal.may_see_contact_ids(),
+    )
+    .ok_or_else(|| Status::not_found("the target is gone"))
 }

@@ -33,6 +33,7 @@ use crate::history_store::HistoryStore;
 use crate::hub::Hub;
 use crate::metrics::ApiMetrics;
 use crate::notices::{NoticesService, WallClock};
+use crate::remote::RemoteViews;
 use crate::service::SupervisionService;
 use crate::shared_frames::SupervisionRoutes;
 
@@ -233,9 +234,15 @@ pub struct Api {
     tls: Option<ServerTlsConfig>,
     web: Option<TcpListener>,
     shutdown: CancellationToken,
+    remote: Arc<RemoteViews>,
 }
 
 impl Api {
+    /// Where the views of the sites other instances process go, to be served here.
+    pub fn remote_views(&self) -> Arc<RemoteViews> {
+        self.remote.clone()
+    }
+
     /// Sets up the service over `engine`: reads the authentication sources and TLS files.
     pub fn new(
         config: ApiConfig,
@@ -262,7 +269,14 @@ impl Api {
             }
             None => None,
         };
-        let hub = Hub::new(engine.clone(), config.update_interval(), metrics.clone());
+        // The instances processing other sites publish their views at least once a second.
+        let remote = RemoteViews::new(Duration::from_secs(5));
+        let hub = Hub::new(
+            engine.clone(),
+            remote.clone(),
+            config.update_interval(),
+            metrics.clone(),
+        );
         let admin = AdminService::new(
             engine.clone(),
             auth.clone(),
@@ -309,6 +323,7 @@ impl Api {
             tls,
             web: None,
             shutdown,
+            remote,
         })
     }
 

@@ -123,9 +123,10 @@ impl SupervisionService {
         })?;
         let (check_site, check_target, check_principal) =
             (site.clone(), target.clone(), principal.clone());
+        let remote = self.hub.remote();
         self.engine
             .query(move |state| {
-                read::check_access(state, &check_principal, &check_site, &check_target)
+                read::check_access(state, &remote, &check_principal, &check_site, &check_target)
             })
             .await
             .unwrap_or_else(|EngineStopped| Err(stopped()))?;
@@ -275,18 +276,27 @@ impl Supervision for SupervisionService {
         &self,
         request: Request<pb::ListSitesRequest>,
     ) -> Result<Response<pb::ListSitesResponse>, Status> {
-        self.answer("ListSites", &request, |state, principal| {
+        let remote = self.hub.remote();
+        self.answer("ListSites", &request, move |state, principal| {
             let sites = state
                 .processor
                 .sites()
                 .filter(|site| principal.may_list_site(&site.site().id))
                 .map(|site| {
                     let config = site.site();
+                    let complete =
+                        match read::source(state, &remote, principal, &config.id, Window::Today) {
+                            Ok(read::Source::Local(_)) => state.feed(&config.id).complete(),
+                            Ok(read::Source::Remote { window, owner }) => {
+                                !owner.is_empty() && window.complete()
+                            }
+                            Err(_) => false,
+                        };
                     pb::SiteSummary {
                         site: config.id.clone(),
                         name: config.name.clone(),
                         time_zone: config.time_zone.clone(),
-                        complete: state.feed(&config.id).complete(),
+                        complete,
                     }
                 })
                 .collect();
@@ -301,20 +311,34 @@ impl Supervision for SupervisionService {
     ) -> Result<Response<pb::ListTeamsResponse>, Status> {
         let site_id = request.get_ref().site.clone();
         required("site", &site_id)?;
+        let remote = self.hub.remote();
         self.answer("ListTeams", &request, move |state, principal| {
-            let site = read::site(state, principal, &site_id)?;
-            let teams = site
-                .team_ids()
-                .into_iter()
-                .filter(|team| principal.may_read_team(&site_id, team))
-                .filter_map(|team| site.team_view(team, Window::Today))
-                .map(|view| pb::TeamSummary {
-                    team: view.team,
-                    name: view.name,
-                    queues: view.queues,
-                    members: view.members.len() as u32,
-                })
-                .collect();
+            let readable = |team: &str| principal.may_read_team(&site_id, team);
+            let teams = match read::source(state, &remote, principal, &site_id, Window::Today)? {
+                read::Source::Local(site) => site
+                    .team_ids()
+                    .into_iter()
+                    .filter(|team| readable(team))
+                    .filter_map(|team| site.team_view(team, Window::Today))
+                    .map(|view| pb::TeamSummary {
+                        team: view.team,
+                        name: view.name,
+                        queues: view.queues,
+                        members: view.members.len() as u32,
+                    })
+                    .collect(),
+                read::Source::Remote { window, .. } => window
+                    .teams()
+                    .filter_map(|view| view.team.as_ref())
+                    .filter(|team| readable(&team.team))
+                    .map(|team| pb::TeamSummary {
+                        team: team.team.clone(),
+                        name: team.name.clone(),
+                        queues: team.queues.clone(),
+                        members: team.members.len() as u32,
+                    })
+                    .collect(),
+            };
             Ok(pb::ListTeamsResponse { teams })
         })
         .await
@@ -326,16 +350,34 @@ impl Supervision for SupervisionService {
     ) -> Result<Response<pb::ListQueuesResponse>, Status> {
         let site_id = request.get_ref().site.clone();
         required("site", &site_id)?;
+        let remote = self.hub.remote();
         self.answer("ListQueues", &request, move |state, principal| {
-            let site = read::site(state, principal, &site_id)?;
-            let queues = site
-                .queue_ids()
-                .into_iter()
-                .filter(|queue| {
-                    principal.may_read_queue(&site_id, queue, &site.teams_serving(queue))
-                })
-                .map(|queue| read::targets(site, queue))
-                .collect();
+            let queues = match read::source(state, &remote, principal, &site_id, Window::Today)? {
+                read::Source::Local(site) => site
+                    .queue_ids()
+                    .into_iter()
+                    .filter(|queue| {
+                        principal.may_read_queue(&site_id, queue, &site.teams_serving(queue))
+                    })
+                    .map(|queue| read::targets(site, queue))
+                    .collect(),
+                read::Source::Remote { window, .. } => window
+                    .queues()
+                    .filter(|queue| {
+                        principal.may_read_queue(
+                            &site_id,
+                            &queue.queue,
+                            &window.teams_serving(&queue.queue),
+                        )
+                    })
+                    .map(|queue| pb::QueueTargets {
+                        queue: queue.queue.clone(),
+                        sl_threshold: queue.sl_threshold,
+                        sl_target: queue.sl_target,
+                        aht_target: queue.aht_target,
+                    })
+                    .collect(),
+            };
             Ok(pb::ListQueuesResponse { queues })
         })
         .await
@@ -350,23 +392,37 @@ impl Supervision for SupervisionService {
             team,
         } = request.get_ref().clone();
         required("site", &site_id)?;
+        let remote = self.hub.remote();
         self.answer("ListAdvisors", &request, move |state, principal| {
-            let site = read::site(state, principal, &site_id)?;
-            let advisors = site
-                .advisor_states()
-                .into_iter()
-                .filter(|advisor| team.as_ref().is_none_or(|team| &advisor.team == team))
-                .filter(|advisor| {
-                    principal.may_read_advisor(&site_id, &advisor.advisor, Some(&advisor.team))
-                })
-                .map(|advisor| pb::AdvisorSummary {
-                    advisor: advisor.advisor,
-                    name: advisor.name,
-                    team: advisor.team,
-                    state: convert::live_state(advisor.state),
-                    reason: advisor.reason,
-                })
-                .collect();
+            let listed = |advisor: &str, in_team: &str| {
+                team.as_ref().is_none_or(|team| in_team == team)
+                    && principal.may_read_advisor(&site_id, advisor, Some(in_team))
+            };
+            let advisors = match read::source(state, &remote, principal, &site_id, Window::Today)? {
+                read::Source::Local(site) => site
+                    .advisor_states()
+                    .into_iter()
+                    .filter(|advisor| listed(&advisor.advisor, &advisor.team))
+                    .map(|advisor| pb::AdvisorSummary {
+                        advisor: advisor.advisor,
+                        name: advisor.name,
+                        team: advisor.team,
+                        state: convert::live_state(advisor.state),
+                        reason: advisor.reason,
+                    })
+                    .collect(),
+                read::Source::Remote { window, .. } => window
+                    .advisors()
+                    .filter(|advisor| listed(&advisor.advisor, &advisor.team))
+                    .map(|advisor| pb::AdvisorSummary {
+                        advisor: advisor.advisor.clone(),
+                        name: advisor.name.clone(),
+                        team: advisor.team.clone(),
+                        state: advisor.state,
+                        reason: advisor.reason.clone(),
+                    })
+                    .collect(),
+            };
             Ok(pb::ListAdvisorsResponse { advisors })
         })
         .await
@@ -379,11 +435,13 @@ impl Supervision for SupervisionService {
         let pb::GetSiteViewRequest { site, window } = request.get_ref().clone();
         required("site", &site)?;
         let window = window_of(window)?;
+        let remote = self.hub.remote();
         self.answer(
             "GetSiteView",
             &request,
             move |state, principal| match read::read(
                 state,
+                &remote,
                 principal,
                 &site,
                 &Target::Site,
@@ -404,11 +462,13 @@ impl Supervision for SupervisionService {
         required("site", &site)?;
         required("team", &team)?;
         let window = window_of(window)?;
+        let remote = self.hub.remote();
         self.answer(
             "GetTeamView",
             &request,
             move |state, principal| match read::read(
                 state,
+                &remote,
                 principal,
                 &site,
                 &Target::Team(team),
@@ -433,11 +493,13 @@ impl Supervision for SupervisionService {
         required("site", &site)?;
         required("queue", &queue)?;
         let window = window_of(window)?;
+        let remote = self.hub.remote();
         self.answer(
             "GetQueueView",
             &request,
             move |state, principal| match read::read(
                 state,
+                &remote,
                 principal,
                 &site,
                 &Target::Queue(queue),
@@ -462,11 +524,13 @@ impl Supervision for SupervisionService {
         required("site", &site)?;
         required("advisor", &advisor)?;
         let window = window_of(window)?;
+        let remote = self.hub.remote();
         self.answer(
             "GetAdvisorView",
             &request,
             move |state, principal| match read::read(
                 state,
+                &remote,
                 principal,
                 &site,
                 &Target::Advisor(advisor),

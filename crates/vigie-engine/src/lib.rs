@@ -178,6 +178,8 @@ pub struct AlertUpdate {
 /// What queries read: the processor and what is known of each site's feed.
 #[derive(Debug)]
 pub struct EngineState {
+    /// The name of this instance, shown on the views it computes.
+    pub instance: String,
     /// The processor of every site.
     pub processor: Processor,
     /// The feed of each site, as its source reported it.
@@ -473,6 +475,7 @@ impl Engine {
         let engine = Engine {
             config,
             state: EngineState {
+                instance: String::new(),
                 processor,
                 feeds: BTreeMap::new(),
                 sequences,
@@ -496,6 +499,13 @@ impl Engine {
             alert_updates,
         };
         (engine, handle)
+    }
+
+    /// Names this instance on the views it computes (with several instances, the one that
+    /// processes a site computes its views).
+    pub fn with_instance(mut self, instance: &str) -> Engine {
+        self.state.instance = instance.to_owned();
+        self
     }
 
     /// Evaluates these alert engines (one per site) at every tick, sending the notifications

@@ -59,6 +59,11 @@ pub struct NatsConfig {
     /// Time allowed to establish a connection.
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout: HumanDuration,
+    /// Time allowed for an answer of the JetStream API (creating or reading a stream, a
+    /// consumer, a key): a clustered JetStream busy with several instances starting may take
+    /// seconds.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: HumanDuration,
     /// The event stream.
     #[serde(default)]
     pub stream: StreamConfig,
@@ -90,6 +95,10 @@ fn default_connect_timeout() -> HumanDuration {
     HumanDuration::secs(5)
 }
 
+fn default_request_timeout() -> HumanDuration {
+    HumanDuration::secs(10)
+}
+
 fn default_dead_letter_prefix() -> String {
     "vigie.dlq".to_owned()
 }
@@ -109,6 +118,7 @@ impl Default for NatsConfig {
             tls_key_file: None,
             tls_required: false,
             connect_timeout: default_connect_timeout(),
+            request_timeout: default_request_timeout(),
             stream: StreamConfig::default(),
             consumer: ConsumerConfig::default(),
             dead_letter_prefix: default_dead_letter_prefix(),

@@ -113,7 +113,8 @@ pub async fn connect(config: &NatsConfig) -> Result<(Client, jetstream::Context)
             url: config.url.clone(),
             source,
         })?;
-    let context = jetstream::new(client.clone());
+    let mut context = jetstream::new(client.clone());
+    context.set_timeout(config.request_timeout.0);
     Ok((client, context))
 }
 

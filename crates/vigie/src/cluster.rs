@@ -54,6 +54,14 @@ pub struct ClusterConfig {
     /// that does not prefer them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prefer: Vec<String>,
+    /// How often, at most, the views of a changing site are published for the other
+    /// instances (and at least once a second).
+    #[serde(default = "default_publish_interval")]
+    pub publish_interval: HumanDuration,
+}
+
+fn default_publish_interval() -> HumanDuration {
+    HumanDuration(Duration::from_millis(250))
 }
 
 fn default_bucket() -> String {
@@ -71,6 +79,7 @@ impl Default for ClusterConfig {
             bucket: default_bucket(),
             lease_ttl: default_lease_ttl(),
             prefer: Vec::new(),
+            publish_interval: default_publish_interval(),
         }
     }
 }
@@ -105,6 +114,13 @@ impl ClusterConfig {
             problems.push(format!(
                 "{path}.lease_ttl: {} is outside 2s..5m",
                 humantime::format_duration(ttl)
+            ));
+        }
+        let publish = self.publish_interval.0;
+        if publish < Duration::from_millis(10) || publish > Duration::from_secs(1) {
+            problems.push(format!(
+                "{path}.publish_interval: {} is outside 10ms..1s",
+                humantime::format_duration(publish)
             ));
         }
         for site in &self.prefer {
@@ -844,6 +860,7 @@ mod tests {
             bucket: "sites.leases".into(),
             lease_ttl: HumanDuration::secs(1),
             prefer: vec!["paris".into(), "nowhere".into()],
+            publish_interval: HumanDuration::secs(2),
         };
         let message = config
             .validate("cluster", &["paris".to_owned()])
@@ -854,6 +871,7 @@ mod tests {
             "cluster.bucket: \"sites.leases\"",
             "cluster.lease_ttl: 1s is outside",
             "cluster.prefer: site \"nowhere\" is not configured",
+            "cluster.publish_interval: 2s is outside",
         ] {
             assert!(
                 message.contains(expected),

@@ -19,3 +19,4 @@ pub mod serve;
 pub mod sim;
 pub mod staffing;
 pub mod token;
+pub mod views;

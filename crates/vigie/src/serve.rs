@@ -30,7 +30,7 @@ use vigie_sim::{SimConfig, Simulation};
 
 use crate::alerting;
 use crate::changes::{NatsChangeStore, load_changes, load_rules};
-use crate::cluster::{Cluster, ClusterMetrics};
+use crate::cluster::{Cluster, ClusterConfig, ClusterMetrics};
 use crate::config::VigieConfig;
 
 /// Log output format.
@@ -206,6 +206,10 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
         .cluster
         .as_ref()
         .map(|_| ClusterMetrics::new(&mut registry));
+    let view_metrics = config
+        .cluster
+        .as_ref()
+        .map(|_| crate::views::ViewMetrics::new(&mut registry));
     // The HTTP ingest endpoint ([ingest_http]): only when enabled, and only with NATS (the
     // configuration's validation already refuses it without).
     if config.ingest_http.enabled {
@@ -243,7 +247,7 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
     let alert_engines = alerting::alert_engines(&config.sites, &config.alert_rules)?;
     let (notifier, notifier_handle) = config
         .notify
-        .build(nats_client, notify_metrics)
+        .build(nats_client.clone(), notify_metrics)
         .context("alert delivery ([notify])")?;
     let notifier_task = tokio::spawn(notifier.run());
     let (notifications_tx, notifications_rx) = tokio::sync::mpsc::channel(1024);
@@ -262,7 +266,12 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
         clock.clone(),
     );
     let (history_tx, history_rx) = tokio::sync::mpsc::channel(crate::history::HISTORY_BACKLOG);
+    let instance = config.cluster.as_ref().map_or_else(
+        || ClusterConfig::default().instance_name(),
+        ClusterConfig::instance_name,
+    );
     let engine = engine
+        .with_instance(&instance)
         .with_alerts(alert_engines, Some(notifications_tx))
         .with_history(history_tx);
     // Subscribed before the engine runs: the recorder misses no alert change.
@@ -302,6 +311,32 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
         shutdown.clone(),
     )?
     .with_history(history_store.clone());
+    // Several instances: the views of the sites processed here go to the others, theirs come
+    // here.
+    if let (Some(cluster), Some(client), Some(metrics)) =
+        (&config.cluster, &nats_client, view_metrics)
+    {
+        tokio::spawn(crate::views::publish(
+            client.clone(),
+            handle.clone(),
+            instance.clone(),
+            cluster.publish_interval.0,
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+        let receiving = crate::views::receive(
+            client.clone(),
+            api.remote_views(),
+            instance.clone(),
+            metrics,
+            shutdown.clone(),
+        );
+        tokio::spawn(async move {
+            if let Err(error) = receiving.await {
+                warn!(error = %format!("{error:#}"), "the views of the other instances are not received");
+            }
+        });
+    }
     if config.web.enabled {
         let web_listener = tokio::net::TcpListener::bind(config.web.listen)
             .await

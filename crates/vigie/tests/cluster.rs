@@ -204,15 +204,40 @@ async fn three_instances_share_six_sites_and_a_killed_owner_is_replaced_without_
     });
     assert!(shared.iter().all(Option::is_some), "{shared:?}");
 
-    // Half the day, then the owner of s1 dies.
+    // Half the day, then the owner of s1 dies, while a wallboard follows s1 on another
+    // instance.
     let publisher = PublisherConfig::new(&nats.stream);
     let half = events.len() / 2;
     publish_events(&context, publisher.clone(), &events[..half], WAIT).await;
     let victim = shared[0].unwrap();
+    let watched = instances.iter().find(|(name, _)| *name != victim).unwrap();
+    let wallboard_output = dir.path().join("wallboard.jsonl");
+    let mut wallboard = watched
+        .1
+        .command(
+            &["watch", "site", "--site", "s1", "--format", "json"],
+            dir.path(),
+        )
+        .stdout(std::fs::File::create(&wallboard_output).unwrap())
+        .stderr(std::fs::File::create(dir.path().join("wallboard.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let wallboard_lines = || {
+        std::fs::read_to_string(&wallboard_output)
+            .unwrap()
+            .lines()
+            .count()
+    };
+    tokio::task::block_in_place(|| {
+        eventually("the wallboard's first view", || {
+            (wallboard_lines() > 0).then_some(())
+        })
+    });
     let index = INSTANCES.iter().position(|name| *name == victim).unwrap();
     let mut dead = instances.remove(index);
     dead.1.kill();
     let killed_at = Instant::now();
+    let lines_before_kill = wallboard_lines();
     let survivors: Vec<(&str, &Served)> = instances.iter().map(|(n, s)| (*n, s)).collect();
     let (taken_over, new_owner) = tokio::task::block_in_place(|| {
         eventually("the dead instance's sites taken over", || {
@@ -241,17 +266,17 @@ async fn three_instances_share_six_sites_and_a_killed_owner_is_replaced_without_
             (metric(&metrics, "vigie_events_received_total")? >= total).then_some(())
         })
     });
-    let owners = tokio::task::block_in_place(|| {
-        owners(&instances.iter().map(|(n, s)| (*n, s)).collect::<Vec<_>>())
-    });
-    for (site, owner) in SITES.iter().zip(&owners) {
-        let owner = owner.unwrap_or_else(|| panic!("site {site} has no owner"));
-        let served = &instances.iter().find(|(name, _)| *name == owner).unwrap().1;
+    // Every instance answers for every site: its owner computes it, the other serves what
+    // the owner published.
+    for (site, (name, served)) in SITES
+        .iter()
+        .flat_map(|site| instances.iter().map(move |instance| (site, instance)))
+    {
         for window in ["today", "60m"] {
             let last = std::cell::RefCell::new(None);
             tokio::task::block_in_place(|| {
                 eventually_or(
-                    &format!("site {site} ({window}) on {owner} as on the reference"),
+                    &format!("site {site} ({window}) on {name} as on the reference"),
                     || match &*last.borrow() {
                         Some(((expected, reference_complete), (view, complete))) => format!(
                             "complete: {complete} (reference: {reference_complete}); differences: {:?}\n{}",
@@ -272,4 +297,24 @@ async fn three_instances_share_six_sites_and_a_killed_owner_is_replaced_without_
         }
     }
     assert_ne!(new_owner, victim);
+
+    // The wallboard on a surviving instance followed s1 through the takeover, to the end.
+    assert!(
+        wallboard.try_wait().unwrap().is_none(),
+        "the wallboard's stream ended: {}",
+        std::fs::read_to_string(dir.path().join("wallboard.log")).unwrap()
+    );
+    let (expected, _) = site_view(&reference, dir.path(), "s1", "today");
+    tokio::task::block_in_place(|| {
+        eventually("the wallboard's last view as the reference", || {
+            let text = std::fs::read_to_string(&wallboard_output).unwrap();
+            let mut last: Value = serde_json::from_str(text.lines().last()?).ok()?;
+            let complete = last["view"]["header"]["complete"].as_bool() == Some(true);
+            without_headers(&mut last);
+            (complete && last["view"] == expected).then_some(())
+        })
+    });
+    assert!(wallboard_lines() > lines_before_kill + 1);
+    let _ = wallboard.kill();
+    let _ = wallboard.wait();
 }

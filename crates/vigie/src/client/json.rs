@@ -92,6 +92,7 @@ mod tests {
                 seq: 42,
                 complete: false,
                 incomplete_reason: "replaying".to_owned(),
+                instance: String::new(),
             }),
             team: Some(pb::Team {
                 team: "t1".to_owned(),

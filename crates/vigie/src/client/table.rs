@@ -712,6 +712,7 @@ mod tests {
             } else {
                 "replaying the day after a start".to_owned()
             },
+            instance: "vigie-1".to_owned(),
         }
     }
 

@@ -35,7 +35,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vigie/v1/supervision.proto.
  */
 export const file_vigie_v1_supervision: GenFile = /*@__PURE__*/
-  fileDesc("Chp2aWdpZS92MS9zdXBlcnZpc2lvbi5wcm90bxIIdmlnaWUudjEioQEKClZpZXdIZWFkZXISDAoEc2l0ZRgBIAEoCRIgCgZ3aW5kb3cYAiABKA4yEC52aWdpZS52MS5XaW5kb3cSKQoFYXNfb2YYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA3NlcRgEIAEoBBIQCghjb21wbGV0ZRgFIAEoCBIZChFpbmNvbXBsZXRlX3JlYXNvbhgGIAEoCSLuBAoORmxvd0luZGljYXRvcnMSDwoHb2ZmZXJlZBgBIAEoBBIQCghhbnN3ZXJlZBgCIAEoBBIRCglhYmFuZG9uZWQYAyABKAQSFwoPc2hvcnRfYWJhbmRvbmVkGAQgASgEEhAKCGRlcXVldWVkGAUgASgEEhIKCmZsb3dlZF9vdXQYBiABKAQSIQoZYW5zd2VyZWRfd2l0aGluX3RocmVzaG9sZBgHIAEoBBIiChphYmFuZG9uZWRfd2l0aGluX3RocmVzaG9sZBgIIAEoBBIXCgpzbF9vZmZlcmVkGAkgASgBSACIAQESGAoLc2xfYW5zd2VyZWQYCiABKAFIAYgBARIYCgtzbF9wb3NpdGl2ZRgLIAEoAUgCiAEBEhoKDXNlcnZpY2VfbGV2ZWwYDCABKAFIA4gBARIyChVzZXJ2aWNlX2xldmVsX3ZhcmlhbnQYDSABKA4yEy52aWdpZS52MS5TbFZhcmlhbnQSGQoMYWJhbmRvbl9yYXRlGA4gASgBSASIAQESEAoDYXNhGA8gASgBSAWIAQESHgoRbWF4X3dhaXRfYW5zd2VyZWQYECABKAFIBogBARIVCgh3YWl0X3A1MBgRIAEoAUgHiAEBEhUKCHdhaXRfcDkwGBIgASgBSAiIAQFCDQoLX3NsX29mZmVyZWRCDgoMX3NsX2Fuc3dlcmVkQg4KDF9zbF9wb3NpdGl2ZUIQCg5fc2VydmljZV9sZXZlbEIPCg1fYWJhbmRvbl9yYXRlQgYKBF9hc2FCFAoSX21heF93YWl0X2Fuc3dlcmVkQgsKCV93YWl0X3A1MEILCglfd2FpdF9wOTAi2wEKEEhhbmRsZUluZGljYXRvcnMSDwoHaGFuZGxlZBgBIAEoBBIQCgNhaHQYAiABKAFIAIgBARIVCghhdmdfdGFsaxgDIAEoAUgBiAEBEhUKCGF2Z19ob2xkGAQgASgBSAKIAQESFAoHYXZnX2FjdxgFIAEoAUgDiAEBEgwKBGhlbGQYBiABKAQSFgoJaG9sZF9yYXRlGAcgASgBSASIAQFCBgoEX2FodEILCglfYXZnX3RhbGtCCwoJX2F2Z19ob2xkQgoKCF9hdmdfYWN3QgwKCl9ob2xkX3JhdGUihwEKD0Fkdmlzb3JzQnlTdGF0ZRIPCgdvZmZlcmVkGAEgASgNEg8KB3RhbGtpbmcYAiABKA0SDwoHb25faG9sZBgDIAEoDRILCgNhY3cYBCABKA0SDQoFcGF1c2UYBSABKA0SEQoJYXZhaWxhYmxlGAYgASgNEhIKCmxvZ2dlZF9vdXQYByABKA0iSQoJTGl2ZVF1ZXVlEhAKCGluX3F1ZXVlGAEgASgEEhkKDGxvbmdlc3Rfd2FpdBgCIAEoAUgAiAEBQg8KDV9sb25nZXN0X3dhaXQizQEKD1F1ZXVlSW5kaWNhdG9ycxImCgRmbG93GAEgASgLMhgudmlnaWUudjEuRmxvd0luZGljYXRvcnMSLAoIaGFuZGxpbmcYAiABKAsyGi52aWdpZS52MS5IYW5kbGVJbmRpY2F0b3JzEhMKC3RyYW5zZmVycmVkGAMgASgEEhoKDXRyYW5zZmVyX3JhdGUYBCABKAFIAIgBARIhCgRsaXZlGAUgASgLMhMudmlnaWUudjEuTGl2ZVF1ZXVlQhAKDl90cmFuc2Zlcl9yYXRlImYKEUNoYW5uZWxJbmRpY2F0b3JzEiIKB2NoYW5uZWwYASABKA4yES52aWdpZS52MS5DaGFubmVsEi0KCmluZGljYXRvcnMYAiABKAsyGS52aWdpZS52MS5RdWV1ZUluZGljYXRvcnMiTAoOV2FpdGluZ0NvbnRhY3QSDwoHY29udGFjdBgBIAEoCRIpCgVzaW5jZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAihwQKCVF1ZXVlVmlldxIkCgZoZWFkZXIYASABKAsyFC52aWdpZS52MS5WaWV3SGVhZGVyEg0KBXF1ZXVlGAIgASgJEhEKBG5hbWUYAyABKAlIAIgBARIUCgxzbF90aHJlc2hvbGQYBCABKAESEQoJc2xfdGFyZ2V0GAUgASgBEhUKDXNob3J0X2FiYW5kb24YBiABKAESFwoKYWh0X3RhcmdldBgHIAEoAUgBiAEBEi0KCmluZGljYXRvcnMYCCABKAsyGS52aWdpZS52MS5RdWV1ZUluZGljYXRvcnMSKwoIYWR2aXNvcnMYCSABKAsyGS52aWdpZS52MS5BZHZpc29yc0J5U3RhdGUSLQoIY2hhbm5lbHMYCiADKAsyGy52aWdpZS52MS5DaGFubmVsSW5kaWNhdG9ycxI2Cg9sb25nZXN0X3dhaXRpbmcYCyABKAsyGC52aWdpZS52MS5XYWl0aW5nQ29udGFjdEgCiAEBEicKCHN0YWZmaW5nGAwgASgLMhUudmlnaWUudjEuU3RhZmZpbmdHYXASQQoZc2VydmljZV9sZXZlbF9ieV9pbnRlcnZhbBgNIAMoCzIeLnZpZ2llLnYxLkludGVydmFsU2VydmljZUxldmVsQgcKBV9uYW1lQg0KC19haHRfdGFyZ2V0QhIKEF9sb25nZXN0X3dhaXRpbmci9AEKFEludGVydmFsU2VydmljZUxldmVsEikKBXN0YXJ0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghhbnN3ZXJlZBgCIAEoDRIhChlhbnN3ZXJlZF93aXRoaW5fdGhyZXNob2xkGAMgASgNEhEKCWFiYW5kb25lZBgEIAEoDRIXCg9zaG9ydF9hYmFuZG9uZWQYBSABKA0SIgoaYWJhbmRvbmVkX3dpdGhpbl90aHJlc2hvbGQYBiABKA0SGgoNc2VydmljZV9sZXZlbBgHIAEoAUgAiAEBQhAKDl9zZXJ2aWNlX2xldmVsIscDCgtTdGFmZmluZ0dhcBIYChBhcnJpdmFsX3JhdGVfMTVtGAEgASgBEhgKEGFycml2YWxfcmF0ZV8zMG0YAiABKAESEAoDYWh0GAMgASgBSACIAQESJwoKYWh0X3NvdXJjZRgEIAEoDjITLnZpZ2llLnYxLkFodFNvdXJjZRIRCgRsb2FkGAUgASgBSAGIAQESJgoFbW9kZWwYBiABKA4yFy52aWdpZS52MS5TdGFmZmluZ01vZGVsEhEKCXNsX3RhcmdldBgHIAEoARIUCgxzbF90aHJlc2hvbGQYCCABKAESHgoRcmVxdWlyZWRfYWR2aXNvcnMYCSABKA1IAogBARIYChBzdGFmZmVkX2Fkdmlzb3JzGAogASgNEhkKDHN0YWZmaW5nX2dhcBgLIAEoBUgDiAEBEiMKFmV4cGVjdGVkX3NlcnZpY2VfbGV2ZWwYDCABKAFIBIgBARIYChB1bmRlZmluZWRfcmVhc29uGA0gASgJQgYKBF9haHRCBwoFX2xvYWRCFAoSX3JlcXVpcmVkX2Fkdmlzb3JzQg8KDV9zdGFmZmluZ19nYXBCGQoXX2V4cGVjdGVkX3NlcnZpY2VfbGV2ZWwiOAoJUGF1c2VUaW1lEg4KBnJlYXNvbhgBIAEoCRIMCgR0aW1lGAIgASgBEg0KBWNvdW50GAMgASgNIuMCChFBZHZpc29ySW5kaWNhdG9ycxIsCghoYW5kbGluZxgBIAEoCzIaLnZpZ2llLnYxLkhhbmRsZUluZGljYXRvcnMSEQoJdHJhbnNmZXJzGAIgASgEEhoKDXRyYW5zZmVyX3JhdGUYAyABKAFIAIgBARIVCg1taXNzZWRfb2ZmZXJzGAQgASgEEhYKCW9jY3VwYW5jeRgFIAEoAUgBiAEBEhUKDWhhbmRsaW5nX3RpbWUYBiABKAESFgoOYXZhaWxhYmxlX3RpbWUYByABKAESFwoKbG9naW5fdGltZRgIIAEoAUgCiAEBEhcKCnBhdXNlX3RpbWUYCSABKAFIA4gBARIjCgZwYXVzZXMYCiADKAsyEy52aWdpZS52MS5QYXVzZVRpbWVCEAoOX3RyYW5zZmVyX3JhdGVCDAoKX29jY3VwYW5jeUINCgtfbG9naW5fdGltZUINCgtfcGF1c2VfdGltZSK3AwoHQWR2aXNvchIPCgdhZHZpc29yGAEgASgJEhEKBG5hbWUYAiABKAlIAIgBARIMCgR0ZWFtGAMgASgJEiIKBXN0YXRlGAQgASgOMhMudmlnaWUudjEuTGl2ZVN0YXRlEhMKBnJlYXNvbhgFIAEoCUgBiAEBEjQKC3N0YXRlX3NpbmNlGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgCiAEBEhoKDXRpbWVfaW5fc3RhdGUYByABKAFIA4gBARIlChhjdXJyZW50X2NvbnRhY3RfZHVyYXRpb24YCCABKAFIBIgBARI0CgtmaXJzdF9sb2dpbhgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIBYgBARIvCgppbmRpY2F0b3JzGAogASgLMhsudmlnaWUudjEuQWR2aXNvckluZGljYXRvcnNCBwoFX25hbWVCCQoHX3JlYXNvbkIOCgxfc3RhdGVfc2luY2VCEAoOX3RpbWVfaW5fc3RhdGVCGwoZX2N1cnJlbnRfY29udGFjdF9kdXJhdGlvbkIOCgxfZmlyc3RfbG9naW4iVwoLQWR2aXNvclZpZXcSJAoGaGVhZGVyGAEgASgLMhQudmlnaWUudjEuVmlld0hlYWRlchIiCgdhZHZpc29yGAIgASgLMhEudmlnaWUudjEuQWR2aXNvciLDAQoPR3JvdXBJbmRpY2F0b3JzEiYKBGZsb3cYASABKAsyGC52aWdpZS52MS5GbG93SW5kaWNhdG9ycxI4ChNhZHZpc29yc19pbmRpY2F0b3JzGAIgASgLMhsudmlnaWUudjEuQWR2aXNvckluZGljYXRvcnMSIQoEbGl2ZRgDIAEoCzITLnZpZ2llLnYxLkxpdmVRdWV1ZRIrCghhZHZpc29ycxgEIAEoCzIZLnZpZ2llLnYxLkFkdmlzb3JzQnlTdGF0ZSLsAQoEVGVhbRIMCgR0ZWFtGAEgASgJEhEKBG5hbWUYAiABKAlIAIgBARIOCgZxdWV1ZXMYAyADKAkSDwoHbWVtYmVycxgEIAMoCRItCgppbmRpY2F0b3JzGAUgASgLMhkudmlnaWUudjEuR3JvdXBJbmRpY2F0b3JzEicKCHN0YWZmaW5nGAYgASgLMhUudmlnaWUudjEuU3RhZmZpbmdHYXASQQoZc2VydmljZV9sZXZlbF9ieV9pbnRlcnZhbBgHIAMoCzIeLnZpZ2llLnYxLkludGVydmFsU2VydmljZUxldmVsQgcKBV9uYW1lIqIBCghUZWFtVmlldxIkCgZoZWFkZXIYASABKAsyFC52aWdpZS52MS5WaWV3SGVhZGVyEhwKBHRlYW0YAiABKAsyDi52aWdpZS52MS5UZWFtEi0KDXF1ZXVlX3RhcmdldHMYAyADKAsyFi52aWdpZS52MS5RdWV1ZVRhcmdldHMSIwoIYWR2aXNvcnMYBCADKAsyES52aWdpZS52MS5BZHZpc29yIm4KDFF1ZXVlVGFyZ2V0cxINCgVxdWV1ZRgBIAEoCRIUCgxzbF90aHJlc2hvbGQYAiABKAESEQoJc2xfdGFyZ2V0GAMgASgBEhcKCmFodF90YXJnZXQYBCABKAFIAIgBAUINCgtfYWh0X3RhcmdldCLgAQoIU2l0ZVZpZXcSJAoGaGVhZGVyGAEgASgLMhQudmlnaWUudjEuVmlld0hlYWRlchIRCgRuYW1lGAIgASgJSACIAQESKQoGdG90YWxzGAMgASgLMhkudmlnaWUudjEuR3JvdXBJbmRpY2F0b3JzEiMKBnF1ZXVlcxgEIAMoCzITLnZpZ2llLnYxLlF1ZXVlVmlldxIdCgV0ZWFtcxgFIAMoCzIOLnZpZ2llLnYxLlRlYW0SIwoIYWR2aXNvcnMYBiADKAsyES52aWdpZS52MS5BZHZpc29yQgcKBV9uYW1lIhIKEExpc3RTaXRlc1JlcXVlc3QiXAoLU2l0ZVN1bW1hcnkSDAoEc2l0ZRgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESEQoJdGltZV96b25lGAMgASgJEhAKCGNvbXBsZXRlGAQgASgIQgcKBV9uYW1lIjkKEUxpc3RTaXRlc1Jlc3BvbnNlEiQKBXNpdGVzGAEgAygLMhUudmlnaWUudjEuU2l0ZVN1bW1hcnkiIAoQTGlzdFRlYW1zUmVxdWVzdBIMCgRzaXRlGAEgASgJIlgKC1RlYW1TdW1tYXJ5EgwKBHRlYW0YASABKAkSEQoEbmFtZRgCIAEoCUgAiAEBEg4KBnF1ZXVlcxgDIAMoCRIPCgdtZW1iZXJzGAQgASgNQgcKBV9uYW1lIjkKEUxpc3RUZWFtc1Jlc3BvbnNlEiQKBXRlYW1zGAEgAygLMhUudmlnaWUudjEuVGVhbVN1bW1hcnkiIQoRTGlzdFF1ZXVlc1JlcXVlc3QSDAoEc2l0ZRgBIAEoCSI8ChJMaXN0UXVldWVzUmVzcG9uc2USJgoGcXVldWVzGAEgAygLMhYudmlnaWUudjEuUXVldWVUYXJnZXRzIj8KE0xpc3RBZHZpc29yc1JlcXVlc3QSDAoEc2l0ZRgBIAEoCRIRCgR0ZWFtGAIgASgJSACIAQFCBwoFX3RlYW0ijwEKDkFkdmlzb3JTdW1tYXJ5Eg8KB2Fkdmlzb3IYASABKAkSEQoEbmFtZRgCIAEoCUgAiAEBEgwKBHRlYW0YAyABKAkSIgoFc3RhdGUYBCABKA4yEy52aWdpZS52MS5MaXZlU3RhdGUSEwoGcmVhc29uGAUgASgJSAGIAQFCBwoFX25hbWVCCQoHX3JlYXNvbiJCChRMaXN0QWR2aXNvcnNSZXNwb25zZRIqCghhZHZpc29ycxgBIAMoCzIYLnZpZ2llLnYxLkFkdmlzb3JTdW1tYXJ5IkQKEkdldFNpdGVWaWV3UmVxdWVzdBIMCgRzaXRlGAEgASgJEiAKBndpbmRvdxgCIAEoDjIQLnZpZ2llLnYxLldpbmRvdyJSChJHZXRUZWFtVmlld1JlcXVlc3QSDAoEc2l0ZRgBIAEoCRIMCgR0ZWFtGAIgASgJEiAKBndpbmRvdxgDIAEoDjIQLnZpZ2llLnYxLldpbmRvdyJUChNHZXRRdWV1ZVZpZXdSZXF1ZXN0EgwKBHNpdGUYASABKAkSDQoFcXVldWUYAiABKAkSIAoGd2luZG93GAMgASgOMhAudmlnaWUudjEuV2luZG93IlgKFUdldEFkdmlzb3JWaWV3UmVxdWVzdBIMCgRzaXRlGAEgASgJEg8KB2Fkdmlzb3IYAiABKAkSIAoGd2luZG93GAMgASgOMhAudmlnaWUudjEuV2luZG93IkIKEFdhdGNoU2l0ZVJlcXVlc3QSDAoEc2l0ZRgBIAEoCRIgCgZ3aW5kb3cYAiABKA4yEC52aWdpZS52MS5XaW5kb3ciUAoQV2F0Y2hUZWFtUmVxdWVzdBIMCgRzaXRlGAEgASgJEgwKBHRlYW0YAiABKAkSIAoGd2luZG93GAMgASgOMhAudmlnaWUudjEuV2luZG93IlIKEVdhdGNoUXVldWVSZXF1ZXN0EgwKBHNpdGUYASABKAkSDQoFcXVldWUYAiABKAkSIAoGd2luZG93GAMgASgOMhAudmlnaWUudjEuV2luZG93IlIKClNpdGVVcGRhdGUSIgoEa2luZBgBIAEoDjIULnZpZ2llLnYxLlVwZGF0ZUtpbmQSIAoEdmlldxgCIAEoCzISLnZpZ2llLnYxLlNpdGVWaWV3IlIKClRlYW1VcGRhdGUSIgoEa2luZBgBIAEoDjIULnZpZ2llLnYxLlVwZGF0ZUtpbmQSIAoEdmlldxgCIAEoCzISLnZpZ2llLnYxLlRlYW1WaWV3IlQKC1F1ZXVlVXBkYXRlEiIKBGtpbmQYASABKA4yFC52aWdpZS52MS5VcGRhdGVLaW5kEiEKBHZpZXcYAiABKAsyEy52aWdpZS52MS5RdWV1ZVZpZXcqYgoGV2luZG93EhYKEldJTkRPV19VTlNQRUNJRklFRBAAEhAKDFdJTkRPV19UT0RBWRABEg4KCldJTkRPV18xNU0QAhIOCgpXSU5ET1dfMzBNEAMSDgoKV0lORE9XXzYwTRAEKnEKCVNsVmFyaWFudBIaChZTTF9WQVJJQU5UX1VOU1BFQ0lGSUVEEAASFgoSU0xfVkFSSUFOVF9PRkZFUkVEEAESFwoTU0xfVkFSSUFOVF9BTlNXRVJFRBACEhcKE1NMX1ZBUklBTlRfUE9TSVRJVkUQAyrOAQoJTGl2ZVN0YXRlEhoKFkxJVkVfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJMSVZFX1NUQVRFX09GRkVSRUQQARIWChJMSVZFX1NUQVRFX1RBTEtJTkcQAhIWChJMSVZFX1NUQVRFX09OX0hPTEQQAxISCg5MSVZFX1NUQVRFX0FDVxAEEhQKEExJVkVfU1RBVEVfUEFVU0UQBRIYChRMSVZFX1NUQVRFX0FWQUlMQUJMRRAGEhkKFUxJVkVfU1RBVEVfTE9HR0VEX09VVBAHKm0KCUFodFNvdXJjZRIaChZBSFRfU09VUkNFX1VOU1BFQ0lGSUVEEAASFwoTQUhUX1NPVVJDRV9MQVNUXzMwTRABEhQKEEFIVF9TT1VSQ0VfVE9EQVkQAhIVChFBSFRfU09VUkNFX1RBUkdFVBADKkwKDVN0YWZmaW5nTW9kZWwSHgoaU1RBRkZJTkdfTU9ERUxfVU5TUEVDSUZJRUQQABIbChdTVEFGRklOR19NT0RFTF9FUkxBTkdfQxABKnMKClVwZGF0ZUtpbmQSGwoXVVBEQVRFX0tJTkRfVU5TUEVDSUZJRUQQABIYChRVUERBVEVfS0lORF9TTkFQU0hPVBABEhYKElVQREFURV9LSU5EX0NIQU5HRRACEhYKElVQREFURV9LSU5EX1JFU1lOQxADMocGCgtTdXBlcnZpc2lvbhJECglMaXN0U2l0ZXMSGi52aWdpZS52MS5MaXN0U2l0ZXNSZXF1ZXN0GhsudmlnaWUudjEuTGlzdFNpdGVzUmVzcG9uc2USRAoJTGlzdFRlYW1zEhoudmlnaWUudjEuTGlzdFRlYW1zUmVxdWVzdBobLnZpZ2llLnYxLkxpc3RUZWFtc1Jlc3BvbnNlEkcKCkxpc3RRdWV1ZXMSGy52aWdpZS52MS5MaXN0UXVldWVzUmVxdWVzdBocLnZpZ2llLnYxLkxpc3RRdWV1ZXNSZXNwb25zZRJNCgxMaXN0QWR2aXNvcnMSHS52aWdpZS52MS5MaXN0QWR2aXNvcnNSZXF1ZXN0Gh4udmlnaWUudjEuTGlzdEFkdmlzb3JzUmVzcG9uc2USPwoLR2V0U2l0ZVZpZXcSHC52aWdpZS52MS5HZXRTaXRlVmlld1JlcXVlc3QaEi52aWdpZS52MS5TaXRlVmlldxI/CgtHZXRUZWFtVmlldxIcLnZpZ2llLnYxLkdldFRlYW1WaWV3UmVxdWVzdBoSLnZpZ2llLnYxLlRlYW1WaWV3EkIKDEdldFF1ZXVlVmlldxIdLnZpZ2llLnYxLkdldFF1ZXVlVmlld1JlcXVlc3QaEy52aWdpZS52MS5RdWV1ZVZpZXcSSAoOR2V0QWR2aXNvclZpZXcSHy52aWdpZS52MS5HZXRBZHZpc29yVmlld1JlcXVlc3QaFS52aWdpZS52MS5BZHZpc29yVmlldxI/CglXYXRjaFNpdGUSGi52aWdpZS52MS5XYXRjaFNpdGVSZXF1ZXN0GhQudmlnaWUudjEuU2l0ZVVwZGF0ZTABEj8KCVdhdGNoVGVhbRIaLnZpZ2llLnYxLldhdGNoVGVhbVJlcXVlc3QaFC52aWdpZS52MS5UZWFtVXBkYXRlMAESQgoKV2F0Y2hRdWV1ZRIbLnZpZ2llLnYxLldhdGNoUXVldWVSZXF1ZXN0GhUudmlnaWUudjEuUXVldWVVcGRhdGUwAWIGcHJvdG8z", [file_google_protobuf_timestamp, file_vigie_v1_events]);
+  fileDesc("Chp2aWdpZS92MS9zdXBlcnZpc2lvbi5wcm90bxIIdmlnaWUudjEiswEKClZpZXdIZWFkZXISDAoEc2l0ZRgBIAEoCRIgCgZ3aW5kb3cYAiABKA4yEC52aWdpZS52MS5XaW5kb3cSKQoFYXNfb2YYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA3NlcRgEIAEoBBIQCghjb21wbGV0ZRgFIAEoCBIZChFpbmNvbXBsZXRlX3JlYXNvbhgGIAEoCRIQCghpbnN0YW5jZRgHIAEoCSJ7Cg9QdWJsaXNoZWRXaW5kb3cSIAoEc2l0ZRgBIAEoCzISLnZpZ2llLnYxLlNpdGVWaWV3EiEKBXRlYW1zGAIgAygLMhIudmlnaWUudjEuVGVhbVZpZXcSIwoGcXVldWVzGAMgAygLMhMudmlnaWUudjEuUXVldWVWaWV3Iu4ECg5GbG93SW5kaWNhdG9ycxIPCgdvZmZlcmVkGAEgASgEEhAKCGFuc3dlcmVkGAIgASgEEhEKCWFiYW5kb25lZBgDIAEoBBIXCg9zaG9ydF9hYmFuZG9uZWQYBCABKAQSEAoIZGVxdWV1ZWQYBSABKAQSEgoKZmxvd2VkX291dBgGIAEoBBIhChlhbnN3ZXJlZF93aXRoaW5fdGhyZXNob2xkGAcgASgEEiIKGmFiYW5kb25lZF93aXRoaW5fdGhyZXNob2xkGAggASgEEhcKCnNsX29mZmVyZWQYCSABKAFIAIgBARIYCgtzbF9hbnN3ZXJlZBgKIAEoAUgBiAEBEhgKC3NsX3Bvc2l0aXZlGAsgASgBSAKIAQESGgoNc2VydmljZV9sZXZlbBgMIAEoAUgDiAEBEjIKFXNlcnZpY2VfbGV2ZWxfdmFyaWFudBgNIAEoDjITLnZpZ2llLnYxLlNsVmFyaWFudBIZCgxhYmFuZG9uX3JhdGUYDiABKAFIBIgBARIQCgNhc2EYDyABKAFIBYgBARIeChFtYXhfd2FpdF9hbnN3ZXJlZBgQIAEoAUgGiAEBEhUKCHdhaXRfcDUwGBEgASgBSAeIAQESFQoId2FpdF9wOTAYEiABKAFICIgBAUINCgtfc2xfb2ZmZXJlZEIOCgxfc2xfYW5zd2VyZWRCDgoMX3NsX3Bvc2l0aXZlQhAKDl9zZXJ2aWNlX2xldmVsQg8KDV9hYmFuZG9uX3JhdGVCBgoEX2FzYUIUChJfbWF4X3dhaXRfYW5zd2VyZWRCCwoJX3dhaXRfcDUwQgsKCV93YWl0X3A5MCLbAQoQSGFuZGxlSW5kaWNhdG9ycxIPCgdoYW5kbGVkGAEgASgEEhAKA2FodBgCIAEoAUgAiAEBEhUKCGF2Z190YWxrGAMgASgBSAGIAQESFQoIYXZnX2hvbGQYBCABKAFIAogBARIUCgdhdmdfYWN3GAUgASgBSAOIAQESDAoEaGVsZBgGIAEoBBIWCglob2xkX3JhdGUYByABKAFIBIgBAUIGCgRfYWh0QgsKCV9hdmdfdGFsa0ILCglfYXZnX2hvbGRCCgoIX2F2Z19hY3dCDAoKX2hvbGRfcmF0ZSKHAQoPQWR2aXNvcnNCeVN0YXRlEg8KB29mZmVyZWQYASABKA0SDwoHdGFsa2luZxgCIAEoDRIPCgdvbl9ob2xkGAMgASgNEgsKA2FjdxgEIAEoDRINCgVwYXVzZRgFIAEoDRIRCglhdmFpbGFibGUYBiABKA0SEgoKbG9nZ2VkX291dBgHIAEoDSJJCglMaXZlUXVldWUSEAoIaW5fcXVldWUYASABKAQSGQoMbG9uZ2VzdF93YWl0GAIgASgBSACIAQFCDwoNX2xvbmdlc3Rfd2FpdCLNAQoPUXVldWVJbmRpY2F0b3JzEiYKBGZsb3cYASABKAsyGC52aWdpZS52MS5GbG93SW5kaWNhdG9ycxIsCghoYW5kbGluZxgCIAEoCzIaLnZpZ2llLnYxLkhhbmRsZUluZGljYXRvcnMSEwoLdHJhbnNmZXJyZWQYAyABKAQSGgoNdHJhbnNmZXJfcmF0ZRgEIAEoAUgAiAEBEiEKBGxpdmUYBSABKAsyEy52aWdpZS52MS5MaXZlUXVldWVCEAoOX3RyYW5zZmVyX3JhdGUiZgoRQ2hhbm5lbEluZGljYXRvcnMSIgoHY2hhbm5lbBgBIAEoDjIRLnZpZ2llLnYxLkNoYW5uZWwSLQoKaW5kaWNhdG9ycxgCIAEoCzIZLnZpZ2llLnYxLlF1ZXVlSW5kaWNhdG9ycyJMCg5XYWl0aW5nQ29udGFjdBIPCgdjb250YWN0GAEgASgJEikKBXNpbmNlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKHBAoJUXVldWVWaWV3EiQKBmhlYWRlchgBIAEoCzIULnZpZ2llLnYxLlZpZXdIZWFkZXISDQoFcXVldWUYAiABKAkSEQoEbmFtZRgDIAEoCUgAiAEBEhQKDHNsX3RocmVzaG9sZBgEIAEoARIRCglzbF90YXJnZXQYBSABKAESFQoNc2hvcnRfYWJhbmRvbhgGIAEoARIXCgphaHRfdGFyZ2V0GAcgASgBSAGIAQESLQoKaW5kaWNhdG9ycxgIIAEoCzIZLnZpZ2llLnYxLlF1ZXVlSW5kaWNhdG9ycxIrCghhZHZpc29ycxgJIAEoCzIZLnZpZ2llLnYxLkFkdmlzb3JzQnlTdGF0ZRItCghjaGFubmVscxgKIAMoCzIbLnZpZ2llLnYxLkNoYW5uZWxJbmRpY2F0b3JzEjYKD2xvbmdlc3Rfd2FpdGluZxgLIAEoCzIYLnZpZ2llLnYxLldhaXRpbmdDb250YWN0SAKIAQESJwoIc3RhZmZpbmcYDCABKAsyFS52aWdpZS52MS5TdGFmZmluZ0dhcBJBChlzZXJ2aWNlX2xldmVsX2J5X2ludGVydmFsGA0gAygLMh4udmlnaWUudjEuSW50ZXJ2YWxTZXJ2aWNlTGV2ZWxCBwoFX25hbWVCDQoLX2FodF90YXJnZXRCEgoQX2xvbmdlc3Rfd2FpdGluZyL0AQoUSW50ZXJ2YWxTZXJ2aWNlTGV2ZWwSKQoFc3RhcnQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGFuc3dlcmVkGAIgASgNEiEKGWFuc3dlcmVkX3dpdGhpbl90aHJlc2hvbGQYAyABKA0SEQoJYWJhbmRvbmVkGAQgASgNEhcKD3Nob3J0X2FiYW5kb25lZBgFIAEoDRIiChphYmFuZG9uZWRfd2l0aGluX3RocmVzaG9sZBgGIAEoDRIaCg1zZXJ2aWNlX2xldmVsGAcgASgBSACIAQFCEAoOX3NlcnZpY2VfbGV2ZWwixwMKC1N0YWZmaW5nR2FwEhgKEGFycml2YWxfcmF0ZV8xNW0YASABKAESGAoQYXJyaXZhbF9yYXRlXzMwbRgCIAEoARIQCgNhaHQYAyABKAFIAIgBARInCgphaHRfc291cmNlGAQgASgOMhMudmlnaWUudjEuQWh0U291cmNlEhEKBGxvYWQYBSABKAFIAYgBARImCgVtb2RlbBgGIAEoDjIXLnZpZ2llLnYxLlN0YWZmaW5nTW9kZWwSEQoJc2xfdGFyZ2V0GAcgASgBEhQKDHNsX3RocmVzaG9sZBgIIAEoARIeChFyZXF1aXJlZF9hZHZpc29ycxgJIAEoDUgCiAEBEhgKEHN0YWZmZWRfYWR2aXNvcnMYCiABKA0SGQoMc3RhZmZpbmdfZ2FwGAsgASgFSAOIAQESIwoWZXhwZWN0ZWRfc2VydmljZV9sZXZlbBgMIAEoAUgEiAEBEhgKEHVuZGVmaW5lZF9yZWFzb24YDSABKAlCBgoEX2FodEIHCgVfbG9hZEIUChJfcmVxdWlyZWRfYWR2aXNvcnNCDwoNX3N0YWZmaW5nX2dhcEIZChdfZXhwZWN0ZWRfc2VydmljZV9sZXZlbCI4CglQYXVzZVRpbWUSDgoGcmVhc29uGAEgASgJEgwKBHRpbWUYAiABKAESDQoFY291bnQYAyABKA0i4wIKEUFkdmlzb3JJbmRpY2F0b3JzEiwKCGhhbmRsaW5nGAEgASgLMhoudmlnaWUudjEuSGFuZGxlSW5kaWNhdG9ycxIRCgl0cmFuc2ZlcnMYAiABKAQSGgoNdHJhbnNmZXJfcmF0ZRgDIAEoAUgAiAEBEhUKDW1pc3NlZF9vZmZlcnMYBCABKAQSFgoJb2NjdXBhbmN5GAUgASgBSAGIAQESFQoNaGFuZGxpbmdfdGltZRgGIAEoARIWCg5hdmFpbGFibGVfdGltZRgHIAEoARIXCgpsb2dpbl90aW1lGAggASgBSAKIAQESFwoKcGF1c2VfdGltZRgJIAEoAUgDiAEBEiMKBnBhdXNlcxgKIAMoCzITLnZpZ2llLnYxLlBhdXNlVGltZUIQCg5fdHJhbnNmZXJfcmF0ZUIMCgpfb2NjdXBhbmN5Qg0KC19sb2dpbl90aW1lQg0KC19wYXVzZV90aW1lIrcDCgdBZHZpc29yEg8KB2Fkdmlzb3IYASABKAkSEQoEbmFtZRgCIAEoCUgAiAEBEgwKBHRlYW0YAyABKAkSIgoFc3RhdGUYBCABKA4yEy52aWdpZS52MS5MaXZlU3RhdGUSEwoGcmVhc29uGAUgASgJSAGIAQESNAoLc3RhdGVfc2luY2UYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSAKIAQESGgoNdGltZV9pbl9zdGF0ZRgHIAEoAUgDiAEBEiUKGGN1cnJlbnRfY29udGFjdF9kdXJhdGlvbhgIIAEoAUgEiAEBEjQKC2ZpcnN0X2xvZ2luGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgFiAEBEi8KCmluZGljYXRvcnMYCiABKAsyGy52aWdpZS52MS5BZHZpc29ySW5kaWNhdG9yc0IHCgVfbmFtZUIJCgdfcmVhc29uQg4KDF9zdGF0ZV9zaW5jZUIQCg5fdGltZV9pbl9zdGF0ZUIbChlfY3VycmVudF9jb250YWN0X2R1cmF0aW9uQg4KDF9maXJzdF9sb2dpbiJXCgtBZHZpc29yVmlldxIkCgZoZWFkZXIYASABKAsyFC52aWdpZS52MS5WaWV3SGVhZGVyEiIKB2Fkdmlzb3IYAiABKAsyES52aWdpZS52MS5BZHZpc29yIsMBCg9Hcm91cEluZGljYXRvcnMSJgoEZmxvdxgBIAEoCzIYLnZpZ2llLnYxLkZsb3dJbmRpY2F0b3JzEjgKE2Fkdmlzb3JzX2luZGljYXRvcnMYAiABKAsyGy52aWdpZS52MS5BZHZpc29ySW5kaWNhdG9ycxIhCgRsaXZlGAMgASgLMhMudmlnaWUudjEuTGl2ZVF1ZXVlEisKCGFkdmlzb3JzGAQgASgLMhkudmlnaWUudjEuQWR2aXNvcnNCeVN0YXRlIuwBCgRUZWFtEgwKBHRlYW0YASABKAkSEQoEbmFtZRgCIAEoCUgAiAEBEg4KBnF1ZXVlcxgDIAMoCRIPCgdtZW1iZXJzGAQgAygJEi0KCmluZGljYXRvcnMYBSABKAsyGS52aWdpZS52MS5Hcm91cEluZGljYXRvcnMSJwoIc3RhZmZpbmcYBiABKAsyFS52aWdpZS52MS5TdGFmZmluZ0dhcBJBChlzZXJ2aWNlX2xldmVsX2J5X2ludGVydmFsGAcgAygLMh4udmlnaWUudjEuSW50ZXJ2YWxTZXJ2aWNlTGV2ZWxCBwoFX25hbWUiogEKCFRlYW1WaWV3EiQKBmhlYWRlchgBIAEoCzIULnZpZ2llLnYxLlZpZXdIZWFkZXISHAoEdGVhbRgCIAEoCzIOLnZpZ2llLnYxLlRlYW0SLQoNcXVldWVfdGFyZ2V0cxgDIAMoCzIWLnZpZ2llLnYxLlF1ZXVlVGFyZ2V0cxIjCghhZHZpc29ycxgEIAMoCzIRLnZpZ2llLnYxLkFkdmlzb3IibgoMUXVldWVUYXJnZXRzEg0KBXF1ZXVlGAEgASgJEhQKDHNsX3RocmVzaG9sZBgCIAEoARIRCglzbF90YXJnZXQYAyABKAESFwoKYWh0X3RhcmdldBgEIAEoAUgAiAEBQg0KC19haHRfdGFyZ2V0IuABCghTaXRlVmlldxIkCgZoZWFkZXIYASABKAsyFC52aWdpZS52MS5WaWV3SGVhZGVyEhEKBG5hbWUYAiABKAlIAIgBARIpCgZ0b3RhbHMYAyABKAsyGS52aWdpZS52MS5Hcm91cEluZGljYXRvcnMSIwoGcXVldWVzGAQgAygLMhMudmlnaWUudjEuUXVldWVWaWV3Eh0KBXRlYW1zGAUgAygLMg4udmlnaWUudjEuVGVhbRIjCghhZHZpc29ycxgGIAMoCzIRLnZpZ2llLnYxLkFkdmlzb3JCBwoFX25hbWUiEgoQTGlzdFNpdGVzUmVxdWVzdCJcCgtTaXRlU3VtbWFyeRIMCgRzaXRlGAEgASgJEhEKBG5hbWUYAiABKAlIAIgBARIRCgl0aW1lX3pvbmUYAyABKAkSEAoIY29tcGxldGUYBCABKAhCBwoFX25hbWUiOQoRTGlzdFNpdGVzUmVzcG9uc2USJAoFc2l0ZXMYASADKAsyFS52aWdpZS52MS5TaXRlU3VtbWFyeSIgChBMaXN0VGVhbXNSZXF1ZXN0EgwKBHNpdGUYASABKAkiWAoLVGVhbVN1bW1hcnkSDAoEdGVhbRgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESDgoGcXVldWVzGAMgAygJEg8KB21lbWJlcnMYBCABKA1CBwoFX25hbWUiOQoRTGlzdFRlYW1zUmVzcG9uc2USJAoFdGVhbXMYASADKAsyFS52aWdpZS52MS5UZWFtU3VtbWFyeSIhChFMaXN0UXVldWVzUmVxdWVzdBIMCgRzaXRlGAEgASgJIjwKEkxpc3RRdWV1ZXNSZXNwb25zZRImCgZxdWV1ZXMYASADKAsyFi52aWdpZS52MS5RdWV1ZVRhcmdldHMiPwoTTGlzdEFkdmlzb3JzUmVxdWVzdBIMCgRzaXRlGAEgASgJEhEKBHRlYW0YAiABKAlIAIgBAUIHCgVfdGVhbSKPAQoOQWR2aXNvclN1bW1hcnkSDwoHYWR2aXNvchgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESDAoEdGVhbRgDIAEoCRIiCgVzdGF0ZRgEIAEoDjITLnZpZ2llLnYxLkxpdmVTdGF0ZRITCgZyZWFzb24YBSABKAlIAYgBAUIHCgVfbmFtZUIJCgdfcmVhc29uIkIKFExpc3RBZHZpc29yc1Jlc3BvbnNlEioKCGFkdmlzb3JzGAEgAygLMhgudmlnaWUudjEuQWR2aXNvclN1bW1hcnkiRAoSR2V0U2l0ZVZpZXdSZXF1ZXN0EgwKBHNpdGUYASABKAkSIAoGd2luZG93GAIgASgOMhAudmlnaWUudjEuV2luZG93IlIKEkdldFRlYW1WaWV3UmVxdWVzdBIMCgRzaXRlGAEgASgJEgwKBHRlYW0YAiABKAkSIAoGd2luZG93GAMgASgOMhAudmlnaWUudjEuV2luZG93IlQKE0dldFF1ZXVlVmlld1JlcXVlc3QSDAoEc2l0ZRgBIAEoCRINCgVxdWV1ZRgCIAEoCRIgCgZ3aW5kb3cYAyABKA4yEC52aWdpZS52MS5XaW5kb3ciWAoVR2V0QWR2aXNvclZpZXdSZXF1ZXN0EgwKBHNpdGUYASABKAkSDwoHYWR2aXNvchgCIAEoCRIgCgZ3aW5kb3cYAyABKA4yEC52aWdpZS52MS5XaW5kb3ciQgoQV2F0Y2hTaXRlUmVxdWVzdBIMCgRzaXRlGAEgASgJEiAKBndpbmRvdxgCIAEoDjIQLnZpZ2llLnYxLldpbmRvdyJQChBXYXRjaFRlYW1SZXF1ZXN0EgwKBHNpdGUYASABKAkSDAoEdGVhbRgCIAEoCRIgCgZ3aW5kb3cYAyABKA4yEC52aWdpZS52MS5XaW5kb3ciUgoRV2F0Y2hRdWV1ZVJlcXVlc3QSDAoEc2l0ZRgBIAEoCRINCgVxdWV1ZRgCIAEoCRIgCgZ3aW5kb3cYAyABKA4yEC52aWdpZS52MS5XaW5kb3ciUgoKU2l0ZVVwZGF0ZRIiCgRraW5kGAEgASgOMhQudmlnaWUudjEuVXBkYXRlS2luZBIgCgR2aWV3GAIgASgLMhIudmlnaWUudjEuU2l0ZVZpZXciUgoKVGVhbVVwZGF0ZRIiCgRraW5kGAEgASgOMhQudmlnaWUudjEuVXBkYXRlS2luZBIgCgR2aWV3GAIgASgLMhIudmlnaWUudjEuVGVhbVZpZXciVAoLUXVldWVVcGRhdGUSIgoEa2luZBgBIAEoDjIULnZpZ2llLnYxLlVwZGF0ZUtpbmQSIQoEdmlldxgCIAEoCzITLnZpZ2llLnYxLlF1ZXVlVmlldypiCgZXaW5kb3cSFgoSV0lORE9XX1VOU1BFQ0lGSUVEEAASEAoMV0lORE9XX1RPREFZEAESDgoKV0lORE9XXzE1TRACEg4KCldJTkRPV18zME0QAxIOCgpXSU5ET1dfNjBNEAQqcQoJU2xWYXJpYW50EhoKFlNMX1ZBUklBTlRfVU5TUEVDSUZJRUQQABIWChJTTF9WQVJJQU5UX09GRkVSRUQQARIXChNTTF9WQVJJQU5UX0FOU1dFUkVEEAISFwoTU0xfVkFSSUFOVF9QT1NJVElWRRADKs4BCglMaXZlU3RhdGUSGgoWTElWRV9TVEFURV9VTlNQRUNJRklFRBAAEhYKEkxJVkVfU1RBVEVfT0ZGRVJFRBABEhYKEkxJVkVfU1RBVEVfVEFMS0lORxACEhYKEkxJVkVfU1RBVEVfT05fSE9MRBADEhIKDkxJVkVfU1RBVEVfQUNXEAQSFAoQTElWRV9TVEFURV9QQVVTRRAFEhgKFExJVkVfU1RBVEVfQVZBSUxBQkxFEAYSGQoVTElWRV9TVEFURV9MT0dHRURfT1VUEAcqbQoJQWh0U291cmNlEhoKFkFIVF9TT1VSQ0VfVU5TUEVDSUZJRUQQABIXChNBSFRfU09VUkNFX0xBU1RfMzBNEAESFAoQQUhUX1NPVVJDRV9UT0RBWRACEhUKEUFIVF9TT1VSQ0VfVEFSR0VUEAMqTAoNU3RhZmZpbmdNb2RlbBIeChpTVEFGRklOR19NT0RFTF9VTlNQRUNJRklFRBAAEhsKF1NUQUZGSU5HX01PREVMX0VSTEFOR19DEAEqcwoKVXBkYXRlS2luZBIbChdVUERBVEVfS0lORF9VTlNQRUNJRklFRBAAEhgKFFVQREFURV9LSU5EX1NOQVBTSE9UEAESFgoSVVBEQVRFX0tJTkRfQ0hBTkdFEAISFgoSVVBEQVRFX0tJTkRfUkVTWU5DEAMyhwYKC1N1cGVydmlzaW9uEkQKCUxpc3RTaXRlcxIaLnZpZ2llLnYxLkxpc3RTaXRlc1JlcXVlc3QaGy52aWdpZS52MS5MaXN0U2l0ZXNSZXNwb25zZRJECglMaXN0VGVhbXMSGi52aWdpZS52MS5MaXN0VGVhbXNSZXF1ZXN0GhsudmlnaWUudjEuTGlzdFRlYW1zUmVzcG9uc2USRwoKTGlzdFF1ZXVlcxIbLnZpZ2llLnYxLkxpc3RRdWV1ZXNSZXF1ZXN0GhwudmlnaWUudjEuTGlzdFF1ZXVlc1Jlc3BvbnNlEk0KDExpc3RBZHZpc29ycxIdLnZpZ2llLnYxLkxpc3RBZHZpc29yc1JlcXVlc3QaHi52aWdpZS52MS5MaXN0QWR2aXNvcnNSZXNwb25zZRI/CgtHZXRTaXRlVmlldxIcLnZpZ2llLnYxLkdldFNpdGVWaWV3UmVxdWVzdBoSLnZpZ2llLnYxLlNpdGVWaWV3Ej8KC0dldFRlYW1WaWV3EhwudmlnaWUudjEuR2V0VGVhbVZpZXdSZXF1ZXN0GhIudmlnaWUudjEuVGVhbVZpZXcSQgoMR2V0UXVldWVWaWV3Eh0udmlnaWUudjEuR2V0UXVldWVWaWV3UmVxdWVzdBoTLnZpZ2llLnYxLlF1ZXVlVmlldxJICg5HZXRBZHZpc29yVmlldxIfLnZpZ2llLnYxLkdldEFkdmlzb3JWaWV3UmVxdWVzdBoVLnZpZ2llLnYxLkFkdmlzb3JWaWV3Ej8KCVdhdGNoU2l0ZRIaLnZpZ2llLnYxLldhdGNoU2l0ZVJlcXVlc3QaFC52aWdpZS52MS5TaXRlVXBkYXRlMAESPwoJV2F0Y2hUZWFtEhoudmlnaWUudjEuV2F0Y2hUZWFtUmVxdWVzdBoULnZpZ2llLnYxLlRlYW1VcGRhdGUwARJCCgpXYXRjaFF1ZXVlEhsudmlnaWUudjEuV2F0Y2hRdWV1ZVJlcXVlc3QaFS52aWdpZS52MS5RdWV1ZVVwZGF0ZTABYgZwcm90bzM", [file_google_protobuf_timestamp, file_vigie_v1_events]);
 
 /**
  * Where a view's figures stand.
@@ -86,6 +86,15 @@ export type ViewHeader = Message<"vigie.v1.ViewHeader"> & {
    * @generated from field: string incomplete_reason = 6;
    */
   incompleteReason: string;
+
+  /**
+   * The Vigie instance that computed the view (`[cluster] instance`, the host name by
+   * default). With several instances, any of them answers for every site: the instance that
+   * processes a site computes its views, the others serve what it published.
+   *
+   * @generated from field: string instance = 7;
+   */
+  instance: string;
 };
 
 /**
@@ -94,6 +103,38 @@ export type ViewHeader = Message<"vigie.v1.ViewHeader"> & {
  */
 export const ViewHeaderSchema: GenMessage<ViewHeader> = /*@__PURE__*/
   messageDesc(file_vigie_v1_supervision, 0);
+
+/**
+ * One window of a site, as the instance that processes the site publishes it for the others
+ * on the NATS subject `vigie.views.<site>.<window>` (window: today, 15m, 30m, 60m): the site
+ * view (with the contact ids a supervisor may act on), every team view (with its advisors)
+ * and every queue view, computed together. Not part of the gRPC API.
+ *
+ * @generated from message vigie.v1.PublishedWindow
+ */
+export type PublishedWindow = Message<"vigie.v1.PublishedWindow"> & {
+  /**
+   * @generated from field: vigie.v1.SiteView site = 1;
+   */
+  site?: SiteView | undefined;
+
+  /**
+   * @generated from field: repeated vigie.v1.TeamView teams = 2;
+   */
+  teams: TeamView[];
+
+  /**
+   * @generated from field: repeated vigie.v1.QueueView queues = 3;
+   */
+  queues: QueueView[];
+};
+
+/**
+ * Describes the message vigie.v1.PublishedWindow.
+ * Use `create(PublishedWindowSchema)` to create a new message.
+ */
+export const PublishedWindowSchema: GenMessage<PublishedWindow> = /*@__PURE__*/
+  messageDesc(file_vigie_v1_supervision, 1);
 
 /**
  * How a queue's contacts flowed through it, counted when they left the queue.
@@ -233,7 +274,7 @@ export type FlowIndicators = Message<"vigie.v1.FlowIndicators"> & {
  * Use `create(FlowIndicatorsSchema)` to create a new message.
  */
 export const FlowIndicatorsSchema: GenMessage<FlowIndicators> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 1);
+  messageDesc(file_vigie_v1_supervision, 2);
 
 /**
  * How contacts were handled, counted when the advisor's after-contact work ended.
@@ -296,7 +337,7 @@ export type HandleIndicators = Message<"vigie.v1.HandleIndicators"> & {
  * Use `create(HandleIndicatorsSchema)` to create a new message.
  */
 export const HandleIndicatorsSchema: GenMessage<HandleIndicators> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 2);
+  messageDesc(file_vigie_v1_supervision, 3);
 
 /**
  * Advisors counted by live state.
@@ -359,7 +400,7 @@ export type AdvisorsByState = Message<"vigie.v1.AdvisorsByState"> & {
  * Use `create(AdvisorsByStateSchema)` to create a new message.
  */
 export const AdvisorsByStateSchema: GenMessage<AdvisorsByState> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 3);
+  messageDesc(file_vigie_v1_supervision, 4);
 
 /**
  * What waits right now.
@@ -387,7 +428,7 @@ export type LiveQueue = Message<"vigie.v1.LiveQueue"> & {
  * Use `create(LiveQueueSchema)` to create a new message.
  */
 export const LiveQueueSchema: GenMessage<LiveQueue> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 4);
+  messageDesc(file_vigie_v1_supervision, 5);
 
 /**
  * The indicators of a queue, or of one channel of a queue.
@@ -436,7 +477,7 @@ export type QueueIndicators = Message<"vigie.v1.QueueIndicators"> & {
  * Use `create(QueueIndicatorsSchema)` to create a new message.
  */
 export const QueueIndicatorsSchema: GenMessage<QueueIndicators> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 5);
+  messageDesc(file_vigie_v1_supervision, 6);
 
 /**
  * One channel of a queue.
@@ -464,7 +505,7 @@ export type ChannelIndicators = Message<"vigie.v1.ChannelIndicators"> & {
  * Use `create(ChannelIndicatorsSchema)` to create a new message.
  */
 export const ChannelIndicatorsSchema: GenMessage<ChannelIndicators> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 6);
+  messageDesc(file_vigie_v1_supervision, 7);
 
 /**
  * The contact that has waited longest in a queue: the one a supervisor may want to act on.
@@ -494,7 +535,7 @@ export type WaitingContact = Message<"vigie.v1.WaitingContact"> & {
  * Use `create(WaitingContactSchema)` to create a new message.
  */
 export const WaitingContactSchema: GenMessage<WaitingContact> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 7);
+  messageDesc(file_vigie_v1_supervision, 8);
 
 /**
  * A queue over a window.
@@ -602,7 +643,7 @@ export type QueueView = Message<"vigie.v1.QueueView"> & {
  * Use `create(QueueViewSchema)` to create a new message.
  */
 export const QueueViewSchema: GenMessage<QueueView> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 8);
+  messageDesc(file_vigie_v1_supervision, 9);
 
 /**
  * The service level of one 15-minute interval of the site-local day. A contact counts in the
@@ -668,7 +709,7 @@ export type IntervalServiceLevel = Message<"vigie.v1.IntervalServiceLevel"> & {
  * Use `create(IntervalServiceLevelSchema)` to create a new message.
  */
 export const IntervalServiceLevelSchema: GenMessage<IntervalServiceLevel> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 9);
+  messageDesc(file_vigie_v1_supervision, 10);
 
 /**
  * The live staffing gap of a queue or a team ("need 14, have 11"): the advisors Erlang C
@@ -784,7 +825,7 @@ export type StaffingGap = Message<"vigie.v1.StaffingGap"> & {
  * Use `create(StaffingGapSchema)` to create a new message.
  */
 export const StaffingGapSchema: GenMessage<StaffingGap> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 10);
+  messageDesc(file_vigie_v1_supervision, 11);
 
 /**
  * Pause time for one reason.
@@ -819,7 +860,7 @@ export type PauseTime = Message<"vigie.v1.PauseTime"> & {
  * Use `create(PauseTimeSchema)` to create a new message.
  */
 export const PauseTimeSchema: GenMessage<PauseTime> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 11);
+  messageDesc(file_vigie_v1_supervision, 12);
 
 /**
  * Time spent and contacts handled by advisors.
@@ -903,7 +944,7 @@ export type AdvisorIndicators = Message<"vigie.v1.AdvisorIndicators"> & {
  * Use `create(AdvisorIndicatorsSchema)` to create a new message.
  */
 export const AdvisorIndicatorsSchema: GenMessage<AdvisorIndicators> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 12);
+  messageDesc(file_vigie_v1_supervision, 13);
 
 /**
  * One advisor: live state and indicators over a window.
@@ -987,7 +1028,7 @@ export type Advisor = Message<"vigie.v1.Advisor"> & {
  * Use `create(AdvisorSchema)` to create a new message.
  */
 export const AdvisorSchema: GenMessage<Advisor> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 13);
+  messageDesc(file_vigie_v1_supervision, 14);
 
 /**
  * One advisor over a window.
@@ -1015,7 +1056,7 @@ export type AdvisorView = Message<"vigie.v1.AdvisorView"> & {
  * Use `create(AdvisorViewSchema)` to create a new message.
  */
 export const AdvisorViewSchema: GenMessage<AdvisorView> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 14);
+  messageDesc(file_vigie_v1_supervision, 15);
 
 /**
  * A team's (or the whole site's) indicators: contact flow through its queues, handling by its
@@ -1058,7 +1099,7 @@ export type GroupIndicators = Message<"vigie.v1.GroupIndicators"> & {
  * Use `create(GroupIndicatorsSchema)` to create a new message.
  */
 export const GroupIndicatorsSchema: GenMessage<GroupIndicators> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 15);
+  messageDesc(file_vigie_v1_supervision, 16);
 
 /**
  * A team over a window, with its advisor grid.
@@ -1124,7 +1165,7 @@ export type Team = Message<"vigie.v1.Team"> & {
  * Use `create(TeamSchema)` to create a new message.
  */
 export const TeamSchema: GenMessage<Team> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 16);
+  messageDesc(file_vigie_v1_supervision, 17);
 
 /**
  * A team over a window.
@@ -1166,7 +1207,7 @@ export type TeamView = Message<"vigie.v1.TeamView"> & {
  * Use `create(TeamViewSchema)` to create a new message.
  */
 export const TeamViewSchema: GenMessage<TeamView> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 17);
+  messageDesc(file_vigie_v1_supervision, 18);
 
 /**
  * The targets of one queue.
@@ -1208,7 +1249,7 @@ export type QueueTargets = Message<"vigie.v1.QueueTargets"> & {
  * Use `create(QueueTargetsSchema)` to create a new message.
  */
 export const QueueTargetsSchema: GenMessage<QueueTargets> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 18);
+  messageDesc(file_vigie_v1_supervision, 19);
 
 /**
  * A site over a window.
@@ -1264,7 +1305,7 @@ export type SiteView = Message<"vigie.v1.SiteView"> & {
  * Use `create(SiteViewSchema)` to create a new message.
  */
 export const SiteViewSchema: GenMessage<SiteView> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 19);
+  messageDesc(file_vigie_v1_supervision, 20);
 
 /**
  * @generated from message vigie.v1.ListSitesRequest
@@ -1277,7 +1318,7 @@ export type ListSitesRequest = Message<"vigie.v1.ListSitesRequest"> & {
  * Use `create(ListSitesRequestSchema)` to create a new message.
  */
 export const ListSitesRequestSchema: GenMessage<ListSitesRequest> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 20);
+  messageDesc(file_vigie_v1_supervision, 21);
 
 /**
  * A site the caller may read.
@@ -1319,7 +1360,7 @@ export type SiteSummary = Message<"vigie.v1.SiteSummary"> & {
  * Use `create(SiteSummarySchema)` to create a new message.
  */
 export const SiteSummarySchema: GenMessage<SiteSummary> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 21);
+  messageDesc(file_vigie_v1_supervision, 22);
 
 /**
  * @generated from message vigie.v1.ListSitesResponse
@@ -1338,7 +1379,7 @@ export type ListSitesResponse = Message<"vigie.v1.ListSitesResponse"> & {
  * Use `create(ListSitesResponseSchema)` to create a new message.
  */
 export const ListSitesResponseSchema: GenMessage<ListSitesResponse> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 22);
+  messageDesc(file_vigie_v1_supervision, 23);
 
 /**
  * @generated from message vigie.v1.ListTeamsRequest
@@ -1357,7 +1398,7 @@ export type ListTeamsRequest = Message<"vigie.v1.ListTeamsRequest"> & {
  * Use `create(ListTeamsRequestSchema)` to create a new message.
  */
 export const ListTeamsRequestSchema: GenMessage<ListTeamsRequest> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 23);
+  messageDesc(file_vigie_v1_supervision, 24);
 
 /**
  * A team the caller may read.
@@ -1399,7 +1440,7 @@ export type TeamSummary = Message<"vigie.v1.TeamSummary"> & {
  * Use `create(TeamSummarySchema)` to create a new message.
  */
 export const TeamSummarySchema: GenMessage<TeamSummary> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 24);
+  messageDesc(file_vigie_v1_supervision, 25);
 
 /**
  * @generated from message vigie.v1.ListTeamsResponse
@@ -1418,7 +1459,7 @@ export type ListTeamsResponse = Message<"vigie.v1.ListTeamsResponse"> & {
  * Use `create(ListTeamsResponseSchema)` to create a new message.
  */
 export const ListTeamsResponseSchema: GenMessage<ListTeamsResponse> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 25);
+  messageDesc(file_vigie_v1_supervision, 26);
 
 /**
  * @generated from message vigie.v1.ListQueuesRequest
@@ -1437,7 +1478,7 @@ export type ListQueuesRequest = Message<"vigie.v1.ListQueuesRequest"> & {
  * Use `create(ListQueuesRequestSchema)` to create a new message.
  */
 export const ListQueuesRequestSchema: GenMessage<ListQueuesRequest> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 26);
+  messageDesc(file_vigie_v1_supervision, 27);
 
 /**
  * @generated from message vigie.v1.ListQueuesResponse
@@ -1456,7 +1497,7 @@ export type ListQueuesResponse = Message<"vigie.v1.ListQueuesResponse"> & {
  * Use `create(ListQueuesResponseSchema)` to create a new message.
  */
 export const ListQueuesResponseSchema: GenMessage<ListQueuesResponse> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 27);
+  messageDesc(file_vigie_v1_supervision, 28);
 
 /**
  * @generated from message vigie.v1.ListAdvisorsRequest
@@ -1482,7 +1523,7 @@ export type ListAdvisorsRequest = Message<"vigie.v1.ListAdvisorsRequest"> & {
  * Use `create(ListAdvisorsRequestSchema)` to create a new message.
  */
 export const ListAdvisorsRequestSchema: GenMessage<ListAdvisorsRequest> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 28);
+  messageDesc(file_vigie_v1_supervision, 29);
 
 /**
  * An advisor the caller may read.
@@ -1531,7 +1572,7 @@ export type AdvisorSummary = Message<"vigie.v1.AdvisorSummary"> & {
  * Use `create(AdvisorSummarySchema)` to create a new message.
  */
 export const AdvisorSummarySchema: GenMessage<AdvisorSummary> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 29);
+  messageDesc(file_vigie_v1_supervision, 30);
 
 /**
  * @generated from message vigie.v1.ListAdvisorsResponse
@@ -1550,7 +1591,7 @@ export type ListAdvisorsResponse = Message<"vigie.v1.ListAdvisorsResponse"> & {
  * Use `create(ListAdvisorsResponseSchema)` to create a new message.
  */
 export const ListAdvisorsResponseSchema: GenMessage<ListAdvisorsResponse> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 30);
+  messageDesc(file_vigie_v1_supervision, 31);
 
 /**
  * @generated from message vigie.v1.GetSiteViewRequest
@@ -1576,7 +1617,7 @@ export type GetSiteViewRequest = Message<"vigie.v1.GetSiteViewRequest"> & {
  * Use `create(GetSiteViewRequestSchema)` to create a new message.
  */
 export const GetSiteViewRequestSchema: GenMessage<GetSiteViewRequest> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 31);
+  messageDesc(file_vigie_v1_supervision, 32);
 
 /**
  * @generated from message vigie.v1.GetTeamViewRequest
@@ -1609,7 +1650,7 @@ export type GetTeamViewRequest = Message<"vigie.v1.GetTeamViewRequest"> & {
  * Use `create(GetTeamViewRequestSchema)` to create a new message.
  */
 export const GetTeamViewRequestSchema: GenMessage<GetTeamViewRequest> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 32);
+  messageDesc(file_vigie_v1_supervision, 33);
 
 /**
  * @generated from message vigie.v1.GetQueueViewRequest
@@ -1642,7 +1683,7 @@ export type GetQueueViewRequest = Message<"vigie.v1.GetQueueViewRequest"> & {
  * Use `create(GetQueueViewRequestSchema)` to create a new message.
  */
 export const GetQueueViewRequestSchema: GenMessage<GetQueueViewRequest> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 33);
+  messageDesc(file_vigie_v1_supervision, 34);
 
 /**
  * @generated from message vigie.v1.GetAdvisorViewRequest
@@ -1675,7 +1716,7 @@ export type GetAdvisorViewRequest = Message<"vigie.v1.GetAdvisorViewRequest"> & 
  * Use `create(GetAdvisorViewRequestSchema)` to create a new message.
  */
 export const GetAdvisorViewRequestSchema: GenMessage<GetAdvisorViewRequest> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 34);
+  messageDesc(file_vigie_v1_supervision, 35);
 
 /**
  * @generated from message vigie.v1.WatchSiteRequest
@@ -1701,7 +1742,7 @@ export type WatchSiteRequest = Message<"vigie.v1.WatchSiteRequest"> & {
  * Use `create(WatchSiteRequestSchema)` to create a new message.
  */
 export const WatchSiteRequestSchema: GenMessage<WatchSiteRequest> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 35);
+  messageDesc(file_vigie_v1_supervision, 36);
 
 /**
  * @generated from message vigie.v1.WatchTeamRequest
@@ -1734,7 +1775,7 @@ export type WatchTeamRequest = Message<"vigie.v1.WatchTeamRequest"> & {
  * Use `create(WatchTeamRequestSchema)` to create a new message.
  */
 export const WatchTeamRequestSchema: GenMessage<WatchTeamRequest> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 36);
+  messageDesc(file_vigie_v1_supervision, 37);
 
 /**
  * @generated from message vigie.v1.WatchQueueRequest
@@ -1767,7 +1808,7 @@ export type WatchQueueRequest = Message<"vigie.v1.WatchQueueRequest"> & {
  * Use `create(WatchQueueRequestSchema)` to create a new message.
  */
 export const WatchQueueRequestSchema: GenMessage<WatchQueueRequest> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 37);
+  messageDesc(file_vigie_v1_supervision, 38);
 
 /**
  * One message of WatchSite.
@@ -1795,7 +1836,7 @@ export type SiteUpdate = Message<"vigie.v1.SiteUpdate"> & {
  * Use `create(SiteUpdateSchema)` to create a new message.
  */
 export const SiteUpdateSchema: GenMessage<SiteUpdate> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 38);
+  messageDesc(file_vigie_v1_supervision, 39);
 
 /**
  * One message of WatchTeam.
@@ -1823,7 +1864,7 @@ export type TeamUpdate = Message<"vigie.v1.TeamUpdate"> & {
  * Use `create(TeamUpdateSchema)` to create a new message.
  */
 export const TeamUpdateSchema: GenMessage<TeamUpdate> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 39);
+  messageDesc(file_vigie_v1_supervision, 40);
 
 /**
  * One message of WatchQueue.
@@ -1851,7 +1892,7 @@ export type QueueUpdate = Message<"vigie.v1.QueueUpdate"> & {
  * Use `create(QueueUpdateSchema)` to create a new message.
  */
 export const QueueUpdateSchema: GenMessage<QueueUpdate> = /*@__PURE__*/
-  messageDesc(file_vigie_v1_supervision, 40);
+  messageDesc(file_vigie_v1_supervision, 41);
 
 /**
  * The period indicators are computed over.
