@@ -348,7 +348,7 @@ async fn the_kv_bucket_keeps_changes_in_order_and_other_instances_follow_them() 
     let nats = NatsServer::start();
     let (client, context) = vigie_ingest::connect(&nats.nats_config()).await.unwrap();
     let store = Arc::new(
-        vigie::changes::NatsChangeStore::open(&context, "vigie-config")
+        vigie::changes::NatsChangeStore::open(&context, "vigie-config", 1)
             .await
             .unwrap(),
     );

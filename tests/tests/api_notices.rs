@@ -905,7 +905,7 @@ async fn the_kv_bucket_keeps_notices_under_their_own_key_across_a_restart() {
     let nats = NatsServer::start();
     let (client, context) = vigie_ingest::connect(&nats.nats_config()).await.unwrap();
     let store = Arc::new(
-        vigie::changes::NatsChangeStore::open(&context, "vigie-config")
+        vigie::changes::NatsChangeStore::open(&context, "vigie-config", 1)
             .await
             .unwrap(),
     );
@@ -940,7 +940,7 @@ async fn the_kv_bucket_keeps_notices_under_their_own_key_across_a_restart() {
     } = fixture;
     drop(served);
     let reopened = Arc::new(
-        vigie::changes::NatsChangeStore::open(&context, "vigie-config")
+        vigie::changes::NatsChangeStore::open(&context, "vigie-config", 1)
             .await
             .unwrap(),
     );

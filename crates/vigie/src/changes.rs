@@ -70,8 +70,12 @@ fn key(site: &str) -> String {
 }
 
 impl NatsChangeStore {
-    /// Opens the bucket, creating it when missing.
-    pub async fn open(context: &jetstream::Context, bucket: &str) -> anyhow::Result<Self> {
+    /// Opens the bucket, creating it when missing with `replicas` (as the event stream's).
+    pub async fn open(
+        context: &jetstream::Context,
+        bucket: &str,
+        replicas: usize,
+    ) -> anyhow::Result<Self> {
         if context.get_stream(format!("KV_{bucket}")).await.is_err() {
             // The bucket's stream, made as the KV API makes it, directly: async-nats's own
             // bucket creation first reads account details that NATS 2.9 does not send.
@@ -89,7 +93,7 @@ impl NatsChangeStore {
                     deny_delete: true,
                     allow_direct: true,
                     discard: jetstream::stream::DiscardPolicy::New,
-                    num_replicas: 1,
+                    num_replicas: replicas,
                     ..jetstream::stream::Config::default()
                 },
             )

@@ -178,7 +178,9 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
     let file_sites = config.sites.clone();
     let (changes, kv_changes): (Arc<dyn ChangeStore>, Option<Arc<NatsChangeStore>>) = match &nats {
         Some(context) => {
-            let store = Arc::new(NatsChangeStore::open(context, &config.admin.bucket).await?);
+            let replicas = config.nats.as_ref().map_or(1, |nats| nats.stream.replicas);
+            let store =
+                Arc::new(NatsChangeStore::open(context, &config.admin.bucket, replicas).await?);
             (store.clone(), Some(store))
         }
         None => {

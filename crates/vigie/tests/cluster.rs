@@ -318,3 +318,84 @@ async fn three_instances_share_six_sites_and_a_killed_owner_is_replaced_without_
     let _ = wallboard.kill();
     let _ = wallboard.wait();
 }
+
+/// A JSON count: proto3's JSON writes 64-bit integers as strings.
+fn count(value: &Value) -> u64 {
+    match value {
+        Value::String(text) => text.parse().unwrap(),
+        Value::Null => 0,
+        other => other.as_u64().unwrap(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_node_killed_and_restarted_mid_feed_loses_nothing_and_counts_nothing_twice() {
+    let mut cluster = NatsCluster::start(3);
+    let (_client, context) = cluster.connect_with_stream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (sites, events) = days();
+    let nats = cluster.nats_config();
+    let instances: Vec<Served> = ["v1", "v2"]
+        .iter()
+        .map(|name| {
+            let config = VigieConfig {
+                sites: sites.clone(),
+                nats: Some(nats.clone()),
+                cluster: Some(ClusterConfig {
+                    instance: Some((*name).to_owned()),
+                    lease_ttl: HumanDuration::secs(3),
+                    ..ClusterConfig::default()
+                }),
+                ..VigieConfig::default()
+            };
+            serve(dir.path(), &write_config(dir.path(), name, &config))
+        })
+        .collect();
+    tokio::task::block_in_place(|| {
+        eventually("every site owned", || {
+            let named: Vec<(&str, &Served)> = vec![("v1", &instances[0]), ("v2", &instances[1])];
+            owners(&named).iter().all(Option::is_some).then_some(())
+        })
+    });
+
+    // A third of the day; a node dies; another third; it comes back; the rest.
+    let publisher = PublisherConfig::new(&nats.stream);
+    let third = events.len() / 3;
+    publish_events(&context, publisher.clone(), &events[..third], WAIT).await;
+    cluster.nodes[1].kill();
+    publish_events(&context, publisher.clone(), &events[third..2 * third], WAIT).await;
+    cluster.nodes[1].restart();
+    publish_events(&context, publisher, &events[2 * third..], WAIT).await;
+
+    // What the whole day gives, computed here; every instance shows it for every site.
+    let mut processor = vigie_core::Processor::new(sites.clone(), Default::default());
+    for event in &events {
+        processor.apply(event);
+    }
+    for site in SITES {
+        let expected = processor
+            .site(site)
+            .unwrap()
+            .site_view(vigie_core::Window::Today);
+        let flow = &expected.totals.flow;
+        let wanted = [flow.offered, flow.answered, flow.abandoned, flow.dequeued];
+        assert!(flow.offered > 0 && flow.answered > 0, "{wanted:?}");
+        for served in &instances {
+            tokio::task::block_in_place(|| {
+                let last = std::cell::RefCell::new(None);
+                eventually_or(
+                    &format!("site {site} counted exactly"),
+                    || format!("{:?} instead of {wanted:?}", last.borrow()),
+                    || {
+                        let (view, complete) = site_view(served, dir.path(), site, "today");
+                        let flow = &view["totals"]["flow"];
+                        let counted = ["offered", "answered", "abandoned", "dequeued"]
+                            .map(|field| count(&flow[field]));
+                        *last.borrow_mut() = Some((counted, complete));
+                        (complete && counted == wanted).then_some(())
+                    },
+                )
+            });
+        }
+    }
+}
