@@ -75,17 +75,26 @@ pub fn site<'a>(
     principal: &Principal,
     site: &str,
 ) -> Result<&'a SiteProcessor, Status> {
-    if !principal.may_list_site(site) {
-        return Err(permission_denied());
-    }
-    let processor = state
-        .processor
-        .site(site)
-        .ok_or_else(|| Status::not_found(format!("no site {site:?}")))?;
+    let processor = in_scope(state, principal, site)?;
     match state.feed(site).elsewhere {
         None => Ok(processor),
         Some(owner) => Err(Status::unavailable(elsewhere(site, &owner))),
     }
+}
+
+/// The site's processor, if the caller's scope touches the site (existing or not).
+fn in_scope<'a>(
+    state: &'a EngineState,
+    principal: &Principal,
+    site: &str,
+) -> Result<&'a SiteProcessor, Status> {
+    if !principal.may_list_site(site) {
+        return Err(permission_denied());
+    }
+    state
+        .processor
+        .site(site)
+        .ok_or_else(|| Status::not_found(format!("no site {site:?}")))
 }
 
 /// Where a site is processed, for callers of what only its owner holds.
@@ -123,13 +132,7 @@ pub fn source<'a>(
     site_id: &str,
     window: Window,
 ) -> Result<Source<'a>, Status> {
-    if !principal.may_list_site(site_id) {
-        return Err(permission_denied());
-    }
-    let processor = state
-        .processor
-        .site(site_id)
-        .ok_or_else(|| Status::not_found(format!("no site {site_id:?}")))?;
+    let processor = in_scope(state, principal, site_id)?;
     let Some(owner) = state.feed(site_id).elsewhere else {
         return Ok(Source::Local(processor));
     };

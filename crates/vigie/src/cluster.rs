@@ -14,7 +14,7 @@
 //! round to one holding less. Who takes what is decided by [`plan`], a pure function of what
 //! the bucket says.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -464,11 +464,6 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// This instance's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     fn record(&self) -> bytes::Bytes {
         let record = Record {
             instance: self.name.clone(),
@@ -709,11 +704,6 @@ impl Cluster {
         self.elsewhere.insert(site.to_owned(), owner.to_owned());
         // The engine stops only after the cluster: a failure here is the shutdown.
         let _ = self.engine.set_feed(site, SiteFeed::elsewhere(owner)).await;
-    }
-
-    /// The sites held now.
-    pub fn held(&self) -> BTreeSet<String> {
-        self.held.keys().cloned().collect()
     }
 }
 

@@ -23,6 +23,10 @@ const WAIT: Duration = Duration::from_secs(60);
 const SITES: [&str; 6] = ["s1", "s2", "s3", "s4", "s5", "s6"];
 const INSTANCES: [&str; 3] = ["v1", "v2", "v3"];
 
+/// The tests of this file run one at a time: each starts a NATS cluster and several
+/// instances, too much at once for a small machine.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Small simulated days of six sites, tomorrow (every event is later than the clock, so that
 /// views are taken at the newest event whatever the instance), merged in time order.
 fn days() -> (Vec<SiteConfig>, Vec<Event>) {
@@ -148,6 +152,7 @@ fn differences(path: &str, expected: &Value, actual: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_share_six_sites_and_a_killed_owner_is_replaced_without_loss() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let cluster = NatsCluster::start(3);
     let (_client, context) = cluster.connect_with_stream().await;
     let dir = tempfile::tempdir().unwrap();
@@ -330,6 +335,7 @@ fn count(value: &Value) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_node_killed_and_restarted_mid_feed_loses_nothing_and_counts_nothing_twice() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let mut cluster = NatsCluster::start(3);
     let (_client, context) = cluster.connect_with_stream().await;
     let dir = tempfile::tempdir().unwrap();

@@ -92,7 +92,7 @@ mod tests {
                 seq: 42,
                 complete: false,
                 incomplete_reason: "replaying".to_owned(),
-                instance: String::new(),
+                instance: "vigie-1".to_owned(),
             }),
             team: Some(pb::Team {
                 team: "t1".to_owned(),
@@ -130,6 +130,7 @@ mod tests {
                 "seq": "42",
                 "complete": false,
                 "incompleteReason": "replaying",
+                "instance": "vigie-1",
             })
         );
         let flow = &value["team"]["indicators"]["flow"];
