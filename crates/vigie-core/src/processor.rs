@@ -1290,8 +1290,12 @@ impl Processor {
     /// and starts it afresh with its current configuration, before its day is rebuilt from
     /// the stream (an instance taking a site over). Other sites are untouched.
     pub fn restart_site(&mut self, id: &str) {
-        self.sites.remove(id);
-        self.site_mut(id);
+        // The site's clock goes on: views of the fresh site are dated now, not at the epoch.
+        let now = self.sites.remove(id).map(|site| site.now());
+        let site = self.site_mut(id);
+        if let Some(now) = now {
+            site.advance_to(now);
+        }
     }
 
     /// Captures the final totals at every interval boundary of every site, those seen later
@@ -1494,9 +1498,11 @@ mod tests {
         processor.apply(&other);
         processor.apply(&queued("1", "10:00:00", "c1"));
         processor.apply(&abandoned("2", "10:00:30", "c1"));
+        let now = processor.site("s").unwrap().now();
         processor.restart_site("s");
         let site = processor.site("s").unwrap();
         assert_eq!(site.stats().applied, 0);
+        assert_eq!(site.now(), now, "the clock goes on");
         assert_eq!(site.site().name.as_deref(), Some("Paris"));
         assert_eq!(processor.site("lyon").unwrap().stats().applied, 1);
         // The same events count again: the dedupe memory went with the rest.

@@ -69,6 +69,23 @@ fn key(site: &str) -> String {
     format!("site.{site}")
 }
 
+/// Waits until a bucket answers reads. A bucket just created on a clustered JetStream may
+/// leave reads unanswered for a few seconds, while its replicas start: tried for about a minute.
+pub async fn until_readable(kv: &async_nats::jetstream::kv::Store) -> anyhow::Result<()> {
+    let mut attempt = 1;
+    loop {
+        match kv.get("vigie-probe").await {
+            Ok(_) => return Ok(()),
+            Err(error) if attempt < 12 => {
+                tracing::warn!(bucket = %kv.name, %error, attempt, "the bucket does not answer yet; trying again");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                attempt += 1;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
 impl NatsChangeStore {
     /// Opens the bucket, creating it when missing with `replicas` (as the event stream's).
     pub async fn open(
@@ -104,6 +121,9 @@ impl NatsChangeStore {
             .get_key_value(bucket)
             .await
             .with_context(|| format!("cannot open the KV bucket {bucket:?} (admin.bucket)"))?;
+        until_readable(&kv)
+            .await
+            .with_context(|| format!("cannot read the KV bucket {bucket:?} (admin.bucket)"))?;
         Ok(NatsChangeStore { kv })
     }
 

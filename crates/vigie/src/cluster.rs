@@ -374,10 +374,14 @@ async fn open_bucket(
                 })?;
         }
     }
-    context
+    let kv = context
         .get_key_value(bucket)
         .await
-        .with_context(|| format!("cannot open the KV bucket {bucket:?} (cluster.bucket)"))
+        .with_context(|| format!("cannot open the KV bucket {bucket:?} (cluster.bucket)"))?;
+    crate::changes::until_readable(&kv)
+        .await
+        .with_context(|| format!("cannot read the KV bucket {bucket:?} (cluster.bucket)"))?;
+    Ok(kv)
 }
 
 /// A site this instance processes.

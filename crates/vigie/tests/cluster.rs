@@ -12,9 +12,9 @@ use vigie::cluster::ClusterConfig;
 use vigie::config::VigieConfig;
 use vigie_core::config::HumanDuration;
 use vigie_core::{Event, SiteConfig};
-use vigie_ingest::publish::PublisherConfig;
+use vigie_ingest::publish::{PublishOutcome, PublisherConfig};
 use vigie_sim::{SimConfig, Simulation};
-use vigie_tests::cli::{Served, eventually, eventually_or, http_get, metric};
+use vigie_tests::cli::{Served, eventually, eventually_or, http_get, metric, text};
 use vigie_tests::cluster::NatsCluster;
 use vigie_tests::nats::publish_events;
 
@@ -341,7 +341,7 @@ async fn a_nats_node_killed_and_restarted_mid_feed_loses_nothing_and_counts_noth
     let dir = tempfile::tempdir().unwrap();
     let (sites, events) = days();
     let nats = cluster.nats_config();
-    let instances: Vec<Served> = ["v1", "v2"]
+    let mut instances: Vec<Served> = ["v1", "v2"]
         .iter()
         .map(|name| {
             let config = VigieConfig {
@@ -364,14 +364,44 @@ async fn a_nats_node_killed_and_restarted_mid_feed_loses_nothing_and_counts_noth
         })
     });
 
-    // A third of the day; a node dies; another third; it comes back; the rest.
+    // A third of the day; a node dies; another third; it comes back; the rest. What the
+    // cluster could not store is sent again before going on, as a connector does (sent later,
+    // events would be refused as too late).
     let publisher = PublisherConfig::new(&nats.stream);
     let third = events.len() / 3;
-    publish_events(&context, publisher.clone(), &events[..third], WAIT).await;
+    let publish_all = |events: &[Event]| {
+        let (context, publisher, events) = (context.clone(), publisher.clone(), events.to_vec());
+        async move {
+            for chunk in events.chunks(20) {
+                let mut left = chunk.to_vec();
+                for _ in 0..10 {
+                    let reports = publish_events(&context, publisher.clone(), &left, WAIT).await;
+                    left = reports
+                        .iter()
+                        .filter(|report| matches!(report.outcome, PublishOutcome::Failed(_)))
+                        .map(|report| left[report.index as usize].clone())
+                        .collect();
+                    if left.is_empty() {
+                        break;
+                    }
+                }
+                assert!(left.is_empty(), "{} events could not be stored", left.len());
+            }
+        }
+    };
+    publish_all(&events[..third]).await;
     cluster.nodes[1].kill();
-    publish_events(&context, publisher.clone(), &events[third..2 * third], WAIT).await;
+    publish_all(&events[third..2 * third]).await;
     cluster.nodes[1].restart();
-    publish_events(&context, publisher, &events[2 * third..], WAIT).await;
+    publish_all(&events[2 * third..]).await;
+
+    for served in &mut instances {
+        assert!(
+            served.is_running(),
+            "an instance stopped:\n{}",
+            served.log()
+        );
+    }
 
     // What the whole day gives, computed here; every instance shows it for every site.
     let mut processor = vigie_core::Processor::new(sites.clone(), Default::default());
@@ -383,6 +413,12 @@ async fn a_nats_node_killed_and_restarted_mid_feed_loses_nothing_and_counts_noth
             .site(site)
             .unwrap()
             .site_view(vigie_core::Window::Today);
+        let logs = || {
+            instances
+                .iter()
+                .map(|served| format!("--- instance\n{}", served.log()))
+                .collect::<String>()
+        };
         let flow = &expected.totals.flow;
         let wanted = [flow.offered, flow.answered, flow.abandoned, flow.dequeued];
         assert!(flow.offered > 0 && flow.answered > 0, "{wanted:?}");
@@ -391,13 +427,20 @@ async fn a_nats_node_killed_and_restarted_mid_feed_loses_nothing_and_counts_noth
                 let last = std::cell::RefCell::new(None);
                 eventually_or(
                     &format!("site {site} counted exactly"),
-                    || format!("{:?} instead of {wanted:?}", last.borrow()),
+                    || format!("{:?} instead of {wanted:?}\n{}", last.borrow(), logs()),
                     || {
-                        let (view, complete) = site_view(served, dir.path(), site, "today");
+                        let output =
+                            served.vigie(&["site", "--site", site, "--format", "json"], dir.path());
+                        if !output.status.success() {
+                            *last.borrow_mut() = Some(Err(text(&output.stderr)));
+                            return None;
+                        }
+                        let view: Value = serde_json::from_slice(&output.stdout).unwrap();
+                        let complete = view["header"]["complete"].as_bool() == Some(true);
                         let flow = &view["totals"]["flow"];
                         let counted = ["offered", "answered", "abandoned", "dequeued"]
                             .map(|field| count(&flow[field]));
-                        *last.borrow_mut() = Some((counted, complete));
+                        *last.borrow_mut() = Some(Ok((counted, complete)));
                         (complete && counted == wanted).then_some(())
                     },
                 )
