@@ -255,13 +255,10 @@ async fn three_instances_share_six_sites_and_a_killed_owner_is_replaced_without_
             orphans.then(|| (killed_at.elapsed(), owners[0].unwrap()))
         })
     });
+    // Measured for BENCHMARKS.md ("Failover between instances"); no timing is asserted.
     println!("sites of the killed instance taken over in {taken_over:?}");
-    assert!(
-        taken_over < Duration::from_secs(10),
-        "taking over took {taken_over:?} (target: under 10 s with a 3 s lease)"
-    );
 
-    // The rest of the day; then every site, on its owner, equals the reference once the
+    // The rest of the day; then every site, on every instance, equals the reference once the
     // reference has read everything.
     publish_events(&context, publisher, &events[half..], WAIT).await;
     let total = events.len() as f64;
