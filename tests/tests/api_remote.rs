@@ -13,11 +13,34 @@ fn wire(window: Window) -> i32 {
     vigie_api::convert::window_to_wire(window).into()
 }
 
+/// A rule that fires on every queue of a simulated day: a service level below 100%.
+fn rules(site: &str) -> Vec<vigie_alerts::RuleConfig> {
+    #[derive(serde::Deserialize)]
+    struct File {
+        alert_rule: Vec<vigie_alerts::RuleConfig>,
+    }
+    let file: File = toml::from_str(&format!(
+        r#"
+        [[alert_rule]]
+        site = "{site}"
+        id = "sl"
+        name = "Service level below 100%"
+        scope = "every_queue"
+        metric = "service_level"
+        window = "today"
+        comparator = "below"
+        warning = "100%"
+        "#
+    ))
+    .unwrap();
+    file.alert_rule
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_site_processed_elsewhere_is_served_as_its_owner_serves_it() {
     let (site, events) = day(21, 24);
     let now = events.last().unwrap().time;
-    let owner = Served::start(&site, now, ApiConfig::default()).await;
+    let owner = Served::start_with_rules(&site, now, ApiConfig::default(), rules(&site.id)).await;
     owner.feed(&events).await;
     let other = Served::start(&site, now, ApiConfig::default()).await;
     other
@@ -35,6 +58,82 @@ async fn a_site_processed_elsewhere_is_served_as_its_owner_serves_it() {
     for (window, payload) in &windows {
         other.remote.receive(&site.id, *window, payload).unwrap();
     }
+    // The owner's alerts fire, and are published with the views.
+    let mut owner_alerts = vigie_proto::v1::alerts_client::AlertsClient::new(owner.channel().await);
+    let mut other_alerts = vigie_proto::v1::alerts_client::AlertsClient::new(other.channel().await);
+    let list = pb::ListAlertsRequest {
+        site: site.id.clone(),
+        active_only: false,
+    };
+    let fired = tokio::time::timeout(WAIT, async {
+        loop {
+            let listed = owner_alerts
+                .list_alerts(list.clone())
+                .await
+                .unwrap()
+                .into_inner();
+            if !listed.alerts.is_empty() {
+                return listed;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap();
+    let unavailable = other_alerts.list_alerts(list.clone()).await.unwrap_err();
+    assert_eq!(
+        unavailable.code(),
+        tonic::Code::Unavailable,
+        "{unavailable:?}"
+    );
+    let id = site.id.clone();
+    let alerts = owner
+        .handle
+        .query(move |state| vigie_api::published_alerts(state, &id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(alerts.alerts, fired.alerts);
+    other
+        .remote
+        .receive_alerts(&site.id, &prost::Message::encode_to_vec(&alerts))
+        .unwrap();
+    assert_eq!(
+        other_alerts
+            .list_alerts(list.clone())
+            .await
+            .unwrap()
+            .into_inner(),
+        fired
+    );
+    let mut watching = other_alerts
+        .watch_alerts(pb::WatchAlertsRequest {
+            site: site.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let snapshot = watching.message().await.unwrap().unwrap();
+    assert_eq!(snapshot.alerts, fired.alerts);
+    // The owner publishes a change (here: an acknowledgement): the watchers here get the new
+    // list.
+    let mut changed = alerts.clone();
+    changed.alerts[0].acknowledged = Some(pb::AlertAcknowledgement {
+        by: "camille".into(),
+        at: None,
+    });
+    other
+        .remote
+        .receive_alerts(&site.id, &prost::Message::encode_to_vec(&changed))
+        .unwrap();
+    let resync = tokio::time::timeout(WAIT, watching.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(resync.kind, pb::UpdateKind::Resync as i32);
+    assert_eq!(resync.alerts, changed.alerts);
+
     let (mut from_owner, mut from_other) = (owner.client().await, other.client().await);
     let site_id = site.id.clone();
 

@@ -28,7 +28,7 @@ use vigie_alerts::{
     Metric, RuleConfig, Scope, Severity, TargetKind, Threshold, Transition, TransitionKind, Unit,
 };
 use vigie_core::config::{ConfigErrors, HumanDuration};
-use vigie_core::{SiteProcessor, Timestamp};
+use vigie_core::{SiteProcessor, Timestamp, Window};
 use vigie_engine::{AlertUpdate, EngineHandle, EngineState, EngineStopped};
 use vigie_proto::v1 as pb;
 use vigie_proto::v1::alerts_server::Alerts;
@@ -38,6 +38,7 @@ use crate::auth::{Authenticator, Principal, Role, permission_denied};
 use crate::convert;
 use crate::metrics::ApiMetrics;
 use crate::read;
+use crate::remote::RemoteViews;
 
 /// Longest silence, in seconds.
 const MAX_SILENCE_SECONDS: f64 = 86_400.0;
@@ -55,6 +56,8 @@ pub struct AlertsService {
     streams: Arc<Semaphore>,
     metrics: ApiMetrics,
     shutdown: CancellationToken,
+    /// The alerts of the sites other instances process, as they publish them.
+    remote: Arc<RemoteViews>,
 }
 
 /// The stream of a `WatchAlerts` call.
@@ -80,7 +83,14 @@ impl AlertsService {
             streams: Arc::new(Semaphore::new(max_streams)),
             metrics,
             shutdown,
+            remote: RemoteViews::new(std::time::Duration::from_secs(5)),
         }
+    }
+
+    /// Serves the alerts of the sites other instances process from what they publish.
+    pub fn with_remote(mut self, remote: Arc<RemoteViews>) -> AlertsService {
+        self.remote = remote;
+        self
     }
 
     fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
@@ -230,16 +240,19 @@ impl AlertsService {
         // Subscribed before the snapshot is read: no change falls between the two (a change
         // already in the snapshot may come again, with the same alert).
         let updates = self.engine.subscribe_alerts();
-        let (who, id) = (principal.clone(), site.clone());
+        let remote_updates = self.remote.subscribe_alerts();
+        let (who, id, remote) = (principal.clone(), site.clone(), self.remote.clone());
         let snapshot = self
-            .query(move |state| list(state, &who, &id, false))
+            .query(move |state| list(state, &remote, &who, &id, false))
             .await?;
         self.metrics.streams.inc();
         let watch = Watch {
             engine: self.engine.clone(),
+            remote: self.remote.clone(),
             principal,
             site,
             updates,
+            remote_updates,
             snapshot: Some(snapshot),
             ended: false,
             shutdown: self.shutdown.clone(),
@@ -322,7 +335,23 @@ pub fn may_read(
     kind: TargetKind,
     target: &str,
 ) -> bool {
-    let site_id = &site.site().id;
+    may_read_in(
+        principal,
+        &site.site().id,
+        &read::Source::Local(site),
+        kind,
+        target,
+    )
+}
+
+/// [`may_read`] for a site processed here or by another instance.
+fn may_read_in(
+    principal: &Principal,
+    site_id: &str,
+    site: &read::Source,
+    kind: TargetKind,
+    target: &str,
+) -> bool {
     match kind {
         TargetKind::Site => principal.may_read_site(site_id),
         TargetKind::Queue => principal.may_read_queue(site_id, target, &site.teams_serving(target)),
@@ -337,38 +366,70 @@ fn as_of(site: &SiteProcessor) -> Option<prost_types::Timestamp> {
     Some(convert::timestamp(site.now()))
 }
 
-/// The alerts of the site's day in the caller's scope (checked: the site is in the caller's
-/// scope and exists).
-fn list(
-    state: &EngineState,
-    principal: &Principal,
-    site_id: &str,
-    active_only: bool,
-) -> Result<pb::ListAlertsResponse, Status> {
-    let site = read::site(state, principal, site_id)?;
+/// Every alert of the day of a site processed here, in wire form, with the engine's clock for
+/// the site: what the instance processing a site publishes for the others. `None` when the
+/// site is not processed here.
+pub fn published_alerts(state: &EngineState, site_id: &str) -> Option<pb::ListAlertsResponse> {
+    let site = state.processor.site(site_id)?;
+    if !state.feed(site_id).processed_here() {
+        return None;
+    }
+    Some(pb::ListAlertsResponse {
+        alerts: all_alerts(state, site_id),
+        as_of: as_of(site),
+    })
+}
+
+/// Every alert of the site's day, in wire form.
+fn all_alerts(state: &EngineState, site_id: &str) -> Vec<pb::Alert> {
     let Some(engine) = state.alerts.get(site_id) else {
-        return Ok(pb::ListAlertsResponse {
-            alerts: Vec::new(),
-            as_of: as_of(site),
-        });
+        return Vec::new();
     };
     let reasons = reasons(engine);
-    let alerts = engine
+    engine
         .alerts()
         .into_iter()
-        .filter(|alert| {
-            !active_only || matches!(alert.state, AlertState::Pending | AlertState::Firing)
-        })
-        .filter(|alert| may_read(principal, site, alert.target.kind, &alert.target.id))
         .map(|alert| {
             let reason = reasons.get(alert.rule.as_str()).cloned().flatten();
             alert_to_wire(&alert, reason)
         })
+        .collect()
+}
+
+/// The alerts of the site's day in the caller's scope (checked: the site is in the caller's
+/// scope and exists), computed here or as the instance processing the site published them.
+fn list(
+    state: &EngineState,
+    remote: &RemoteViews,
+    principal: &Principal,
+    site_id: &str,
+    active_only: bool,
+) -> Result<pb::ListAlertsResponse, Status> {
+    let site = read::source(state, remote, principal, site_id, Window::Today)?;
+    let (alerts, as_of) = match &site {
+        read::Source::Local(processor) => (all_alerts(state, site_id), as_of(processor)),
+        read::Source::Remote { .. } => {
+            let published = remote.alerts(site_id).ok_or_else(|| {
+                Status::unavailable(format!(
+                    "the alerts of site {site_id:?} have not reached this instance yet"
+                ))
+            })?;
+            (published.alerts, published.as_of)
+        }
+    };
+    let active = [
+        pb::AlertState::Pending as i32,
+        pb::AlertState::Firing as i32,
+    ];
+    let alerts = alerts
+        .into_iter()
+        .filter(|alert| !active_only || active.contains(&alert.state))
+        .filter(|alert| {
+            target_of(&alert.id)
+                .is_some_and(|(kind, target)| may_read_in(principal, site_id, &site, kind, target))
+        })
         .collect();
-    Ok(pb::ListAlertsResponse {
-        alerts,
-        as_of: as_of(site),
-    })
+    Ok(pb::ListAlertsResponse { alerts, as_of })
 }
 
 /// The changes of alerts in the caller's scope, each with the alert as it stands.
@@ -784,9 +845,12 @@ pub fn rule_from_wire(site: &str, rule: Option<pb::AlertRule>) -> Result<RuleCon
 /// A `WatchAlerts` stream between two messages.
 struct Watch {
     engine: EngineHandle,
+    remote: Arc<RemoteViews>,
     principal: Principal,
     site: String,
     updates: broadcast::Receiver<AlertUpdate>,
+    /// Sites whose alerts, published by the instance processing them, changed.
+    remote_updates: broadcast::Receiver<Arc<str>>,
     /// The first message, read when the stream opened.
     snapshot: Option<pb::ListAlertsResponse>,
     ended: bool,
@@ -821,7 +885,9 @@ impl Watch {
             let message = match received {
                 Received::Closed => break,
                 Received::Behind => {
-                    let read = move |state: &EngineState| list(state, &principal, &site, false);
+                    let remote = self.remote.clone();
+                    let read =
+                        move |state: &EngineState| list(state, &remote, &principal, &site, false);
                     match self.engine.query(read).await {
                         Err(EngineStopped) => break,
                         Ok(Err(status)) => Err(status),
@@ -865,7 +931,17 @@ impl Watch {
         let mut taken = Vec::new();
         loop {
             let update = if taken.is_empty() {
-                self.updates.recv().await
+                tokio::select! {
+                    update = self.updates.recv() => update,
+                    site = self.remote_updates.recv() => match site {
+                        // Another instance processes the site and published its alerts anew:
+                        // the list replaces what the client holds.
+                        Ok(site) if *site == *self.site => return Received::Behind,
+                        Ok(_) => continue,
+                        Err(RecvError::Lagged(_)) => return Received::Behind,
+                        Err(RecvError::Closed) => return Received::Closed,
+                    },
+                }
             } else {
                 match self.updates.try_recv() {
                     Ok(update) => Ok(update),
@@ -933,7 +1009,8 @@ impl Alerts for AlertsService {
             let principal = self.principal(&request)?;
             let pb::ListAlertsRequest { site, active_only } = request.into_inner();
             required("site", &site)?;
-            self.query(move |state| list(state, &principal, &site, active_only))
+            let remote = self.remote.clone();
+            self.query(move |state| list(state, &remote, &principal, &site, active_only))
                 .await
         }
         .await;

@@ -25,6 +25,7 @@ pub mod shared_frames;
 pub mod staffing;
 
 pub use admin::{ChangeStore, FileChangeStore, StoreError, replay_changes};
+pub use alerts::published_alerts;
 pub use auth::{AuthConfig, Authenticator, Principal, Role};
 pub use history::HistoryService;
 pub use metrics::ApiMetrics;

@@ -78,7 +78,10 @@ pub fn site<'a>(
     let processor = in_scope(state, principal, site)?;
     match state.feed(site).elsewhere {
         None => Ok(processor),
-        Some(owner) => Err(Status::unavailable(elsewhere(site, &owner))),
+        Some(owner) => Err(Status::unavailable(format!(
+            "{}: this call is answered by that instance only",
+            elsewhere(site, &owner)
+        ))),
     }
 }
 
@@ -100,11 +103,9 @@ fn in_scope<'a>(
 /// Where a site is processed, for callers of what only its owner holds.
 fn elsewhere(site: &str, owner: &str) -> String {
     if owner.is_empty() {
-        format!("no instance processes site {site:?} at the moment: try again shortly")
+        format!("no instance processes site {site:?} at the moment (try again shortly)")
     } else {
-        format!(
-            "site {site:?} is processed by instance {owner}: this call is answered by that instance only"
-        )
+        format!("site {site:?} is processed by instance {owner}")
     }
 }
 
@@ -160,14 +161,16 @@ impl Source<'_> {
         }
     }
 
-    fn teams_serving(&self, queue: &str) -> Vec<&str> {
+    /// The teams whose campaign includes `queue`.
+    pub fn teams_serving(&self, queue: &str) -> Vec<&str> {
         match self {
             Source::Local(site) => site.teams_serving(queue),
             Source::Remote { window, .. } => window.teams_serving(queue),
         }
     }
 
-    fn advisor_team(&self, advisor: &str) -> Option<&str> {
+    /// The team of an advisor.
+    pub fn advisor_team(&self, advisor: &str) -> Option<&str> {
         match self {
             Source::Local(site) => site.advisor_team(advisor),
             Source::Remote { window, .. } => window.advisor_team(advisor),

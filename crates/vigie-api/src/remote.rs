@@ -3,7 +3,8 @@
 //! With several instances, each site is processed by one of them; the others answer its
 //! `Get*`, `List*` and `Watch*` calls from the views that instance publishes on NATS (the
 //! binary carries them: [`published_windows`] on the owner's side, [`RemoteViews::receive`] on
-//! the others'). A published window holds the site view, every team view and every queue view
+//! the others'), and the site's alerts likewise ([`crate::alerts::published_alerts`],
+//! [`RemoteViews::receive_alerts`]). A published window holds the site view, every team view and every queue view
 //! of one window, computed together, so that what an instance serves from it is one state of
 //! the site, exactly as its owner would have served it.
 
@@ -32,6 +33,8 @@ struct Published {
 pub struct RemoteViews {
     sites: RwLock<HashMap<(String, Window), Arc<Published>>>,
     updates: broadcast::Sender<Update>,
+    alerts: RwLock<HashMap<String, pb::ListAlertsResponse>>,
+    alert_updates: broadcast::Sender<Arc<str>>,
     stale_after: Duration,
 }
 
@@ -64,11 +67,54 @@ impl RemoteViews {
     /// publishes at least once a second while it processes the site).
     pub fn new(stale_after: Duration) -> Arc<RemoteViews> {
         let (updates, _) = broadcast::channel(1024);
+        let (alert_updates, _) = broadcast::channel(1024);
         Arc::new(RemoteViews {
             sites: RwLock::new(HashMap::new()),
             updates,
+            alerts: RwLock::new(HashMap::new()),
+            alert_updates,
             stale_after,
         })
+    }
+
+    /// Keeps the alerts of a site published by the instance that processes it (every alert of
+    /// the day), and tells the watchers of the site's alerts when they changed.
+    pub fn receive_alerts(&self, site: &str, payload: &[u8]) -> Result<(), RemoteError> {
+        let published = pb::ListAlertsResponse::decode(payload)?;
+        if let Some(other) = published.alerts.iter().find(|alert| alert.site != site) {
+            return Err(RemoteError::WrongSite {
+                expected: site.to_owned(),
+                found: other.site.clone(),
+            });
+        }
+        let mut alerts = self
+            .alerts
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let changed = alerts
+            .get(site)
+            .is_none_or(|known| known.alerts != published.alerts);
+        alerts.insert(site.to_owned(), published);
+        drop(alerts);
+        if changed {
+            // Nobody watching is fine.
+            let _ = self.alert_updates.send(site.into());
+        }
+        Ok(())
+    }
+
+    /// The alerts of a site as the instance processing it last published them.
+    pub fn alerts(&self, site: &str) -> Option<pb::ListAlertsResponse> {
+        let alerts = self
+            .alerts
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner());
+        alerts.get(site).cloned()
+    }
+
+    /// Subscribes to changes of the published alerts: the site whose alerts changed.
+    pub fn subscribe_alerts(&self) -> broadcast::Receiver<Arc<str>> {
+        self.alert_updates.subscribe()
     }
 
     /// Keeps a window of a site published by the instance that processes it, and tells the

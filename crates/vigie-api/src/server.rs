@@ -304,7 +304,8 @@ impl Api {
             config.max_streams,
             metrics.clone(),
             shutdown.clone(),
-        );
+        )
+        .with_remote(remote.clone());
         let service = SupervisionService::new(
             engine,
             auth,

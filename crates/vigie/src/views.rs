@@ -1,8 +1,8 @@
 //! The views of each site, carried between instances over NATS (`[cluster]`).
 //!
 //! The instance that processes a site publishes every window of it on
-//! `vigie.views.<site>.<window>` (core NATS: the latest view is all that matters) whenever the
-//! site changes, at most once per `[cluster] publish_interval`, and at least once a second
+//! `vigie.views.<site>.<window>`, and its alerts on `vigie.views.<site>.alerts` (core NATS: the
+//! latest is all that matters) whenever the site or its alerts change, at most once per `[cluster] publish_interval`, and at least once a second
 //! (the engine's refresh); the other instances keep the latest of each and serve the site's
 //! `Get*`, `List*` and `Watch*` calls from them.
 
@@ -13,6 +13,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
+use prost::Message;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -62,8 +63,13 @@ impl ViewMetrics {
     }
 }
 
-fn subject(site: &str, window: Window) -> String {
-    format!("{VIEWS_PREFIX}.{site}.{}", window.as_str())
+/// The last token of the subject of a site's alerts (`vigie.views.<site>.alerts`).
+const ALERTS: &str = "alerts";
+
+/// What a message on `vigie.views.>` carries.
+enum Carried {
+    Window(Window),
+    Alerts,
 }
 
 /// Publishes the windows of the sites processed here as they change, until `shutdown`.
@@ -76,6 +82,7 @@ pub async fn publish(
     shutdown: CancellationToken,
 ) {
     let mut updates = engine.subscribe();
+    let mut alert_updates = engine.subscribe_alerts();
     let mut changed: BTreeSet<Arc<str>> = BTreeSet::new();
     let mut every = tokio::time::interval(interval);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -88,23 +95,36 @@ pub async fn publish(
                 Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => return,
             },
+            update = alert_updates.recv() => match update {
+                Ok(update) => { changed.insert(update.site); }
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return,
+            },
             _ = every.tick(), if !changed.is_empty() => {
                 for site in std::mem::take(&mut changed) {
                     let id = site.to_string();
-                    let windows = engine
-                        .query(move |state| vigie_api::published_windows(state, &id))
+                    let published = engine
+                        .query(move |state| {
+                            let alerts = vigie_api::published_alerts(state, &id)
+                                .map(|alerts| (ALERTS.to_owned(), alerts.encode_to_vec().into()));
+                            let windows = vigie_api::published_windows(state, &id)
+                                .into_iter()
+                                .map(|(window, payload)| (window.as_str().to_owned(), payload));
+                            windows.chain(alerts).collect::<Vec<(String, bytes::Bytes)>>()
+                        })
                         .await;
-                    let Ok(windows) = windows else { return };
+                    let Ok(published) = published else { return };
                     let max_payload = client.server_info().max_payload;
-                    for (window, payload) in windows {
+                    for (what, payload) in published {
                         if payload.len() > max_payload {
                             metrics.too_large.inc();
-                            warn!(site = %site, window = window.as_str(), bytes = payload.len(), max_payload, "a window of the site is larger than the NATS server's max_payload: not published (raise max_payload)");
+                            warn!(site = %site, view = %what, bytes = payload.len(), max_payload, "a view of the site is larger than the NATS server's max_payload: not published (raise max_payload)");
                             continue;
                         }
                         let mut headers = async_nats::HeaderMap::new();
                         headers.insert(INSTANCE_HEADER, instance.as_str());
-                        match client.publish_with_headers(subject(&site, window), headers, payload).await {
+                        let subject = format!("{VIEWS_PREFIX}.{site}.{what}");
+                        match client.publish_with_headers(subject, headers, payload).await {
                             Ok(()) => {
                                 metrics.published.inc();
                             }
@@ -151,16 +171,25 @@ pub async fn receive(
             .strip_prefix(VIEWS_PREFIX)
             .and_then(|rest| rest.strip_prefix('.'))
             .and_then(|rest| rest.split_once('.'))
-            .and_then(|(site, window)| {
-                let window = Window::ALL.into_iter().find(|w| w.as_str() == window)?;
-                Some((site.to_owned(), window))
+            .and_then(|(site, what)| {
+                let carried = match what {
+                    ALERTS => Carried::Alerts,
+                    window => {
+                        Carried::Window(Window::ALL.into_iter().find(|w| w.as_str() == window)?)
+                    }
+                };
+                Some((site.to_owned(), carried))
             });
-        let Some((site, window)) = parsed else {
+        let Some((site, carried)) = parsed else {
             metrics.refused.inc();
             debug!(subject = %message.subject, "not a published view's subject");
             continue;
         };
-        match remote.receive(&site, window, &message.payload) {
+        let received = match carried {
+            Carried::Window(window) => remote.receive(&site, window, &message.payload),
+            Carried::Alerts => remote.receive_alerts(&site, &message.payload),
+        };
+        match received {
             Ok(()) => {
                 metrics.received.inc();
             }

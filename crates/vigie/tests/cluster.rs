@@ -299,6 +299,21 @@ async fn three_instances_share_six_sites_and_a_killed_owner_is_replaced_without_
         }
     }
     assert_ne!(new_owner, victim);
+    // Alerts too are answered by every instance (these sites run no rules: empty lists).
+    for (site, (name, served)) in SITES
+        .iter()
+        .flat_map(|site| instances.iter().map(move |instance| (site, instance)))
+    {
+        tokio::task::block_in_place(|| {
+            eventually(&format!("the alerts of {site} on {name}"), || {
+                let output = served.vigie(
+                    &["alerts", "list", "--site", site, "--format", "json"],
+                    dir.path(),
+                );
+                output.status.success().then_some(())
+            })
+        });
+    }
 
     // The wallboard on a surviving instance followed s1 through the takeover, to the end.
     assert!(
