@@ -39,6 +39,21 @@ pub fn day(seed: u64, advisors: usize) -> (SiteConfig, Vec<Event>) {
     (simulation.site_config(), simulation.collect())
 }
 
+/// The `[[alert_rule]]` tables of a configuration text.
+///
+/// # Panics
+///
+/// When the text does not parse as rules.
+pub fn alert_rules(text: &str) -> Vec<RuleConfig> {
+    #[derive(serde::Deserialize)]
+    struct File {
+        alert_rule: Vec<RuleConfig>,
+    }
+    toml::from_str::<File>(text)
+        .unwrap_or_else(|error| panic!("alert rules: {error}\n{text}"))
+        .alert_rule
+}
+
 /// Vigie's engine and API in this process, with a clock the test sets.
 #[derive(Debug)]
 pub struct Served {

@@ -16,7 +16,7 @@ use vigie_core::{
 };
 use vigie_proto::v1 as pb;
 use vigie_proto::v1::alerts_client::AlertsClient;
-use vigie_tests::api::{Served, WAIT};
+use vigie_tests::api::{Served, WAIT, alert_rules};
 
 const SITE: &str = "paris";
 
@@ -83,11 +83,7 @@ fn events() -> Vec<Event> {
 /// A caller waiting more than 30 s (critical beyond 2 min), a pause beyond 60 s, more than
 /// one caller waiting in the site for a minute (pending from 09:00).
 fn rules() -> Vec<RuleConfig> {
-    #[derive(serde::Deserialize)]
-    struct File {
-        alert_rule: Vec<RuleConfig>,
-    }
-    let file: File = toml::from_str(&format!(
+    alert_rules(&format!(
         r#"
         [[alert_rule]]
         site = "{SITE}"
@@ -119,8 +115,6 @@ fn rules() -> Vec<RuleConfig> {
         for = "1m"
         "#
     ))
-    .unwrap();
-    file.alert_rule
 }
 
 /// Adds the bearer token to each request.

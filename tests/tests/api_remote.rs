@@ -7,7 +7,7 @@ use vigie_api::ApiConfig;
 use vigie_core::Window;
 use vigie_engine::SiteFeed;
 use vigie_proto::v1 as pb;
-use vigie_tests::api::{Served, WAIT, day};
+use vigie_tests::api::{Served, WAIT, alert_rules, day};
 
 fn wire(window: Window) -> i32 {
     vigie_api::convert::window_to_wire(window).into()
@@ -15,11 +15,7 @@ fn wire(window: Window) -> i32 {
 
 /// A rule that fires on every queue of a simulated day: a service level below 100%.
 fn rules(site: &str) -> Vec<vigie_alerts::RuleConfig> {
-    #[derive(serde::Deserialize)]
-    struct File {
-        alert_rule: Vec<vigie_alerts::RuleConfig>,
-    }
-    let file: File = toml::from_str(&format!(
+    alert_rules(&format!(
         r#"
         [[alert_rule]]
         site = "{site}"
@@ -32,8 +28,6 @@ fn rules(site: &str) -> Vec<vigie_alerts::RuleConfig> {
         warning = "100%"
         "#
     ))
-    .unwrap();
-    file.alert_rule
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
