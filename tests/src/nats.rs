@@ -8,6 +8,7 @@
 //! What it must not do: touch a server it did not start (never 127.0.0.1:4222), or leave a
 //! process behind (dropping a [`NatsServer`] kills it).
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -502,4 +503,88 @@ pub fn wait_within(child: &mut Child, timeout: Duration) -> Output {
         stdout: stdout.join().unwrap_or_default(),
         stderr: stderr.join().unwrap_or_default(),
     }
+}
+
+/// Every event stored on the site's event subjects (`vigie.events.<site>.>`), by id, with how
+/// many times, read within `timeout`. Each must carry its id as `Nats-Msg-Id` and be on the
+/// subject of its type.
+///
+/// # Panics
+///
+/// When a message is not an event, or is not where and as its event says.
+async fn stored_events(
+    context: &Context,
+    site: &str,
+    timeout: Duration,
+) -> BTreeMap<String, (usize, Event)> {
+    let mut by_id: BTreeMap<String, (usize, Event)> = BTreeMap::new();
+    for message in read_subject(context, &format!("vigie.events.{site}.>"), timeout).await {
+        let event = vigie_core::decode_json(&message.payload, vigie_core::DEFAULT_MAX_EVENT_BYTES)
+            .unwrap_or_else(|rejection| panic!("not an event: {rejection:?}"));
+        assert_eq!(message.message_id(), Some(event.id.as_str()));
+        assert_eq!(
+            message.subject,
+            format!("vigie.events.{site}.{}", event.type_name())
+        );
+        by_id.entry(event.id.clone()).or_insert((0, event)).0 += 1;
+    }
+    by_id
+}
+
+/// Checks that the site's event subjects hold exactly `expected`, each event once.
+///
+/// # Panics
+///
+/// When an event is stored twice, missing, not expected, or different.
+pub async fn assert_stored_exactly(
+    context: &Context,
+    site: &str,
+    expected: &[Event],
+    timeout: Duration,
+) {
+    let found = stored_events(context, site, timeout).await;
+    let doubled: Vec<_> = found.iter().filter(|(_, (n, _))| *n > 1).collect();
+    assert!(
+        doubled.is_empty(),
+        "events stored more than once: {doubled:?}"
+    );
+    let expected: BTreeMap<&str, &Event> = expected.iter().map(|e| (e.id.as_str(), e)).collect();
+    let missing: Vec<_> = expected
+        .values()
+        .filter(|e| !found.contains_key(&e.id))
+        .map(|e| e.to_json())
+        .collect();
+    assert!(missing.is_empty(), "events missing: {missing:#?}");
+    let extra: Vec<_> = found
+        .values()
+        .filter(|(_, e)| !expected.contains_key(e.id.as_str()))
+        .map(|(_, e)| e.to_json())
+        .collect();
+    assert!(extra.is_empty(), "events not expected: {extra:#?}");
+    for (_, event) in found.values() {
+        assert_eq!(Some(&event), expected.get(event.id.as_str()));
+    }
+}
+
+/// Waits until the event stream `VIGIE_EVENTS` holds at least `count` messages, at most
+/// `timeout`.
+///
+/// # Panics
+///
+/// When it does not in time.
+pub async fn wait_for_stored(context: &Context, count: u64, what: &str, timeout: Duration) {
+    within(what, timeout, async {
+        loop {
+            if let Ok(mut stream) = context.get_stream("VIGIE_EVENTS").await
+                && stream
+                    .info()
+                    .await
+                    .is_ok_and(|info| info.state.messages >= count)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
 }

@@ -145,7 +145,9 @@ impl RemoteViews {
             site: site.into(),
             seq: header.seq,
             as_of: header.as_of.map_or(vigie_core::Timestamp::MIN, |as_of| {
-                vigie_core::Timestamp(as_of.seconds * 1000 + i64::from(as_of.nanos) / 1_000_000)
+                // Saturating: what another process published must not overflow here.
+                let millis = i64::from(as_of.nanos) / 1_000_000;
+                vigie_core::Timestamp(as_of.seconds.saturating_mul(1000).saturating_add(millis))
             }),
         });
         Ok(())

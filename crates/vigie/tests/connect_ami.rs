@@ -5,7 +5,6 @@
 //! once. A wrong secret stops the connector with status 1.
 #![allow(clippy::unwrap_used)] // A test fails loudly at the first surprise, on purpose.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -18,9 +17,10 @@ use tokio::sync::{Mutex, mpsc};
 use vigie_connectors::{
     AmiConfig, AmiFrame, AmiFramer, AmiMessage, AmiOutcome, QueueLogQueueConfig,
 };
-use vigie_core::{DEFAULT_MAX_EVENT_BYTES, Event, Timestamp, decode_json};
-use vigie_tests::nats::async_nats::jetstream::Context;
-use vigie_tests::nats::{NatsServer, Signal, read_subject, signal, wait_within, within};
+use vigie_core::{Event, Timestamp};
+use vigie_tests::nats::{
+    NatsServer, Signal, assert_stored_exactly, signal, wait_for_stored, wait_within, within,
+};
 
 const RUN: Duration = Duration::from_secs(60);
 const READ: Duration = Duration::from_secs(30);
@@ -301,65 +301,6 @@ fn reference(messages: &[AmiMessage]) -> Vec<Event> {
 
 // ---- the stream -------------------------------------------------------------------------
 
-/// Every event stored, by id, with how many times.
-async fn stored(context: &Context) -> BTreeMap<String, (usize, Event)> {
-    let mut by_id: BTreeMap<String, (usize, Event)> = BTreeMap::new();
-    for message in read_subject(context, "vigie.events.>", READ).await {
-        let event = decode_json(&message.payload, DEFAULT_MAX_EVENT_BYTES).unwrap();
-        assert_eq!(message.message_id(), Some(event.id.as_str()));
-        assert_eq!(
-            message.subject,
-            format!("vigie.events.paris.{}", event.type_name())
-        );
-        by_id.entry(event.id.clone()).or_insert((0, event)).0 += 1;
-    }
-    by_id
-}
-
-/// The stream holds exactly `expected`, each event once.
-async fn assert_exactly(context: &Context, expected: &[Event]) {
-    let found = stored(context).await;
-    let doubled: Vec<_> = found.iter().filter(|(_, (n, _))| *n > 1).collect();
-    assert!(
-        doubled.is_empty(),
-        "events stored more than once: {doubled:?}"
-    );
-    let expected: BTreeMap<&str, &Event> = expected.iter().map(|e| (e.id.as_str(), e)).collect();
-    let missing: Vec<_> = expected
-        .values()
-        .filter(|e| !found.contains_key(&e.id))
-        .map(|e| e.to_json())
-        .collect();
-    assert!(missing.is_empty(), "events missing: {missing:#?}");
-    let extra: Vec<_> = found
-        .values()
-        .filter(|(_, e)| !expected.contains_key(e.id.as_str()))
-        .map(|(_, e)| e.to_json())
-        .collect();
-    assert!(extra.is_empty(), "events not expected: {extra:#?}");
-    for (_, event) in found.values() {
-        assert_eq!(Some(&event), expected.get(event.id.as_str()));
-    }
-}
-
-/// Waits until the stream holds at least `count` messages.
-async fn wait_for(context: &Context, count: usize, what: &str) {
-    within(what, READ, async {
-        loop {
-            if let Ok(mut stream) = context.get_stream("VIGIE_EVENTS").await
-                && stream
-                    .info()
-                    .await
-                    .is_ok_and(|info| info.state.messages >= count as u64)
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-}
-
 async fn finish(mut child: Child) -> std::process::Output {
     tokio::task::spawn_blocking(move || wait_within(&mut child, RUN))
         .await
@@ -420,7 +361,13 @@ async fn events_survive_a_dropped_connection_and_are_published_once() {
     peer.send(&first).await;
     let so_far = reference(&first);
     assert_eq!(so_far.len(), 8, "{so_far:#?}");
-    wait_for(&context, so_far.len(), "the events of the first connection").await;
+    wait_for_stored(
+        &context,
+        so_far.len() as u64,
+        "the events of the first connection",
+        READ,
+    )
+    .await;
     within("a keepalive Ping answered", READ, async {
         while peer.pings.load(std::sync::atomic::Ordering::SeqCst) == 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -477,7 +424,7 @@ async fn events_survive_a_dropped_connection_and_are_published_once() {
     let all: Vec<AmiMessage> = first.iter().chain(&second).cloned().collect();
     let expected = reference(&all);
     assert_eq!(expected.len(), 8 + 3 + 1 + 4, "{expected:#?}");
-    wait_for(&context, expected.len(), "every event").await;
+    wait_for_stored(&context, expected.len() as u64, "every event", READ).await;
 
     // SIGTERM: the connector logs off and exits cleanly.
     signal(child.id(), Signal::TERM);
@@ -505,7 +452,7 @@ async fn events_survive_a_dropped_connection_and_are_published_once() {
     );
     assert!(!stderr.contains(SECRET), "the secret is never printed");
     assert!(!stderr.contains("0600000000"), "nor a caller id");
-    assert_exactly(&context, &expected).await;
+    assert_stored_exactly(&context, "paris", &expected, READ).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

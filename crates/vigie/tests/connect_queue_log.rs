@@ -3,7 +3,6 @@
 //! reruns, appends, rotations and a restart.
 #![allow(clippy::unwrap_used)] // A test fails loudly at the first surprise, on purpose.
 
-use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
@@ -11,11 +10,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use vigie_connectors::{LineOutcome, QueueLogConfig};
-use vigie_core::{ContactEventKind, DEFAULT_MAX_EVENT_BYTES, Event, EventBody, decode_json};
+use vigie_core::{ContactEventKind, Event, EventBody};
 use vigie_tests::cli::text;
-use vigie_tests::nats::async_nats::jetstream::Context;
 use vigie_tests::nats::{
-    NatsServer, Signal, read_subject, run_within, signal, wait_within, within,
+    NatsServer, Signal, assert_stored_exactly, run_within, signal, wait_for_stored, wait_within,
 };
 
 const RUN: Duration = Duration::from_secs(60);
@@ -124,66 +122,6 @@ fn append(path: &Path, lines: &[String]) {
     }
 }
 
-/// Every event stored, by id, with how many times.
-async fn stored(context: &Context) -> BTreeMap<String, (usize, Event)> {
-    let mut by_id: BTreeMap<String, (usize, Event)> = BTreeMap::new();
-    for message in read_subject(context, "vigie.events.>", READ).await {
-        let event = decode_json(&message.payload, DEFAULT_MAX_EVENT_BYTES).unwrap();
-        assert_eq!(message.message_id(), Some(event.id.as_str()));
-        assert_eq!(
-            message.subject,
-            format!("vigie.events.paris.{}", event.type_name())
-        );
-        by_id.entry(event.id.clone()).or_insert((0, event)).0 += 1;
-    }
-    by_id
-}
-
-/// The stream holds exactly `expected`, each event once.
-async fn assert_exactly(context: &Context, expected: &[Event]) {
-    let found = stored(context).await;
-    let doubled: Vec<_> = found.iter().filter(|(_, (n, _))| *n > 1).collect();
-    assert!(
-        doubled.is_empty(),
-        "events stored more than once: {doubled:?}"
-    );
-    let missing: Vec<_> = expected
-        .iter()
-        .filter(|e| !found.contains_key(&e.id))
-        .map(|e| e.to_json())
-        .collect();
-    assert!(missing.is_empty(), "events missing: {missing:#?}");
-    let expected_ids: BTreeMap<&str, &Event> =
-        expected.iter().map(|e| (e.id.as_str(), e)).collect();
-    let extra: Vec<_> = found
-        .values()
-        .filter(|(_, e)| !expected_ids.contains_key(e.id.as_str()))
-        .map(|(_, e)| e.to_json())
-        .collect();
-    assert!(extra.is_empty(), "events not expected: {extra:#?}");
-    for (_, event) in found.values() {
-        assert_eq!(Some(&event), expected_ids.get(event.id.as_str()));
-    }
-}
-
-/// Waits until the stream holds at least `count` messages.
-async fn wait_for(context: &Context, count: u64, what: &str) {
-    within(what, READ, async {
-        loop {
-            if let Ok(mut stream) = context.get_stream("VIGIE_EVENTS").await
-                && stream
-                    .info()
-                    .await
-                    .is_ok_and(|info| info.state.messages >= count)
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-}
-
 #[tokio::test]
 async fn a_file_is_published_once_then_only_what_is_appended() {
     let server = NatsServer::start();
@@ -215,7 +153,7 @@ async fn a_file_is_published_once_then_only_what_is_appended() {
         "{stderr}"
     );
     let (_client, context) = server.connect().await;
-    assert_exactly(&context, &expected).await;
+    assert_stored_exactly(&context, "paris", &expected, READ).await;
     let state = std::fs::read_to_string(dir.path().join("queue_log.vigie-state")).unwrap();
     assert!(state.contains("\"offset\""), "{state}");
 
@@ -229,7 +167,7 @@ async fn a_file_is_published_once_then_only_what_is_appended() {
         ),
         "{stderr}"
     );
-    assert_exactly(&context, &expected).await;
+    assert_stored_exactly(&context, "paris", &expected, READ).await;
 
     // New lines, the last one without its line end yet: only the complete new ones go.
     let new = calls(4..6);
@@ -251,7 +189,7 @@ async fn a_file_is_published_once_then_only_what_is_appended() {
         stderr.contains("the last line has no line end yet"),
         "{stderr}"
     );
-    assert_exactly(&context, &reference(&lines)).await;
+    assert_stored_exactly(&context, "paris", &reference(&lines), READ).await;
 
     // The line's end arrives: it is read whole at the next run.
     let mut file = OpenOptions::new().append(true).open(&log).unwrap();
@@ -262,7 +200,7 @@ async fn a_file_is_published_once_then_only_what_is_appended() {
     let stderr = text(&fourth.stderr);
     assert!(fourth.status.success(), "{stderr}");
     assert!(stderr.contains("1 lines read"), "{stderr}");
-    assert_exactly(&context, &reference(&lines)).await;
+    assert_stored_exactly(&context, "paris", &reference(&lines), READ).await;
 }
 
 fn spawn_follower(dir: &Path, url: &str, log_name: &str) -> Child {
@@ -314,7 +252,13 @@ async fn following_survives_rotations_and_a_restart_without_losing_or_repeating_
     write("queue_log", calls(0..3));
     let follower = spawn_follower(dir.path(), &server.url(), "run1.log");
     let now = write("queue_log", calls(3..4));
-    wait_for(&context, released(&now).len() as u64, "the first lines").await;
+    wait_for_stored(
+        &context,
+        released(&now).len() as u64,
+        "the first lines",
+        READ,
+    )
+    .await;
 
     // logrotate with `create`: rename, create the new file; Asterisk goes on writing to the
     // renamed one until it reopens its log, then writes to the new one.
@@ -323,19 +267,26 @@ async fn following_survives_rotations_and_a_restart_without_losing_or_repeating_
     std::fs::File::create(path("queue_log")).unwrap();
     write("queue_log.1", call(4)[1..].to_vec());
     let now = write("queue_log", calls(5..6));
-    wait_for(
+    wait_for_stored(
         &context,
         released(&now).len() as u64,
         "the lines around the rotation",
+        READ,
     )
     .await;
     // A call whose entry is read before the stop and its answer after the restart.
     let now = write("queue_log", vec![call(6)[0].clone()]);
-    wait_for(&context, released(&now).len() as u64, "the entry of call 6").await;
+    wait_for_stored(
+        &context,
+        released(&now).len() as u64,
+        "the entry of call 6",
+        READ,
+    )
+    .await;
     let stderr = stop(follower, dir.path(), "run1.log");
     assert!(stderr.contains("0 duplicates"), "{stderr}");
     assert!(stderr.contains("across 2 files"), "{stderr}");
-    assert_exactly(&context, &released(&now)).await;
+    assert_stored_exactly(&context, "paris", &released(&now), READ).await;
 
     // While stopped: more lines, then another rotation.
     write("queue_log", call(6)[1..].to_vec());
@@ -351,13 +302,13 @@ async fn following_survives_rotations_and_a_restart_without_losing_or_repeating_
     let follower = spawn_follower(dir.path(), &server.url(), "run2.log");
     let expected = reference(&all);
     assert_eq!(expected.len(), 10 * 4);
-    wait_for(&context, expected.len() as u64, "every event").await;
+    wait_for_stored(&context, expected.len() as u64, "every event", READ).await;
     let stderr = stop(follower, dir.path(), "run2.log");
     assert!(
         stderr.contains("0 duplicates"),
         "a restart sends nothing twice: {stderr}"
     );
-    assert_exactly(&context, &expected).await;
+    assert_stored_exactly(&context, "paris", &expected, READ).await;
 }
 
 #[test]
