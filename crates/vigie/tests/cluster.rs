@@ -64,35 +64,59 @@ fn serve(dir: &Path, config: &str) -> Served {
     Served::spawn(BINARY, &["--config", config], dir)
 }
 
-/// The instance owning each site, from the instances' metrics (`None` for a site owned by
-/// none, or by more than one: a test failure).
-fn owners(instances: &[(&str, &Served)]) -> Vec<Option<&'static str>> {
-    let mut metrics = Vec::new();
-    for (name, served) in instances {
-        metrics.push((
-            *name,
-            http_get(served.http, "/metrics").map(|(_, body)| body),
-        ));
-    }
+/// Which of `instances` report holding each site, scraped in the given order.
+fn holders(instances: &[(&str, &Served)]) -> Vec<Vec<&'static str>> {
+    let metrics: Vec<(&str, Option<String>)> = instances
+        .iter()
+        .map(|(name, served)| {
+            (
+                *name,
+                http_get(served.http, "/metrics").map(|(_, body)| body),
+            )
+        })
+        .collect();
     SITES
         .iter()
         .map(|site| {
-            let holders: Vec<&str> = metrics
+            let series = format!("vigie_cluster_site_owned{{site=\"{site}\"}}");
+            metrics
                 .iter()
                 .filter(|(_, text)| {
-                    text.as_deref().is_some_and(|text| {
-                        metric(
-                            text,
-                            &format!("vigie_cluster_site_owned{{site=\"{site}\"}}"),
-                        ) == Some(1.0)
-                    })
+                    text.as_deref()
+                        .is_some_and(|text| metric(text, &series) == Some(1.0))
                 })
-                .map(|(name, _)| *name)
+                .filter_map(|(name, _)| INSTANCES.iter().copied().find(|known| known == name))
+                .collect()
+        })
+        .collect()
+}
+
+/// The instance owning each site, from the instances' metrics: `None` for a site owned by
+/// none, or changing hands during the scrape.
+///
+/// Instances are scraped one after another, so a handover between two scrapes shows the site
+/// on both sides. They are therefore scraped there and back (a, b, c, then c, b, a): two
+/// instances each holding the site in both of their scrapes held it at the same time (unless
+/// the site went a -> b -> a within the sweep, which sharing never does), and that fails the
+/// test.
+fn owners(instances: &[(&str, &Served)]) -> Vec<Option<&'static str>> {
+    let there = holders(instances);
+    let mut reversed = instances.to_vec();
+    reversed.reverse();
+    let back = holders(&reversed);
+    SITES
+        .iter()
+        .zip(there.iter().zip(&back))
+        .map(|(site, (there, back))| {
+            let steady: Vec<&str> = there
+                .iter()
+                .copied()
+                .filter(|name| back.contains(name))
                 .collect();
-            match holders.as_slice() {
-                [one] => INSTANCES.iter().copied().find(|name| name == one),
-                [] => None,
-                more => panic!("site {site} owned by {more:?} at once"),
+            assert!(steady.len() < 2, "site {site} owned by {steady:?} at once");
+            match (there.as_slice(), back.as_slice()) {
+                ([first], [second]) if first == second => Some(*first),
+                _ => None,
             }
         })
         .collect()
