@@ -71,13 +71,17 @@ pub struct Served {
     pub changes: tempfile::TempDir,
     /// Where the views published by another instance go (a site processed elsewhere).
     pub remote: Arc<vigie_api::RemoteViews>,
+    /// The `Notices` service (to tell it of notices another instance kept).
+    pub notices: vigie_api::NoticesService,
+    /// What answers the calls other instances forward to this one.
+    pub calls: vigie_api::ForwardedCalls,
     shutdown: CancellationToken,
 }
 
 impl Served {
     /// Starts an engine for `site` at `now` and the API with `config` on a free port.
     pub async fn start(site: &SiteConfig, now: Timestamp, config: ApiConfig) -> Served {
-        Served::start_engine(site, now, config, None).await
+        Served::start_with(site, now, config, Options::default()).await
     }
 
     /// [`Served::start`] with an alert engine for the site running `rules` (those of other
@@ -89,69 +93,11 @@ impl Served {
         config: ApiConfig,
         rules: Vec<RuleConfig>,
     ) -> Served {
-        Served::start_engine(site, now, config, Some(rules)).await
-    }
-
-    async fn start_engine(
-        site: &SiteConfig,
-        now: Timestamp,
-        config: ApiConfig,
-        rules: Option<Vec<RuleConfig>>,
-    ) -> Served {
-        let mut registry = prometheus_client::registry::Registry::default();
-        let time = Arc::new(AtomicI64::new(now.0));
-        let clock_time = time.clone();
-        let clock: Clock = Arc::new(move || Timestamp(clock_time.load(Ordering::SeqCst)));
-        let processor = Processor::new(vec![site.clone()], ProcessingConfig::default());
-        let mut engine_config = EngineConfig {
-            tick: vigie_core::config::HumanDuration(Duration::from_millis(20)),
-            refresh: vigie_core::config::HumanDuration(Duration::from_millis(200)),
-            ..EngineConfig::default()
+        let options = Options {
+            rules: Some(rules),
+            ..Options::default()
         };
-        if rules.is_some() {
-            // The smallest broadcast, so that a test can make a stream fall behind.
-            engine_config.update_capacity = 16;
-        }
-        let (engine, handle) = Engine::new(
-            engine_config,
-            processor,
-            EngineMetrics::new(&mut registry),
-            clock,
-        );
-        let engine = match rules {
-            Some(rules) => {
-                let alerts = AlertEngine::new(&site.id, &rules).unwrap();
-                engine.with_alerts(BTreeMap::from([(site.id.clone(), alerts)]), None)
-            }
-            None => engine,
-        };
-        tokio::spawn(engine.run());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let changes = tempfile::tempdir().unwrap();
-        let store = Arc::new(vigie_api::FileChangeStore::new(changes.path().to_owned()));
-        let api = Api::new(
-            config,
-            handle.clone(),
-            store,
-            ApiMetrics::new(&mut registry),
-            shutdown.clone(),
-        )
-        .unwrap();
-        let remote = api.remote_views();
-        let (ready, ready_rx) = watch::channel(false);
-        tokio::spawn(api.serve(listener, ready_rx));
-        Served {
-            handle,
-            address,
-            now: time,
-            ready,
-            registry,
-            changes,
-            remote,
-            shutdown,
-        }
+        Served::start_with(site, now, config, options).await
     }
 
     /// The value of a metric without labels, as the `/metrics` endpoint would show it.
@@ -192,11 +138,20 @@ pub struct Options {
     pub store: Option<Arc<dyn vigie_api::ChangeStore>>,
     /// The wall clock of the `Notices` service; the system's when `None`.
     pub notices_clock: Option<Arc<dyn vigie_api::WallClock>>,
+    /// An alert engine for the site running these rules (those of other sites are ignored;
+    /// none: the site runs alerts without rules), with the engine's smallest broadcast of
+    /// updates (16), so that a stream that does not read falls behind quickly.
+    pub rules: Option<Vec<RuleConfig>>,
+    /// Where the calls about sites processed elsewhere are sent.
+    pub forwarder: Option<Arc<dyn vigie_api::Forwarder>>,
+    /// The store of the `History` service (without one, its calls answer UNAVAILABLE).
+    pub history: Option<Arc<dyn vigie_api::history_store::HistoryStore>>,
 }
 
 impl Served {
     /// [`Served::start`] with its own change store or notices clock (to start again over the
-    /// same store, or make the store fail; to expire notices without waiting).
+    /// same store, or make the store fail; to expire notices without waiting), alert rules,
+    /// or a forwarder.
     pub async fn start_with(
         site: &SiteConfig,
         now: Timestamp,
@@ -208,17 +163,27 @@ impl Served {
         let clock_time = time.clone();
         let clock: Clock = Arc::new(move || Timestamp(clock_time.load(Ordering::SeqCst)));
         let processor = Processor::new(vec![site.clone()], ProcessingConfig::default());
-        let engine_config = EngineConfig {
+        let mut engine_config = EngineConfig {
             tick: vigie_core::config::HumanDuration(Duration::from_millis(20)),
             refresh: vigie_core::config::HumanDuration(Duration::from_millis(200)),
             ..EngineConfig::default()
         };
+        if options.rules.is_some() {
+            engine_config.update_capacity = 16;
+        }
         let (engine, handle) = Engine::new(
             engine_config,
             processor,
             EngineMetrics::new(&mut registry),
             clock,
         );
+        let engine = match options.rules {
+            Some(rules) => {
+                let alerts = AlertEngine::new(&site.id, &rules).unwrap();
+                engine.with_alerts(BTreeMap::from([(site.id.clone(), alerts)]), None)
+            }
+            None => engine,
+        };
         tokio::spawn(engine.run());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
@@ -238,7 +203,15 @@ impl Served {
         if let Some(clock) = options.notices_clock {
             api = api.with_notices_clock(clock);
         }
+        if let Some(history) = options.history {
+            api = api.with_history(history);
+        }
+        if let Some(forwarder) = options.forwarder {
+            api = api.with_forwarder(forwarder);
+        }
         let remote = api.remote_views();
+        let notices = api.notices();
+        let calls = api.forwarded_calls();
         let (ready, ready_rx) = watch::channel(false);
         tokio::spawn(api.serve(listener, ready_rx));
         Served {
@@ -249,6 +222,8 @@ impl Served {
             registry,
             changes,
             remote,
+            notices,
+            calls,
             shutdown,
         }
     }

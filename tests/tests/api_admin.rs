@@ -9,14 +9,16 @@ use std::time::Duration;
 
 use tonic::Code;
 use tonic_types::StatusExt;
-use vigie_api::{ApiConfig, ChangeStore, StoreError};
+use vigie_api::notices::{Draft, NoticeLevel};
+use vigie_api::{ApiConfig, ChangeStore, KeptNotices, NoticeBoard, StoreError};
 use vigie_core::config::{HumanDuration, SiteChange};
 use vigie_core::{
     Event, ProcessingConfig, Processor, QueueConfig, SiteConfig, TeamConfig, Timestamp, Window,
 };
 use vigie_proto::v1 as pb;
 use vigie_proto::v1::admin_client::AdminClient;
-use vigie_tests::api::{Served, WAIT, day};
+use vigie_proto::v1::notices_client::NoticesClient;
+use vigie_tests::api::{Options, Served, WAIT, day};
 use vigie_tests::nats::NatsServer;
 
 fn replay(site: &SiteConfig, events: &[Event], at: Timestamp) -> Processor {
@@ -366,13 +368,19 @@ async fn the_kv_bucket_keeps_changes_in_order_and_other_instances_follow_them() 
 
     // Another instance: its engine follows the bucket.
     let at = events.iter().map(|e| e.time).max().unwrap();
-    let other = Served::start_with_rules(&site, at, ApiConfig::default(), Vec::new()).await;
+    let options = Options {
+        store: Some(store.clone()),
+        rules: Some(Vec::new()),
+        ..Options::default()
+    };
+    let other = Served::start_with(&site, at, ApiConfig::default(), options).await;
     let shutdown = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(
-        store
-            .clone()
-            .follow(vec![site.clone()], other.handle.clone(), shutdown.clone()),
-    );
+    tokio::spawn(store.clone().follow(
+        vec![site.clone()],
+        other.handle.clone(),
+        other.notices.clone(),
+        shutdown.clone(),
+    ));
     let team = TeamConfig {
         id: "night".into(),
         name: Some("Night shift".into()),
@@ -436,6 +444,73 @@ async fn the_kv_bucket_keeps_changes_in_order_and_other_instances_follow_them() 
     })
     .await
     .unwrap();
+
+    // Wallboard notices are kept with compare-and-set on their key's revision, and the
+    // boards of the other instances follow what is kept.
+    let mut notices = NoticesClient::new(other.channel().await);
+    let list = pb::ListNoticesRequest {
+        site: site.id.clone(),
+        team: String::new(),
+    };
+    let texts = |response: pb::ListNoticesResponse| -> Vec<String> {
+        response.notices.into_iter().map(|n| n.text).collect()
+    };
+    // Read once: the board is loaded, then follows the bucket.
+    assert!(
+        texts(
+            notices
+                .list_notices(list.clone())
+                .await
+                .unwrap()
+                .into_inner()
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        store.load_notices(&site.id).await.unwrap(),
+        KeptNotices::default()
+    );
+    let mut board = NoticeBoard::new();
+    let draft = Draft {
+        team: None,
+        text: "Outage on the mobile app: apologise and log it".to_owned(),
+        level: NoticeLevel::Important,
+        duration: 3_600.0,
+        posted_by: "manager".to_owned(),
+    };
+    let now = Timestamp(chrono::Utc::now().timestamp_millis());
+    board.post(draft, now).unwrap();
+    let revision = store
+        .save_notices(&site.id, board.notices(), 0)
+        .await
+        .unwrap();
+    // A writer that did not see that save is refused.
+    assert!(matches!(
+        store.save_notices(&site.id, &[], 0).await,
+        Err(StoreError::Conflict)
+    ));
+    let followed = |expected: Vec<String>| {
+        let (mut notices, list) = (notices.clone(), list.clone());
+        async move {
+            tokio::time::timeout(WAIT, async {
+                while texts(
+                    notices
+                        .list_notices(list.clone())
+                        .await
+                        .unwrap()
+                        .into_inner(),
+                ) != expected
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+            .await
+            .unwrap();
+        }
+    };
+    followed(vec![board.notices()[0].text.clone()]).await;
+    store.save_notices(&site.id, &[], revision).await.unwrap();
+    followed(Vec::new()).await;
     shutdown.cancel();
     drop(client);
 }

@@ -15,7 +15,8 @@ use tonic::metadata::MetadataValue;
 use tonic_types::StatusExt;
 use vigie_alerts::RuleConfig;
 use vigie_api::{
-    ApiConfig, AuthConfig, ChangeStore, FileChangeStore, ManualClock, Notice, StoreError,
+    ApiConfig, AuthConfig, ChangeStore, FileChangeStore, KeptNotices, ManualClock, Notice,
+    StoreError,
 };
 use vigie_core::config::SiteChange;
 use vigie_core::{
@@ -160,7 +161,7 @@ impl ChangeStore for FlakyStore {
         self.inner.save_rules(site, rules)
     }
 
-    fn load_notices<'a>(&'a self, site: &'a str) -> BoxFuture<'a, Result<Vec<Notice>, StoreError>> {
+    fn load_notices<'a>(&'a self, site: &'a str) -> BoxFuture<'a, Result<KeptNotices, StoreError>> {
         Box::pin(async move {
             self.check()?;
             self.inner.load_notices(site).await
@@ -171,10 +172,11 @@ impl ChangeStore for FlakyStore {
         &'a self,
         site: &'a str,
         notices: &'a [Notice],
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        revision: u64,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(async move {
             self.check()?;
-            self.inner.save_notices(site, notices).await
+            self.inner.save_notices(site, notices, revision).await
         })
     }
 }
@@ -265,6 +267,7 @@ async fn start(
     let options = Options {
         store: Some(store),
         notices_clock: Some(Arc::new(clock.clone())),
+        ..Options::default()
     };
     let served = Served::start_with(&site(), at("09:00:00"), config, options).await;
     served.feed(&logins()).await;
@@ -846,7 +849,7 @@ async fn notices_survive_a_restart_and_a_store_failure_changes_nothing() {
         .load_notices(SITE)
         .await
         .unwrap();
-    let kept: Vec<&str> = kept.iter().map(|n| n.text.as_str()).collect();
+    let kept: Vec<&str> = kept.notices.iter().map(|n| n.text.as_str()).collect();
     assert_eq!(kept, ["next", "after", "everyone", "long"]);
 
     // A store that cannot be read at all: the site's notices are unavailable, not empty.
@@ -909,7 +912,7 @@ async fn the_kv_bucket_keeps_notices_under_their_own_key_across_a_restart() {
             .await
             .unwrap(),
     );
-    assert!(store.load_notices(SITE).await.unwrap().is_empty());
+    assert!(store.load_notices(SITE).await.unwrap().notices.is_empty());
     let fixture = Fixture::start(100, Some(store.clone())).await;
     let mut manager = fixture.client("manager").await;
     let posted = post(
@@ -952,6 +955,6 @@ async fn the_kv_bucket_keeps_notices_under_their_own_key_across_a_restart() {
         std::slice::from_ref(&posted)
     );
     withdraw(&mut manager, &posted.id).await.unwrap();
-    assert!(store.load_notices(SITE).await.unwrap().is_empty());
+    assert!(store.load_notices(SITE).await.unwrap().notices.is_empty());
     drop(client);
 }

@@ -3,11 +3,15 @@
 //! stops.
 #![allow(clippy::unwrap_used)] // A test fails loudly at the first surprise, on purpose.
 
+use tonic_types::StatusExt;
 use vigie_api::ApiConfig;
 use vigie_core::Window;
 use vigie_engine::SiteFeed;
 use vigie_proto::v1 as pb;
-use vigie_tests::api::{Served, WAIT, alert_rules, day};
+use vigie_proto::v1::alerts_client::AlertsClient;
+use vigie_proto::v1::history_client::HistoryClient;
+use vigie_proto::v1::notices_client::NoticesClient;
+use vigie_tests::api::{Options, Served, WAIT, alert_rules, day};
 
 fn wire(window: Window) -> i32 {
     vigie_api::convert::window_to_wire(window).into()
@@ -308,4 +312,347 @@ async fn a_site_processed_elsewhere_is_served_as_its_owner_serves_it() {
         "{header:?}"
     );
     assert_eq!(view.totals, first_view.totals);
+}
+
+/// Carries forwarded calls straight to another in-process instance, as NATS does between
+/// processes; calls to any other instance find no one.
+#[derive(Debug, Default)]
+struct Loopback {
+    to: std::sync::OnceLock<(String, vigie_api::ForwardedCalls)>,
+}
+
+impl vigie_api::Forwarder for Loopback {
+    fn forward<'a>(
+        &'a self,
+        owner: &'a str,
+        call: vigie_api::ForwardedCall,
+    ) -> futures::future::BoxFuture<'a, Result<bytes::Bytes, tonic::Status>> {
+        Box::pin(async move {
+            match self.to.get() {
+                Some((name, calls)) if name == owner => calls.answer(call).await,
+                _ => Err(tonic::Status::unavailable(format!("no instance {owner}"))),
+            }
+        })
+    }
+}
+
+/// A request carrying `token` (none: anonymous).
+fn with_token<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(token) = token {
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    request
+}
+
+/// The code and message of an answer, or the answer.
+fn outcome<T: PartialEq + std::fmt::Debug>(
+    answer: Result<tonic::Response<T>, tonic::Status>,
+) -> Result<T, (tonic::Code, String)> {
+    answer
+        .map(tonic::Response::into_inner)
+        .map_err(|status| (status.code(), status.message().to_owned()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_only_the_owner_answers_is_sent_to_it_with_the_callers_credentials() {
+    let (site, events) = day(21, 24);
+    let now = events.last().unwrap().time;
+    // Both instances share their authentication settings, as a cluster's instances must.
+    let dir = tempfile::tempdir().unwrap();
+    let tokens_file = dir.path().join("tokens.toml");
+    let manager = vigie_api::auth::generate_token();
+    let advisor = vigie_api::auth::generate_token();
+    std::fs::write(
+        &tokens_file,
+        format!(
+            "[[token]]\nsha256 = \"{}\"\nsubject = \"camille\"\nrole = \"manager\"\nsites = [\"{site}\"]\n\
+             [[token]]\nsha256 = \"{}\"\nsubject = \"a1\"\nrole = \"advisor\"\nsites = [\"{site}\"]\nadvisor = \"a1\"\n",
+            vigie_api::auth::hash_token(&manager),
+            vigie_api::auth::hash_token(&advisor),
+            site = site.id,
+        ),
+    )
+    .unwrap();
+    let config = ApiConfig {
+        auth: vigie_api::AuthConfig {
+            tokens_file: Some(tokens_file),
+            ..vigie_api::AuthConfig::default()
+        },
+        ..ApiConfig::default()
+    };
+    let (to_owner, to_other) = (
+        std::sync::Arc::new(Loopback::default()),
+        std::sync::Arc::new(Loopback::default()),
+    );
+    let history = || {
+        let store: std::sync::Arc<dyn vigie_api::history_store::HistoryStore> =
+            std::sync::Arc::new(vigie::history_store::HistoryConfig::default().memory());
+        Some(store)
+    };
+    let owner = Served::start_with(
+        &site,
+        now,
+        config.clone(),
+        Options {
+            rules: Some(rules(&site.id)),
+            forwarder: Some(to_other.clone()),
+            history: history(),
+            ..Options::default()
+        },
+    )
+    .await;
+    owner.feed(&events).await;
+    let other = Served::start_with(
+        &site,
+        now,
+        config,
+        Options {
+            forwarder: Some(to_owner.clone()),
+            history: history(),
+            ..Options::default()
+        },
+    )
+    .await;
+    other
+        .handle
+        .set_feed(&site.id, SiteFeed::elsewhere("owner-1"))
+        .await
+        .unwrap();
+    to_owner
+        .to
+        .set(("owner-1".to_owned(), owner.calls.clone()))
+        .unwrap();
+    to_other
+        .to
+        .set(("other-1".to_owned(), other.calls.clone()))
+        .unwrap();
+    // Teams and advisors of the site as the owner publishes them.
+    let id = site.id.clone();
+    for (window, payload) in owner
+        .handle
+        .query(move |state| vigie_api::published_windows(state, &id))
+        .await
+        .unwrap()
+    {
+        other.remote.receive(&site.id, window, &payload).unwrap();
+    }
+
+    let mut owner_alerts = AlertsClient::new(owner.channel().await);
+    let mut other_alerts = AlertsClient::new(other.channel().await);
+    let list = pb::ListAlertsRequest {
+        site: site.id.clone(),
+        active_only: false,
+    };
+    let fired = tokio::time::timeout(WAIT, async {
+        loop {
+            let listed = owner_alerts
+                .list_alerts(with_token(list.clone(), Some(&manager)))
+                .await
+                .unwrap()
+                .into_inner();
+            if let Some(alert) = listed.alerts.first() {
+                return alert.id.clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap();
+    let ack = pb::AckAlertRequest {
+        site: site.id.clone(),
+        alert: fired.clone(),
+    };
+    // Credentials travel with the call, and the owner checks them.
+    let anonymous = other_alerts
+        .ack_alert(with_token(ack.clone(), None))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        anonymous.code(),
+        tonic::Code::Unauthenticated,
+        "{anonymous:?}"
+    );
+    let denied = other_alerts
+        .ack_alert(with_token(ack.clone(), Some(&advisor)))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
+    let acknowledged = other_alerts
+        .ack_alert(with_token(ack, Some(&manager)))
+        .await
+        .unwrap()
+        .into_inner()
+        .alert
+        .unwrap();
+    assert_eq!(acknowledged.acknowledged.unwrap().by, "camille");
+    let silenced = other_alerts
+        .silence_alert(with_token(
+            pb::SilenceAlertRequest {
+                site: site.id.clone(),
+                alert: fired.clone(),
+                duration: 600.0,
+            },
+            Some(&manager),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .alert
+        .unwrap();
+    assert!(silenced.silenced.is_some(), "{silenced:?}");
+    // The owner's alert is the one that changed.
+    let at_owner = owner_alerts
+        .list_alerts(with_token(list, Some(&manager)))
+        .await
+        .unwrap()
+        .into_inner();
+    let alert = at_owner.alerts.iter().find(|a| a.id == fired).unwrap();
+    assert_eq!(alert.acknowledged.as_ref().unwrap().by, "camille");
+    assert_eq!(alert.silenced, silenced.silenced);
+
+    // A notice posted through the other instance is on the owner's board, errors and their
+    // details come back as the owner wrote them.
+    let mut owner_notices = NoticesClient::new(owner.channel().await);
+    let mut other_notices = NoticesClient::new(other.channel().await);
+    let post = pb::PostNoticeRequest {
+        site: site.id.clone(),
+        team: String::new(),
+        text: "Outage on the mobile app: apologise and log it".into(),
+        level: pb::NoticeLevel::Important as i32,
+        duration: 3_600.0,
+    };
+    let posted = other_notices
+        .post_notice(with_token(post.clone(), Some(&manager)))
+        .await
+        .unwrap()
+        .into_inner()
+        .notice
+        .unwrap();
+    let listed = owner_notices
+        .list_notices(with_token(
+            pb::ListNoticesRequest {
+                site: site.id.clone(),
+                team: String::new(),
+            },
+            Some(&manager),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.notices, vec![posted.clone()]);
+    let empty = pb::PostNoticeRequest {
+        text: "  ".into(),
+        ..post
+    };
+    let refused = other_notices
+        .post_notice(with_token(empty, Some(&manager)))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    let violations = refused.get_error_details().bad_request().unwrap().clone();
+    assert_eq!(violations.field_violations[0].field, "text", "{refused:?}");
+    let withdrawn = other_notices
+        .withdraw_notice(with_token(
+            pb::WithdrawNoticeRequest {
+                site: site.id.clone(),
+                id: posted.id.clone(),
+            },
+            Some(&manager),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(withdrawn.notice.unwrap().id, posted.id);
+    // Notices are read on every instance (each follows the kept notices), the site's teams
+    // known from what its owner publishes.
+    let team_notices = |team: &str| {
+        with_token(
+            pb::ListNoticesRequest {
+                site: site.id.clone(),
+                team: team.to_owned(),
+            },
+            Some(&manager),
+        )
+    };
+    other_notices
+        .list_notices(team_notices(&site.teams[0].id))
+        .await
+        .unwrap();
+    let unknown = other_notices
+        .list_notices(team_notices("no-such-team"))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::InvalidArgument, "{unknown:?}");
+
+    // The site's history is the owner's.
+    let mut owner_history = HistoryClient::new(owner.channel().await);
+    let mut other_history = HistoryClient::new(other.channel().await);
+    let report = pb::GetReportRequest {
+        site: site.id.clone(),
+        team: site.teams[0].id.clone(),
+        ..Default::default()
+    };
+    let expected = outcome(
+        owner_history
+            .get_report(with_token(report.clone(), Some(&manager)))
+            .await,
+    );
+    assert!(expected.is_ok(), "{expected:?}");
+    assert_eq!(
+        outcome(
+            other_history
+                .get_report(with_token(report, Some(&manager)))
+                .await
+        ),
+        expected
+    );
+    let abandoned = pb::ListAbandonedContactsRequest {
+        site: site.id.clone(),
+        ..Default::default()
+    };
+    let expected = outcome(
+        owner_history
+            .list_abandoned_contacts(with_token(abandoned.clone(), Some(&manager)))
+            .await,
+    );
+    // Answered here, it would be UNAVAILABLE: only the owner holds today's abandoned list.
+    assert!(expected.is_ok(), "{expected:?}");
+    assert_eq!(
+        outcome(
+            other_history
+                .list_abandoned_contacts(with_token(abandoned, Some(&manager)))
+                .await
+        ),
+        expected
+    );
+
+    // Each instance believes the other holds the site (a handover under way): a forwarded
+    // call is answered where it arrives, never sent back.
+    owner
+        .handle
+        .set_feed(&site.id, SiteFeed::elsewhere("other-1"))
+        .await
+        .unwrap();
+    let unavailable = tokio::time::timeout(
+        WAIT,
+        other_alerts.ack_alert(with_token(
+            pb::AckAlertRequest {
+                site: site.id.clone(),
+                alert: fired,
+            },
+            Some(&manager),
+        )),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert_eq!(
+        unavailable.code(),
+        tonic::Code::Unavailable,
+        "{unavailable:?}"
+    );
+    assert!(unavailable.message().contains("other-1"), "{unavailable:?}");
 }

@@ -44,6 +44,8 @@ const VIGIE_PASSWORD: &str = "example-vigie-password";
 const PARIS_PASSWORD: &str = "example-paris-password";
 const LYON_PASSWORD: &str = "example-lyon-password";
 const ADMIN_PASSWORD: &str = "example-admin-password";
+/// The inbox prefix of Vigie in its example configurations and in deploy/nats/accounts.conf.
+const VIGIE_INBOX: &str = "_INBOX_VIGIE";
 /// The API token of the live test's tokens file.
 const TOKEN: &str = "vgt_deploy_test_admin_token";
 
@@ -1365,10 +1367,27 @@ fn the_accounts_allow_the_subjects_of_vigies_configuration_and_connectors_their_
     assert!(
         permissions("vigie", "publish", "deny").contains(&"$JS.API.STREAM.DELETE.>".to_owned())
     );
+    for subject in [
+        "vigie.views.>".to_owned(),
+        format!("{}.>", vigie::calls::CALLS_PREFIX),
+    ] {
+        assert!(vigie_may_publish.contains(&subject), "{subject}");
+    }
+    // Replies to Vigie (and answers to other instances' calls) on its own inbox prefix, which
+    // the connectors cannot read.
+    assert!(vigie_may_publish.contains(&format!("{VIGIE_INBOX}.>")));
     assert_eq!(
         permissions("vigie", "subscribe", "allow"),
-        ["_INBOX.>", "vigie.views.>"]
+        [
+            format!("{VIGIE_INBOX}.>"),
+            "vigie.views.>".to_owned(),
+            format!("{}.>", vigie::calls::CALLS_PREFIX)
+        ]
     );
+    for config in ["deploy/compose/vigie.toml", "deploy/config/cluster.toml"] {
+        let config: toml::Table = toml::from_str(&read(config)).unwrap();
+        assert_eq!(config["nats"]["inbox_prefix"].as_str(), Some(VIGIE_INBOX));
+    }
     for site in ["paris", "lyon"] {
         let user = format!("connector-{site}");
         assert_eq!(
@@ -1408,6 +1427,12 @@ async fn connect_as(
         WAIT,
         async_nats::ConnectOptions::new()
             .user_and_password(user.to_owned(), password.to_owned())
+            // Vigie's replies come on its own prefix, as its example configurations set it.
+            .custom_inbox_prefix(if user == "vigie" {
+                VIGIE_INBOX
+            } else {
+                "_INBOX"
+            })
             .event_callback(move |event| {
                 let errors = errors_tx.clone();
                 async move {

@@ -4,6 +4,7 @@
 //! is checked), kept in the change store, then applied by the engine; if it cannot be kept,
 //! nothing is applied. Changes of all sites go one at a time.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,15 +59,26 @@ pub trait ChangeStore: Send + Sync + std::fmt::Debug {
         site: &'a str,
         rules: &'a [RuleConfig],
     ) -> BoxFuture<'a, Result<(), StoreError>>;
-    /// The site's wallboard notices as last kept, newest first (empty when none ever were).
-    /// Notices that expired since are among them: the reader drops them.
-    fn load_notices<'a>(&'a self, site: &'a str) -> BoxFuture<'a, Result<Vec<Notice>, StoreError>>;
-    /// Keeps the site's wallboard notices, replacing what was kept.
+    /// The site's wallboard notices as last kept, newest first (empty, revision 0, when none
+    /// ever were). Notices that expired since are among them: the reader drops them.
+    fn load_notices<'a>(&'a self, site: &'a str) -> BoxFuture<'a, Result<KeptNotices, StoreError>>;
+    /// Keeps the site's wallboard notices, replacing what was kept at `revision` (else
+    /// [`StoreError::Conflict`]: another instance changed them since); the new revision.
     fn save_notices<'a>(
         &'a self,
         site: &'a str,
         notices: &'a [Notice],
-    ) -> BoxFuture<'a, Result<(), StoreError>>;
+        revision: u64,
+    ) -> BoxFuture<'a, Result<u64, StoreError>>;
+}
+
+/// A site's wallboard notices as kept, and the revision they were kept at (0: never kept).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KeptNotices {
+    /// Increases with every save.
+    pub revision: u64,
+    /// Newest first.
+    pub notices: Vec<Notice>,
 }
 
 /// Changes kept in local files, one JSON Lines file per site (the embedded demo's store); alert
@@ -74,12 +86,18 @@ pub trait ChangeStore: Send + Sync + std::fmt::Debug {
 #[derive(Debug)]
 pub struct FileChangeStore {
     dir: PathBuf,
+    /// The revision of each site's notices: the saves made by this process (the files are
+    /// not shared between processes).
+    notice_revisions: std::sync::Mutex<BTreeMap<String, u64>>,
 }
 
 impl FileChangeStore {
     /// A store in `dir` (created when missing).
     pub fn new(dir: PathBuf) -> FileChangeStore {
-        FileChangeStore { dir }
+        FileChangeStore {
+            dir,
+            notice_revisions: std::sync::Mutex::default(),
+        }
     }
 
     fn path(&self, site: &str) -> PathBuf {
@@ -116,6 +134,15 @@ impl FileChangeStore {
         tokio::fs::rename(&partial, &path)
             .await
             .map_err(unavailable)
+    }
+
+    fn notice_revision(&self, site: &str) -> u64 {
+        self.notice_revisions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(site)
+            .copied()
+            .unwrap_or_default()
     }
 
     async fn read(&self, site: &str) -> Result<Vec<SiteChange>, StoreError> {
@@ -174,19 +201,23 @@ impl ChangeStore for FileChangeStore {
         Box::pin(self.write_json(self.rules_path(site), rules))
     }
 
-    fn load_notices<'a>(&'a self, site: &'a str) -> BoxFuture<'a, Result<Vec<Notice>, StoreError>> {
+    fn load_notices<'a>(&'a self, site: &'a str) -> BoxFuture<'a, Result<KeptNotices, StoreError>> {
         Box::pin(async move {
+            let revision = self.notice_revision(site);
             let path = self.notices_path(site);
-            match tokio::fs::read(&path).await {
+            let notices = match tokio::fs::read(&path).await {
                 Ok(bytes) => serde_json::from_slice(&bytes).map_err(|error| {
                     StoreError::Unavailable(format!("{}: {error}", path.display()))
-                }),
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-                Err(error) => Err(StoreError::Unavailable(format!(
-                    "cannot read {}: {error}",
-                    path.display()
-                ))),
-            }
+                })?,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(error) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "cannot read {}: {error}",
+                        path.display()
+                    )));
+                }
+            };
+            Ok(KeptNotices { revision, notices })
         })
     }
 
@@ -194,8 +225,21 @@ impl ChangeStore for FileChangeStore {
         &'a self,
         site: &'a str,
         notices: &'a [Notice],
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(self.write_json(self.notices_path(site), notices))
+        revision: u64,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            if self.notice_revision(site) != revision {
+                return Err(StoreError::Conflict);
+            }
+            self.write_json(self.notices_path(site), notices).await?;
+            let mut revisions = self
+                .notice_revisions
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let kept = revisions.entry(site.to_owned()).or_default();
+            *kept += 1;
+            Ok(*kept)
+        })
     }
 
     fn load<'a>(&'a self, site: &'a str) -> BoxFuture<'a, Result<Vec<SiteChange>, StoreError>> {

@@ -36,6 +36,7 @@ use vigie_proto::v1::alerts_server::Alerts;
 use crate::admin::{ChangeStore, invalid};
 use crate::auth::{Authenticator, Principal, Role, permission_denied};
 use crate::convert;
+use crate::forward::Forwarding;
 use crate::metrics::ApiMetrics;
 use crate::read;
 use crate::remote::RemoteViews;
@@ -58,6 +59,8 @@ pub struct AlertsService {
     shutdown: CancellationToken,
     /// The alerts of the sites other instances process, as they publish them.
     remote: Arc<RemoteViews>,
+    /// Where acknowledgements and silences of those sites go.
+    forwarding: Forwarding,
 }
 
 /// The stream of a `WatchAlerts` call.
@@ -84,7 +87,14 @@ impl AlertsService {
             metrics,
             shutdown,
             remote: RemoteViews::new(std::time::Duration::from_secs(5)),
+            forwarding: Forwarding::default(),
         }
+    }
+
+    /// Sends the acknowledgements and silences of sites processed elsewhere to their owner.
+    pub fn with_forwarding(mut self, forwarding: Forwarding) -> AlertsService {
+        self.forwarding = forwarding;
+        self
     }
 
     /// Serves the alerts of the sites other instances process from what they publish.
@@ -1031,7 +1041,7 @@ impl Alerts for AlertsService {
         &self,
         request: Request<pb::AckAlertRequest>,
     ) -> Result<Response<pb::AlertResponse>, Status> {
-        let result = async {
+        let here = |request: Request<pb::AckAlertRequest>| async move {
             let principal = self.principal(&request)?;
             let pb::AckAlertRequest { site, alert } = request.into_inner();
             required("site", &site)?;
@@ -1045,8 +1055,8 @@ impl Alerts for AlertsService {
                 .await?;
             tracing::info!(site, alert, "alert acknowledged through the API");
             Ok(response)
-        }
-        .await;
+        };
+        let result = self.forwarding.or_here(&self.engine, request, here).await;
         self.count("AckAlert", result).map(Response::new)
     }
 
@@ -1054,7 +1064,7 @@ impl Alerts for AlertsService {
         &self,
         request: Request<pb::SilenceAlertRequest>,
     ) -> Result<Response<pb::AlertResponse>, Status> {
-        let result = async {
+        let here = |request: Request<pb::SilenceAlertRequest>| async move {
             let principal = self.principal(&request)?;
             let pb::SilenceAlertRequest {
                 site,
@@ -1076,10 +1086,15 @@ impl Alerts for AlertsService {
                     engine.silence(&id, Timestamp(now.0 + millis.max(1)), &by, now)
                 })
                 .await?;
-            tracing::info!(site, alert, seconds = duration, "alert silenced through the API");
+            tracing::info!(
+                site,
+                alert,
+                seconds = duration,
+                "alert silenced through the API"
+            );
             Ok(response)
-        }
-        .await;
+        };
+        let result = self.forwarding.or_here(&self.engine, request, here).await;
         self.count("SilenceAlert", result).map(Response::new)
     }
 

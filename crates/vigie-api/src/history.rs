@@ -43,6 +43,7 @@ use crate::admin::invalid;
 use crate::alerts::{alert_to_wire, may_read};
 use crate::auth::{Authenticator, Principal, Role, permission_denied};
 use crate::convert;
+use crate::forward::Forwarding;
 use crate::history_store::{AlertRecord, HistoryError, HistoryStore, merge_alert};
 use crate::metrics::ApiMetrics;
 use crate::notices::{Notice, NoticeLevel, NoticesService};
@@ -77,6 +78,8 @@ pub struct HistoryService {
     /// The notices in force, for today's reports.
     notices: NoticesService,
     metrics: ApiMetrics,
+    /// Where the calls about sites processed elsewhere go.
+    forwarding: Forwarding,
 }
 
 /// What the service needs of a site, read on the engine's task.
@@ -772,7 +775,14 @@ impl HistoryService {
             store: None,
             notices,
             metrics,
+            forwarding: Forwarding::default(),
         }
+    }
+
+    /// Sends the calls about sites processed elsewhere to their owner.
+    pub fn with_forwarding(mut self, forwarding: Forwarding) -> HistoryService {
+        self.forwarding = forwarding;
+        self
     }
 
     /// The service reading `store`. The notices service it reads (and every clone of it, the
@@ -1297,7 +1307,12 @@ impl History for HistoryService {
         &self,
         request: Request<pb::ListIntervalsRequest>,
     ) -> Result<Response<pb::ListIntervalsResponse>, Status> {
-        let result = self.list_intervals_in(request).await;
+        let result = self
+            .forwarding
+            .or_here(&self.engine, request, |request| {
+                self.list_intervals_in(request)
+            })
+            .await;
         self.count("ListIntervals", result).map(Response::new)
     }
 
@@ -1305,7 +1320,12 @@ impl History for HistoryService {
         &self,
         request: Request<pb::GetTimesheetRequest>,
     ) -> Result<Response<pb::GetTimesheetResponse>, Status> {
-        let result = self.get_timesheet_in(request).await;
+        let result = self
+            .forwarding
+            .or_here(&self.engine, request, |request| {
+                self.get_timesheet_in(request)
+            })
+            .await;
         self.count("GetTimesheet", result).map(Response::new)
     }
 
@@ -1313,7 +1333,10 @@ impl History for HistoryService {
         &self,
         request: Request<pb::GetReportRequest>,
     ) -> Result<Response<pb::GetReportResponse>, Status> {
-        let result = self.get_report_in(request).await;
+        let result = self
+            .forwarding
+            .or_here(&self.engine, request, |request| self.get_report_in(request))
+            .await;
         self.count("GetReport", result).map(Response::new)
     }
 
@@ -1321,7 +1344,12 @@ impl History for HistoryService {
         &self,
         request: Request<pb::ListAlertHistoryRequest>,
     ) -> Result<Response<pb::ListAlertHistoryResponse>, Status> {
-        let result = self.list_alert_history_in(request).await;
+        let result = self
+            .forwarding
+            .or_here(&self.engine, request, |request| {
+                self.list_alert_history_in(request)
+            })
+            .await;
         self.count("ListAlertHistory", result).map(Response::new)
     }
 
@@ -1329,7 +1357,12 @@ impl History for HistoryService {
         &self,
         request: Request<pb::ListAbandonedContactsRequest>,
     ) -> Result<Response<pb::ListAbandonedContactsResponse>, Status> {
-        let result = self.list_abandoned_contacts_in(request).await;
+        let result = self
+            .forwarding
+            .or_here(&self.engine, request, |request| {
+                self.list_abandoned_contacts_in(request)
+            })
+            .await;
         self.count("ListAbandonedContacts", result)
             .map(Response::new)
     }

@@ -32,17 +32,19 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
-use vigie_core::Timestamp;
+use vigie_core::{Timestamp, Window};
 use vigie_engine::{EngineHandle, EngineState};
 use vigie_proto::v1 as pb;
 use vigie_proto::v1::notices_server::Notices;
 
-use crate::admin::{ChangeStore, invalid};
+use crate::admin::{ChangeStore, KeptNotices, StoreError, invalid};
 use crate::auth::{Authenticator, Principal, Role, permission_denied};
 use crate::convert;
+use crate::forward::Forwarding;
 use crate::history_store::{HistoryError, HistoryStore, NoticeRecord};
 use crate::metrics::ApiMetrics;
 use crate::read;
+use crate::remote::RemoteViews;
 
 /// Longest text of a notice, in characters, once trimmed.
 pub const MAX_TEXT_CHARS: usize = 280;
@@ -524,6 +526,10 @@ pub struct NoticesService {
     /// Where posts and withdrawals are also recorded by day; shared by every clone, so that
     /// the store given to one (the `History` service's) records the API's posts.
     history: Arc<NoticeHistory>,
+    /// Where posts and withdrawals at sites processed elsewhere go.
+    forwarding: Forwarding,
+    /// The views of the sites processed elsewhere: their teams, and their advisors' teams.
+    remote: Arc<RemoteViews>,
 }
 
 /// The history store notices are recorded in, and the task that writes to it.
@@ -556,10 +562,22 @@ impl Sites {
 #[derive(Debug)]
 struct SiteNotices {
     /// Changes (post, withdrawal, expiry) go one at a time, each kept before the next starts.
-    board: Mutex<NoticeBoard>,
+    board: Mutex<KeptBoard>,
     /// The notices as last changed, for lists and watchers.
     published: watch::Sender<Arc<Vec<Notice>>>,
 }
+
+/// A site's board and the store's revision of it.
+#[derive(Debug)]
+struct KeptBoard {
+    board: NoticeBoard,
+    /// The revision the board was last kept at, or read from the store at.
+    revision: u64,
+}
+
+/// Times a change is tried again when another instance changed the same site's notices at the
+/// same moment.
+const CHANGE_ATTEMPTS: usize = 3;
 
 impl SiteNotices {
     /// Tells lists and watchers what the board now holds.
@@ -597,7 +615,22 @@ impl NoticesService {
             metrics,
             shutdown,
             history: Arc::default(),
+            forwarding: Forwarding::default(),
+            remote: RemoteViews::new(Duration::from_secs(5)),
         }
+    }
+
+    /// Checks who may read the notices of sites other instances process against the views
+    /// they publish.
+    pub fn with_remote(mut self, remote: Arc<RemoteViews>) -> NoticesService {
+        self.remote = remote;
+        self
+    }
+
+    /// Sends posts and withdrawals at sites processed elsewhere to their owner.
+    pub fn with_forwarding(mut self, forwarding: Forwarding) -> NoticesService {
+        self.forwarding = forwarding;
+        self
     }
 
     /// Also records each notice posted or withdrawn in `store`, for every site-local day it is
@@ -722,8 +755,11 @@ impl NoticesService {
         team: Option<&str>,
     ) -> Result<(Selection, bool), Status> {
         let (principal, site, team) = (principal.clone(), site.to_owned(), team.map(str::to_owned));
+        let remote = self.remote.clone();
         self.query(move |state| {
-            let processor = read::site(state, &principal, &site)?;
+            // Teams and advisors are read from the day as a whole, here or as the site's owner
+            // publishes it.
+            let processor = read::source(state, &remote, &principal, &site, Window::Today)?;
             let current_team = match (&principal.role, &principal.advisor) {
                 (Role::Advisor, Some(advisor)) => processor.advisor_team(advisor),
                 _ => None,
@@ -735,7 +771,7 @@ impl NoticesService {
                     if !readable {
                         return Err(permission_denied());
                     }
-                    let known = processor.team_ids().contains(&team.as_str());
+                    let known = processor.has_team(&team);
                     Ok((Selection::team(team), known))
                 }
                 None if principal.may_read_site(&site) => Ok((Selection::every_team(), true)),
@@ -774,12 +810,9 @@ impl NoticesService {
         if let Some(loaded) = self.sites.get(site) {
             return Ok(loaded);
         }
-        let kept = self.store.load_notices(site).await.map_err(|error| {
-            Status::unavailable(format!(
-                "the notices of site {site:?} cannot be read from the store: {error}"
-            ))
-        })?;
-        let (board, expired) = NoticeBoard::restore(kept, self.clock.now());
+        let kept = load_notices(self.store.as_ref(), site).await?;
+        let revision = kept.revision;
+        let (board, expired) = NoticeBoard::restore(kept.notices, self.clock.now());
         if expired > 0 {
             tracing::info!(
                 site,
@@ -791,7 +824,7 @@ impl NoticesService {
         let held = board.notices().to_vec();
         self.metrics.notices_held(0, held.len());
         let notices = Arc::new(SiteNotices {
-            board: Mutex::new(board),
+            board: Mutex::new(KeptBoard { board, revision }),
             published: watch::Sender::new(Arc::new(held)),
         });
         self.sites
@@ -809,6 +842,25 @@ impl NoticesService {
         Ok(notices)
     }
 
+    /// The site's notices as another instance kept them at `revision` (the store's own
+    /// notice of a change): they replace the board here, unless it is as new already. A site
+    /// not asked about yet is read from the store when it is.
+    pub async fn kept_elsewhere(&self, site: &str, kept: KeptNotices) {
+        let Some(notices) = self.sites.get(site) else {
+            return;
+        };
+        let mut current = notices.board.lock().await;
+        if kept.revision <= current.revision {
+            return;
+        }
+        let (board, _) = NoticeBoard::restore(kept.notices, self.clock.now());
+        *current = KeptBoard {
+            board,
+            revision: kept.revision,
+        };
+        notices.publish(&current.board, &self.metrics);
+    }
+
     /// Changes the site's board with `act`: on a copy, kept in the store, and only then in
     /// force and published, and counted as `event`. Notices expired meanwhile are taken off in
     /// the same change.
@@ -816,7 +868,7 @@ impl NoticesService {
         &self,
         site: &str,
         event: &'static str,
-        act: impl FnOnce(&mut NoticeBoard, Timestamp) -> Result<R, Status> + Send + 'static,
+        mut act: impl FnMut(&mut NoticeBoard, Timestamp) -> Result<R, Status> + Send + 'static,
     ) -> Result<R, Status> {
         let notices = self.site(site).await?;
         let (site, store, clock, metrics) = (
@@ -828,24 +880,47 @@ impl NoticesService {
         // On a task of its own: a caller that goes away (its call's future is dropped) must
         // not stop a change between the store and the board, which would set them apart.
         let change = tokio::spawn(async move {
-            let mut board = notices.board.lock().await;
-            let now = clock.now();
-            let mut changed = board.clone();
-            let expired = changed.expire(now);
-            let result = act(&mut changed, now)?;
-            store
-                .save_notices(&site, changed.notices())
-                .await
-                .map_err(|error| {
-                    Status::unavailable(format!(
-                        "the notices could not be kept, nothing changed: {error}"
-                    ))
-                })?;
-            *board = changed;
-            metrics.notices("expired", expired.len());
-            metrics.notices(event, 1);
-            notices.publish(&board, &metrics);
-            Ok(result)
+            let mut kept = notices.board.lock().await;
+            for _ in 0..CHANGE_ATTEMPTS {
+                let now = clock.now();
+                let mut changed = kept.board.clone();
+                let expired = changed.expire(now);
+                let result = act(&mut changed, now)?;
+                match store
+                    .save_notices(&site, changed.notices(), kept.revision)
+                    .await
+                {
+                    Ok(revision) => {
+                        *kept = KeptBoard {
+                            board: changed,
+                            revision,
+                        };
+                        metrics.notices("expired", expired.len());
+                        metrics.notices(event, 1);
+                        notices.publish(&kept.board, &metrics);
+                        return Ok(result);
+                    }
+                    // Changed by another instance since read here (a handover under way):
+                    // read again, and make the change on what is kept now.
+                    Err(StoreError::Conflict) => {
+                        let stored = load_notices(store.as_ref(), &site).await?;
+                        let (board, _) = NoticeBoard::restore(stored.notices, clock.now());
+                        *kept = KeptBoard {
+                            board,
+                            revision: stored.revision,
+                        };
+                        notices.publish(&kept.board, &metrics);
+                    }
+                    Err(error) => {
+                        return Err(Status::unavailable(format!(
+                            "the notices could not be kept, nothing changed: {error}"
+                        )));
+                    }
+                }
+            }
+            Err(Status::aborted(
+                "the notices of this site kept changing elsewhere: nothing changed, try again",
+            ))
         });
         change.await.unwrap_or_else(|_| {
             Err(Status::internal(
@@ -895,7 +970,7 @@ impl NoticesService {
         }
         let notice = self
             .change(&site, "posted", move |board, now| {
-                board.post(draft, now).map_err(refusal_status)
+                board.post(draft.clone(), now).map_err(refusal_status)
             })
             .await?;
         tracing::info!(site, notice = %notice.id, "notice posted through the API");
@@ -1031,6 +1106,15 @@ pub fn may_post(principal: &Principal, site: &str, team: Option<&str>) -> bool {
     }
 }
 
+/// The site's notices as kept in `store`, `UNAVAILABLE` when they cannot be read.
+async fn load_notices(store: &dyn ChangeStore, site: &str) -> Result<KeptNotices, Status> {
+    store.load_notices(site).await.map_err(|error| {
+        Status::unavailable(format!(
+            "the notices of site {site:?} cannot be read from the store: {error}"
+        ))
+    })
+}
+
 /// Writes the notices' day records to the history store, one notice at a time, retrying
 /// (waiting longer after each failure) while the store is unavailable; ends at shutdown. A
 /// refused record is logged and counted, not retried.
@@ -1105,12 +1189,12 @@ async fn expire_notices(
                 }
             }
             () = due => {
-                let mut board = notices.board.lock().await;
-                let expired = board.expire(clock.now());
+                let mut kept = notices.board.lock().await;
+                let expired = kept.board.expire(clock.now());
                 if !expired.is_empty() {
                     tracing::debug!(site, notices = expired.len(), "notices expired");
                     metrics.notices("expired", expired.len());
-                    notices.publish(&board, &metrics);
+                    notices.publish(&kept.board, &metrics);
                 }
             }
         }
@@ -1279,9 +1363,13 @@ impl Notices for NoticesService {
         &self,
         request: Request<pb::PostNoticeRequest>,
     ) -> Result<Response<pb::NoticeResponse>, Status> {
-        let result = self.post(request).await.map(|notice| pb::NoticeResponse {
-            notice: Some(notice),
-        });
+        let here = |request| async move {
+            let notice = self.post(request).await?;
+            Ok(pb::NoticeResponse {
+                notice: Some(notice),
+            })
+        };
+        let result = self.forwarding.or_here(&self.engine, request, here).await;
         self.count("PostNotice", result).map(Response::new)
     }
 
@@ -1289,12 +1377,13 @@ impl Notices for NoticesService {
         &self,
         request: Request<pb::WithdrawNoticeRequest>,
     ) -> Result<Response<pb::NoticeResponse>, Status> {
-        let result = self
-            .withdraw(request)
-            .await
-            .map(|notice| pb::NoticeResponse {
+        let here = |request| async move {
+            let notice = self.withdraw(request).await?;
+            Ok(pb::NoticeResponse {
                 notice: Some(notice),
-            });
+            })
+        };
+        let result = self.forwarding.or_here(&self.engine, request, here).await;
         self.count("WithdrawNotice", result).map(Response::new)
     }
 
@@ -1736,18 +1825,47 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_file_store_keeps_notices_per_site() {
+    async fn the_file_store_keeps_notices_per_site_at_increasing_revisions() {
         let dir = tempfile::tempdir().unwrap();
         let store = FileChangeStore::new(dir.path().join("changes"));
-        assert!(store.load_notices("paris").await.unwrap().is_empty());
+        assert_eq!(
+            store.load_notices("paris").await.unwrap(),
+            KeptNotices::default()
+        );
         let mut board = NoticeBoard::new();
         board.post(draft(Some("team-a"), "script"), T0).unwrap();
         board.post(draft(None, "drill"), at(1)).unwrap();
-        store.save_notices("paris", board.notices()).await.unwrap();
-        assert_eq!(store.load_notices("paris").await.unwrap(), board.notices());
-        assert!(store.load_notices("lyon").await.unwrap().is_empty());
-        store.save_notices("paris", &[]).await.unwrap();
-        assert!(store.load_notices("paris").await.unwrap().is_empty());
+        assert_eq!(
+            store
+                .save_notices("paris", board.notices(), 0)
+                .await
+                .unwrap(),
+            1
+        );
+        let kept = store.load_notices("paris").await.unwrap();
+        assert_eq!(
+            (kept.revision, kept.notices.as_slice()),
+            (1, board.notices())
+        );
+        assert_eq!(
+            store.load_notices("lyon").await.unwrap(),
+            KeptNotices::default()
+        );
+        // A save on a revision that is not the last one's changes nothing.
+        assert!(matches!(
+            store.save_notices("paris", &[], 0).await,
+            Err(StoreError::Conflict)
+        ));
+        assert_eq!(store.load_notices("paris").await.unwrap().notices.len(), 2);
+        assert_eq!(store.save_notices("paris", &[], 1).await.unwrap(), 2);
+        assert!(
+            store
+                .load_notices("paris")
+                .await
+                .unwrap()
+                .notices
+                .is_empty()
+        );
         // A file that does not parse is an error, never an empty board.
         std::fs::write(dir.path().join("changes/paris.notices.json"), "[{").unwrap();
         let error = store.load_notices("paris").await.unwrap_err().to_string();

@@ -147,7 +147,8 @@ pub fn source<'a>(
 }
 
 impl Source<'_> {
-    fn has_team(&self, team: &str) -> bool {
+    /// Whether `team` is one of the site's teams.
+    pub fn has_team(&self, team: &str) -> bool {
         match self {
             Source::Local(site) => site.team_ids().contains(&team),
             Source::Remote { window, .. } => window.has_team(team),

@@ -28,6 +28,7 @@ use vigie_proto::v1::supervision_server::SupervisionServer;
 use crate::admin::{AdminService, ChangeStore};
 use crate::alerts::AlertsService;
 use crate::auth::{AuthConfig, Authenticator};
+use crate::forward::{ForwardedCalls, Forwarder, Forwarding};
 use crate::history::HistoryService;
 use crate::history_store::HistoryStore;
 use crate::hub::Hub;
@@ -290,7 +291,8 @@ impl Api {
             config.max_streams,
             metrics.clone(),
             shutdown.clone(),
-        );
+        )
+        .with_remote(remote.clone());
         let history = HistoryService::new(
             engine.clone(),
             auth.clone(),
@@ -326,6 +328,35 @@ impl Api {
             shutdown,
             remote,
         })
+    }
+
+    /// Sends the calls only a site's owner answers (acknowledging and silencing its alerts,
+    /// posting and withdrawing its notices, its history) to the instance that processes the
+    /// site, when that is not this one.
+    pub fn with_forwarder(mut self, forwarder: Arc<dyn Forwarder>) -> Api {
+        let forwarding = Forwarding::through(forwarder);
+        self.alerts = self.alerts.with_forwarding(forwarding.clone());
+        self.notices = self.notices.with_forwarding(forwarding.clone());
+        self.history = self
+            .history
+            .with_notices(self.notices.clone())
+            .with_forwarding(forwarding);
+        self
+    }
+
+    /// The `Notices` service, told here of the notices other instances keep (see
+    /// [`NoticesService::kept_elsewhere`]).
+    pub fn notices(&self) -> NoticesService {
+        self.notices.clone()
+    }
+
+    /// What answers the calls other instances forward here (see [`Api::with_forwarder`]).
+    pub fn forwarded_calls(&self) -> ForwardedCalls {
+        ForwardedCalls {
+            alerts: self.alerts.clone(),
+            notices: self.notices.clone(),
+            history: self.history.clone(),
+        }
     }
 
     /// Runs the `Notices` service on `clock` instead of the system's (tests, simulations).

@@ -64,6 +64,12 @@ pub struct NatsConfig {
     /// seconds.
     #[serde(default = "default_request_timeout")]
     pub request_timeout: HumanDuration,
+    /// The prefix of the subjects replies come back on (JetStream's answers and deliveries,
+    /// the answers of other instances). Give Vigie a prefix of its own (`_INBOX_VIGIE`) and
+    /// allow only its user to subscribe to it, and no other client of the account can read
+    /// what is meant for Vigie (see deploy/nats/accounts.conf).
+    #[serde(default = "default_inbox_prefix")]
+    pub inbox_prefix: String,
     /// The event stream.
     #[serde(default)]
     pub stream: StreamConfig,
@@ -99,6 +105,10 @@ fn default_request_timeout() -> HumanDuration {
     HumanDuration::secs(10)
 }
 
+fn default_inbox_prefix() -> String {
+    "_INBOX".to_owned()
+}
+
 fn default_dead_letter_prefix() -> String {
     "vigie.dlq".to_owned()
 }
@@ -119,6 +129,7 @@ impl Default for NatsConfig {
             tls_required: false,
             connect_timeout: default_connect_timeout(),
             request_timeout: default_request_timeout(),
+            inbox_prefix: default_inbox_prefix(),
             stream: StreamConfig::default(),
             consumer: ConsumerConfig::default(),
             dead_letter_prefix: default_dead_letter_prefix(),
@@ -306,6 +317,12 @@ impl NatsConfig {
                 "{path}.tls_cert_file: the client certificate and key go together"
             ));
         }
+        if !valid_subject(&self.inbox_prefix) {
+            problems.push(format!(
+                "{path}.inbox_prefix: {:?} is not a NATS subject without wildcards",
+                self.inbox_prefix
+            ));
+        }
         if !valid_subject(&self.stream.subject_prefix) {
             problems.push(format!(
                 "{path}.stream.subject_prefix: {:?} is not a NATS subject",
@@ -379,6 +396,7 @@ mod tests {
         let text = r#"
 user = "vigie"
 token = "t"
+inbox_prefix = "_INBOX.>"
 [stream]
 subject_prefix = "vigie.*"
 replicas = 2
@@ -390,6 +408,7 @@ batch = 0
         for expected in [
             "nats.user",
             "choose one authentication",
+            "nats.inbox_prefix",
             "nats.stream.subject_prefix",
             "nats.stream.replicas",
             "nats.consumer.batch",

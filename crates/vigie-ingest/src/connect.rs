@@ -75,6 +75,7 @@ pub async fn connect(config: &NatsConfig) -> Result<(Client, jetstream::Context)
     let mut options = ConnectOptions::new()
         .name(&config.name)
         .connection_timeout(config.connect_timeout.0)
+        .custom_inbox_prefix(&config.inbox_prefix)
         .max_reconnects(None);
     if let (Some(user), Some(password)) = (&config.user, &config.password) {
         options = options.user_and_password(user.clone(), password.0.clone());

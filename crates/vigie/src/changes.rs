@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use vigie_alerts::RuleConfig;
-use vigie_api::{ChangeStore, Notice, StoreError};
+use vigie_api::{ChangeStore, KeptNotices, Notice, NoticesService, StoreError};
 use vigie_core::SiteConfig;
 use vigie_core::config::SiteChange;
 use vigie_engine::EngineHandle;
@@ -148,11 +148,13 @@ impl NatsChangeStore {
     }
 
     /// Follows the bucket: when another instance records a change of a site, the site's
-    /// configuration from the file with every recorded change is applied here.
+    /// configuration from the file with every recorded change is applied here; alert rules
+    /// likewise, and wallboard notices are handed to `notices`.
     pub async fn follow(
         self: Arc<Self>,
         file_sites: Vec<SiteConfig>,
         engine: EngineHandle,
+        notices: NoticesService,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let mut watch = self
@@ -174,6 +176,23 @@ impl NatsChangeStore {
             };
             if let Some(site) = entry.key.strip_prefix("rules.") {
                 apply_rules(site, &entry.value, &engine).await;
+                continue;
+            }
+            if let Some(site) = entry.key.strip_prefix("notices.") {
+                let notices_kept = match entry.operation {
+                    kv::Operation::Put => notices_of(site, &entry.value),
+                    kv::Operation::Delete | kv::Operation::Purge => Ok(Vec::new()),
+                };
+                match notices_kept {
+                    Ok(kept) => {
+                        let kept = KeptNotices {
+                            revision: entry.revision,
+                            notices: kept,
+                        };
+                        notices.kept_elsewhere(site, kept).await;
+                    }
+                    Err(error) => warn!(site, %error, "wallboard notices ignored"),
+                }
                 continue;
             }
             let Some(site) = entry.key.strip_prefix("site.") else {
@@ -205,6 +224,16 @@ fn rules_key(site: &str) -> String {
 
 fn notices_key(site: &str) -> String {
     format!("notices.{site}")
+}
+
+/// The notices kept under a site's key.
+fn notices_of(site: &str, value: &[u8]) -> Result<Vec<Notice>, StoreError> {
+    serde_json::from_slice(value).map_err(|error| {
+        StoreError::Unavailable(format!(
+            "the notices of site {site} (key {}) do not parse: {error}",
+            notices_key(site)
+        ))
+    })
 }
 
 impl ChangeStore for NatsChangeStore {
@@ -250,7 +279,7 @@ impl ChangeStore for NatsChangeStore {
         })
     }
 
-    fn load_notices<'a>(&'a self, site: &'a str) -> BoxFuture<'a, Result<Vec<Notice>, StoreError>> {
+    fn load_notices<'a>(&'a self, site: &'a str) -> BoxFuture<'a, Result<KeptNotices, StoreError>> {
         Box::pin(async move {
             let entry = self
                 .kv
@@ -258,15 +287,15 @@ impl ChangeStore for NatsChangeStore {
                 .await
                 .map_err(|error| StoreError::Unavailable(error.to_string()))?;
             match entry {
-                Some(entry) if entry.operation == kv::Operation::Put => {
-                    serde_json::from_slice(&entry.value).map_err(|error| {
-                        StoreError::Unavailable(format!(
-                            "the notices of site {site} (key {}) do not parse: {error}",
-                            notices_key(site)
-                        ))
-                    })
-                }
-                _ => Ok(Vec::new()),
+                Some(entry) if entry.operation == kv::Operation::Put => Ok(KeptNotices {
+                    revision: entry.revision,
+                    notices: notices_of(site, &entry.value)?,
+                }),
+                Some(entry) => Ok(KeptNotices {
+                    revision: entry.revision,
+                    notices: Vec::new(),
+                }),
+                None => Ok(KeptNotices::default()),
             }
         })
     }
@@ -275,16 +304,29 @@ impl ChangeStore for NatsChangeStore {
         &'a self,
         site: &'a str,
         notices: &'a [Notice],
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        revision: u64,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(async move {
             let value = Bytes::from(
                 serde_json::to_vec(notices).map_err(|e| StoreError::Unavailable(e.to_string()))?,
             );
-            self.kv
-                .put(notices_key(site), value)
-                .await
-                .map(|_| ())
-                .map_err(|error| StoreError::Unavailable(error.to_string()))
+            if revision == 0 {
+                self.kv
+                    .create(notices_key(site), value)
+                    .await
+                    .map_err(|error| match error.kind() {
+                        kv::CreateErrorKind::AlreadyExists => StoreError::Conflict,
+                        _ => StoreError::Unavailable(error.to_string()),
+                    })
+            } else {
+                self.kv
+                    .update(notices_key(site), value, revision)
+                    .await
+                    .map_err(|error| match error.kind() {
+                        kv::UpdateErrorKind::WrongLastRevision => StoreError::Conflict,
+                        _ => StoreError::Unavailable(error.to_string()),
+                    })
+            }
         })
     }
 

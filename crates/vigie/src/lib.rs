@@ -4,6 +4,7 @@
 //! failure is returned with its context for `main` to print.
 
 pub mod alerting;
+pub mod calls;
 pub mod changes;
 pub mod client;
 pub mod cluster;

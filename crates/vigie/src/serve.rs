@@ -212,6 +212,10 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
         .cluster
         .as_ref()
         .map(|_| crate::views::ViewMetrics::new(&mut registry));
+    let call_metrics = config
+        .cluster
+        .as_ref()
+        .map(|_| crate::calls::CallMetrics::new(&mut registry));
     // The HTTP ingest endpoint ([ingest_http]): only when enabled, and only with NATS (the
     // configuration's validation already refuses it without).
     if config.ingest_http.enabled {
@@ -315,9 +319,32 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
     .with_history(history_store.clone());
     // Several instances: the views of the sites processed here go to the others, theirs come
     // here.
-    if let (Some(cluster), Some(client), Some(metrics)) =
-        (&config.cluster, &nats_client, view_metrics)
-    {
+    if let (Some(cluster), Some(client), Some(metrics), Some(call_metrics), Some(nats_config)) = (
+        &config.cluster,
+        &nats_client,
+        view_metrics,
+        call_metrics,
+        &config.nats,
+    ) {
+        // What only a site's owner answers is sent to it, and the calls of the others are
+        // answered here.
+        api = api.with_forwarder(Arc::new(crate::calls::NatsForwarder::new(
+            client.clone(),
+            nats_config.request_timeout.0,
+            call_metrics.clone(),
+        )));
+        let answering = crate::calls::answer(
+            client.clone(),
+            api.forwarded_calls(),
+            instance.clone(),
+            call_metrics,
+            shutdown.clone(),
+        );
+        tokio::spawn(async move {
+            if let Err(error) = answering.await {
+                warn!(error = %format!("{error:#}"), "the calls of the other instances are not answered");
+            }
+        });
         tokio::spawn(crate::views::publish(
             client.clone(),
             handle.clone(),
@@ -346,9 +373,9 @@ pub async fn serve(args: &ServeArgs, shutdown: CancellationToken) -> anyhow::Res
         api = api.with_web(web_listener);
     }
     if let Some(store) = kv_changes {
-        let (engine, token) = (handle.clone(), shutdown.clone());
+        let (engine, notices, token) = (handle.clone(), api.notices(), shutdown.clone());
         tokio::spawn(async move {
-            if let Err(error) = store.follow(file_sites, engine, token).await {
+            if let Err(error) = store.follow(file_sites, engine, notices, token).await {
                 warn!(error = %format!("{error:#}"), "configuration changes of other instances are not followed");
             }
         });

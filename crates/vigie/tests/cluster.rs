@@ -339,6 +339,51 @@ async fn three_instances_share_six_sites_and_a_killed_owner_is_replaced_without_
         });
     }
 
+    // A notice posted through an instance that does not process s1 is posted by its owner
+    // (the call travels over NATS), and every instance's board shows it (each follows the
+    // notices kept in the bucket; the boards were read before, so they must follow).
+    let list_notices = |served: &Served| -> Value {
+        let output = served.ok(
+            &["notice", "--site", "s1", "--list", "--format", "json"],
+            dir.path(),
+        );
+        serde_json::from_slice(&output).unwrap()
+    };
+    for (_, served) in &instances {
+        let listed = list_notices(served);
+        assert!(
+            listed["notices"].as_array().is_none_or(Vec::is_empty),
+            "{listed}"
+        );
+    }
+    let (poster, posting) = instances
+        .iter()
+        .find(|(name, _)| *name != new_owner)
+        .unwrap();
+    let text = format!("Posted through {poster}, which does not process s1");
+    posting.ok(
+        &["notice", "--site", "s1", "--all-teams", &text],
+        dir.path(),
+    );
+    for (name, served) in &instances {
+        tokio::task::block_in_place(|| {
+            eventually(&format!("the notice on {name}'s board"), || {
+                (list_notices(served)["notices"][0]["text"] == text.as_str()).then_some(())
+            })
+        });
+    }
+    let calls = |served: &Served, name: &str| {
+        let metrics = http_get(served.http, "/metrics").unwrap().1;
+        metric(&metrics, name).unwrap_or_default()
+    };
+    assert_eq!(calls(posting, "vigie_calls_forwarded_total"), 1.0);
+    let owner = &instances
+        .iter()
+        .find(|(name, _)| *name == new_owner)
+        .unwrap()
+        .1;
+    assert_eq!(calls(owner, "vigie_calls_answered_total"), 1.0);
+
     // The wallboard on a surviving instance followed s1 through the takeover, to the end.
     assert!(
         wallboard.try_wait().unwrap().is_none(),
