@@ -11,8 +11,12 @@
 //!   team of a notice is part of its id (`<serial>/team/<team>` or `<serial>/site`), so a
 //!   withdrawal is judged on the id alone, as an alert's acknowledgement is;
 //! - a post or a withdrawal is kept in the change store before it is acknowledged; if it
-//!   cannot be kept, nothing changes (`UNAVAILABLE`). A site's notices are read from the store
-//!   the first time the site is asked about, expired ones dropped;
+//!   cannot be kept, nothing changes (`UNAVAILABLE`). Saves compare the store's revision, so
+//!   that two instances never overwrite each other's change. A site's notices are read from
+//!   the store the first time the site is asked about, expired ones dropped, and then follow
+//!   what other instances keep ([`NoticesService::kept_elsewhere`]);
+//! - with several instances, posts and withdrawals at a site processed elsewhere go to its
+//!   owner ([`crate::forward`]); lists and streams are answered everywhere;
 //! - a task per site sleeps until the next expiry, takes the expired notices off and tells the
 //!   watchers;
 //! - `WatchNotices` streams read the latest list from a watch channel: a client that reads
@@ -846,9 +850,13 @@ impl NoticesService {
     /// notice of a change): they replace the board here, unless it is as new already. A site
     /// not asked about yet is read from the store when it is.
     pub async fn kept_elsewhere(&self, site: &str, kept: KeptNotices) {
+        // Not while a site is being read from the store: what is read there either includes
+        // this change, or the site is loaded when the change is looked at.
+        let loading = self.sites.loading.lock().await;
         let Some(notices) = self.sites.get(site) else {
             return;
         };
+        drop(loading);
         let mut current = notices.board.lock().await;
         if kept.revision <= current.revision {
             return;

@@ -127,6 +127,36 @@ impl NatsChangeStore {
         Ok(NatsChangeStore { kv })
     }
 
+    /// Writes `value` as JSON under `key` if the key is still at `revision` (0: never
+    /// written), else [`StoreError::Conflict`]; the key's new revision.
+    async fn compare_and_set(
+        &self,
+        key: String,
+        value: &(impl Serialize + ?Sized),
+        revision: u64,
+    ) -> Result<u64, StoreError> {
+        let value = Bytes::from(
+            serde_json::to_vec(value).map_err(|e| StoreError::Unavailable(e.to_string()))?,
+        );
+        if revision == 0 {
+            self.kv
+                .create(key, value)
+                .await
+                .map_err(|error| match error.kind() {
+                    kv::CreateErrorKind::AlreadyExists => StoreError::Conflict,
+                    _ => StoreError::Unavailable(error.to_string()),
+                })
+        } else {
+            self.kv
+                .update(key, value, revision)
+                .await
+                .map_err(|error| match error.kind() {
+                    kv::UpdateErrorKind::WrongLastRevision => StoreError::Conflict,
+                    _ => StoreError::Unavailable(error.to_string()),
+                })
+        }
+    }
+
     async fn read(&self, site: &str) -> Result<(u64, Vec<SiteChange>), StoreError> {
         let entry = self
             .kv
@@ -307,26 +337,8 @@ impl ChangeStore for NatsChangeStore {
         revision: u64,
     ) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(async move {
-            let value = Bytes::from(
-                serde_json::to_vec(notices).map_err(|e| StoreError::Unavailable(e.to_string()))?,
-            );
-            if revision == 0 {
-                self.kv
-                    .create(notices_key(site), value)
-                    .await
-                    .map_err(|error| match error.kind() {
-                        kv::CreateErrorKind::AlreadyExists => StoreError::Conflict,
-                        _ => StoreError::Unavailable(error.to_string()),
-                    })
-            } else {
-                self.kv
-                    .update(notices_key(site), value, revision)
-                    .await
-                    .map_err(|error| match error.kind() {
-                        kv::UpdateErrorKind::WrongLastRevision => StoreError::Conflict,
-                        _ => StoreError::Unavailable(error.to_string()),
-                    })
-            }
+            self.compare_and_set(notices_key(site), notices, revision)
+                .await
         })
     }
 
@@ -346,28 +358,9 @@ impl ChangeStore for NatsChangeStore {
                 return Err(StoreError::Conflict);
             }
             changes.push(change.clone());
-            let value = Bytes::from(
-                serde_json::to_vec(&changes).map_err(|e| StoreError::Unavailable(e.to_string()))?,
-            );
-            if revision == 0 {
-                self.kv
-                    .create(key(site), value)
-                    .await
-                    .map(|_| ())
-                    .map_err(|error| match error.kind() {
-                        kv::CreateErrorKind::AlreadyExists => StoreError::Conflict,
-                        _ => StoreError::Unavailable(error.to_string()),
-                    })
-            } else {
-                self.kv
-                    .update(key(site), value, revision)
-                    .await
-                    .map(|_| ())
-                    .map_err(|error| match error.kind() {
-                        kv::UpdateErrorKind::WrongLastRevision => StoreError::Conflict,
-                        _ => StoreError::Unavailable(error.to_string()),
-                    })
-            }
+            self.compare_and_set(key(site), &changes, revision)
+                .await
+                .map(|_| ())
         })
     }
 }

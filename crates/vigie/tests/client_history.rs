@@ -46,7 +46,8 @@ const DEMO: [&str; 6] = [
 ];
 
 /// The demo on random ports with the configuration of `dir`; returns once a team's timesheet
-/// has rows (the advisors of the simulated morning logged in).
+/// of closed intervals has rows (the simulated morning's intervals are in the history: they
+/// reach it a moment after the figures, through the history's writer).
 fn start(dir: &Path) -> Served {
     std::fs::write(
         dir.join("vigie.toml"),
@@ -58,9 +59,16 @@ fn start(dir: &Path) -> Served {
     .unwrap();
     let mut served = Served::spawn(env!("CARGO_BIN_EXE_vigie"), &DEMO, dir);
     served.wait_until(
-        &["timesheet", "--team", "team-01", "--format", "csv"],
+        &[
+            "timesheet",
+            "--team",
+            "team-01",
+            "--format",
+            "csv",
+            "--closed-only",
+        ],
         dir,
-        "no timesheet row",
+        "no timesheet row of closed intervals",
         |output| output.status.success() && text(&output.stdout).lines().count() > 1,
     );
     served
