@@ -7,6 +7,7 @@
 //! Chromium runs without background networking: this machine's network is closed, and its
 //! attempts to reach Google's services would otherwise fill the logs with refusals.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -55,7 +56,10 @@ impl Browser {
             );
         }
         let port = free_port();
+        // In a process group of its own, so that dropping the browser stops ChromeDriver and
+        // every Chromium process it started (killed alone, it leaves them running).
         let driver = Command::new(&chromedriver)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -231,6 +235,12 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        if let Some(group) = i32::try_from(self.driver.id())
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
