@@ -45,6 +45,16 @@ const DEMO: [&str; 6] = [
     "3",
 ];
 
+/// A team's timesheet of closed intervals as CSV (the same file from one call to the next).
+const CLOSED_TIMESHEET: [&str; 6] = [
+    "timesheet",
+    "--team",
+    "team-01",
+    "--format",
+    "csv",
+    "--closed-only",
+];
+
 /// The demo on random ports with the configuration of `dir`; returns once a team's timesheet
 /// of closed intervals has rows (the simulated morning's intervals are in the history: they
 /// reach it a moment after the figures, through the history's writer).
@@ -59,14 +69,7 @@ fn start(dir: &Path) -> Served {
     .unwrap();
     let mut served = Served::spawn(env!("CARGO_BIN_EXE_vigie"), &DEMO, dir);
     served.wait_until(
-        &[
-            "timesheet",
-            "--team",
-            "team-01",
-            "--format",
-            "csv",
-            "--closed-only",
-        ],
+        &CLOSED_TIMESHEET,
         dir,
         "no timesheet row of closed intervals",
         |output| output.status.success() && text(&output.stdout).lines().count() > 1,
@@ -81,14 +84,7 @@ fn timesheets_and_history_of_the_demo_read_as_csv_and_json() {
     let path = dir.path();
 
     // The CSV, closed intervals only so that two calls give the same file.
-    let args = [
-        "timesheet",
-        "--team",
-        "team-01",
-        "--format",
-        "csv",
-        "--closed-only",
-    ];
+    let args = CLOSED_TIMESHEET;
     let csv = served.ok(&args, path);
     let (header, rows) = read_csv(&csv);
     assert_eq!(&header[..4], ["date", "advisor", "name", "team"]);
