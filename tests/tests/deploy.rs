@@ -1357,6 +1357,7 @@ fn the_accounts_allow_the_subjects_of_vigies_configuration_and_connectors_their_
         format!("$KV.{}.>", defaults.admin.bucket),
         format!("$KV.{}.>", vigie::cluster::ClusterConfig::default().bucket),
         format!("$JS.ACK.{}.>", nats.stream.name),
+        format!("$O.{}.>", nats.snapshots.bucket),
         "$JS.API.>".to_owned(),
     ] {
         assert!(
@@ -1364,8 +1365,32 @@ fn the_accounts_allow_the_subjects_of_vigies_configuration_and_connectors_their_
             "the vigie user may not publish on {subject}: {vigie_may_publish:?}"
         );
     }
+    let vigie_may_not_publish = permissions("vigie", "publish", "deny");
+    assert!(vigie_may_not_publish.contains(&"$JS.API.STREAM.DELETE.>".to_owned()));
+    // Replacing a snapshot purges the chunks of the previous one; no other stream of Vigie's
+    // may be purged by the service.
+    let history = vigie::history_store::HistoryConfig::default();
+    for stream in [
+        nats.stream.name.clone(),
+        nats.dead_letter_stream.clone(),
+        history.stream,
+        history.advisor_stream,
+        history.alert_stream,
+        format!("KV_{}", defaults.admin.bucket),
+        format!("KV_{}", vigie::cluster::ClusterConfig::default().bucket),
+    ] {
+        let purge = format!("$JS.API.STREAM.PURGE.{stream}");
+        assert!(
+            vigie_may_not_publish.contains(&purge),
+            "the vigie user may purge {stream}"
+        );
+    }
     assert!(
-        permissions("vigie", "publish", "deny").contains(&"$JS.API.STREAM.DELETE.>".to_owned())
+        !vigie_may_not_publish
+            .iter()
+            .any(|subject| subject.starts_with("$JS.API.STREAM.PURGE.OBJ_")
+                || subject == "$JS.API.STREAM.PURGE.>"),
+        "the vigie user must purge its snapshot bucket's old chunks"
     );
     for subject in [
         "vigie.views.>".to_owned(),

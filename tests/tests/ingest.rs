@@ -14,11 +14,13 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use vigie_core::config::HumanDuration;
 use vigie_core::{Event, ProcessingConfig, Processor, SiteConfig, Window};
 use vigie_engine::{Engine, EngineConfig, EngineHandle, EngineMetrics, EngineState, system_clock};
 use vigie_ingest::publish::{PublishOutcome, Publisher, PublisherConfig};
 use vigie_ingest::{Ingest, IngestMetrics, NatsConfig, SiteSource};
 use vigie_sim::{Disorder, SimConfig, Simulation};
+use vigie_tests::cli::metric;
 use vigie_tests::nats::{NatsServer, publish_events, read_subject, within};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -429,4 +431,124 @@ async fn bad_input_is_dead_lettered_with_its_reason_and_the_good_events_are_all_
         "{metrics}"
     );
     vigie.stop().await;
+}
+
+/// Restores at the start of a Vigie, by outcome.
+fn restores(vigie: &Vigie, outcome: &str) -> f64 {
+    let name = format!("vigie_snapshot_restores_total{{outcome=\"{outcome}\"}}");
+    metric(&vigie.metrics(), &name).unwrap_or_default()
+}
+
+/// Publishes `events` in small parts, giving snapshots (every 100 ms) the time to be taken
+/// between them.
+async fn publish_slowly(
+    context: &async_nats::jetstream::Context,
+    config: &PublisherConfig,
+    events: &[Event],
+) {
+    for part in events.chunks(events.len().div_ceil(6).max(1)) {
+        publish_events(context, config.clone(), part, WAIT).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_from_a_snapshot_replays_only_the_events_after_it_and_equals_a_run_that_never_stopped()
+ {
+    let server = NatsServer::start();
+    let (site, events) = day(5);
+    let (_client, context) = server.connect_with_stream().await;
+    let config = PublisherConfig::new(&server.nats_config().stream);
+    let mut nats = server.nats_config();
+    nats.snapshots.every = HumanDuration(Duration::from_millis(100));
+    let (half, three_quarters) = (events.len() / 2, events.len() * 3 / 4);
+
+    let mut first = Vigie::start(nats.clone(), &site).await;
+    first.wait_ready().await;
+    assert_eq!(restores(&first, "none"), 1.0, "{}", first.metrics());
+    publish_slowly(&context, &config, &events[..half]).await;
+    first.wait_applied(half as u64).await;
+    within("a snapshot saved", WAIT, async {
+        while metric(&first.metrics(), "vigie_snapshots_saved_total").unwrap_or_default() < 2.0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    // A crash: the last snapshot saved holds some of the events, the stream has them all.
+    first.kill();
+    publish_events(
+        &context,
+        config.clone(),
+        &events[half..three_quarters],
+        WAIT,
+    )
+    .await;
+
+    let mut second = Vigie::start(nats.clone(), &site).await;
+    second.wait_ready().await;
+    second.wait_applied(three_quarters as u64).await;
+    let metrics = second.metrics();
+    assert_eq!(restores(&second, "restored"), 1.0, "{metrics}");
+    let received = metric(&metrics, "vigie_events_received_total").unwrap();
+    assert!(
+        received < (three_quarters - half / 2) as f64,
+        "only the events after the snapshot are read again: {received} of {three_quarters}"
+    );
+    assert_eq!(
+        second.views().await,
+        replay(&site, &events[..three_quarters]),
+        "restored and caught up"
+    );
+    // Live after the start, then a graceful stop saves the state once more.
+    publish_events(&context, config.clone(), &events[three_quarters..], WAIT).await;
+    second.wait_applied(events.len() as u64).await;
+    assert_eq!(second.views().await, replay(&site, &events));
+    second.stop().await;
+
+    let mut third = Vigie::start(nats.clone(), &site).await;
+    third.wait_ready().await;
+    let metrics = third.metrics();
+    assert_eq!(restores(&third, "restored"), 1.0, "{metrics}");
+    assert_eq!(
+        metric(&metrics, "vigie_events_received_total"),
+        Some(0.0),
+        "the snapshot saved at the stop holds every event"
+    );
+    assert_eq!(third.views().await, replay(&site, &events));
+    third.stop().await;
+
+    // Another configuration of the site: the snapshot is not used, the day is replayed.
+    let mut changed = site.clone();
+    changed.queues[0].sl_threshold = HumanDuration::secs(7);
+    let mut fourth = Vigie::start(nats, &changed).await;
+    fourth.wait_ready().await;
+    fourth.wait_applied(events.len() as u64).await;
+    assert_eq!(restores(&fourth, "unusable"), 1.0, "{}", fourth.metrics());
+    assert_eq!(fourth.views().await, replay(&changed, &events));
+    fourth.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_of_another_stream_is_not_used() {
+    let server = NatsServer::start();
+    let (site, events) = day(6);
+    let (_client, context) = server.connect_with_stream().await;
+    let config = PublisherConfig::new(&server.nats_config().stream);
+    let nats = server.nats_config();
+    let mut first = Vigie::start(nats.clone(), &site).await;
+    first.wait_ready().await;
+    publish_events(&context, config.clone(), &events, WAIT).await;
+    first.wait_applied(events.len() as u64).await;
+    first.stop().await;
+    // The stream is deleted and created again: its sequences start over.
+    context.delete_stream(&nats.stream.name).await.unwrap();
+    let (_client, context) = server.connect_with_stream().await;
+    let half = events.len() / 2;
+    publish_events(&context, config, &events[..half], WAIT).await;
+    let mut second = Vigie::start(nats, &site).await;
+    second.wait_ready().await;
+    second.wait_applied(half as u64).await;
+    assert_eq!(restores(&second, "unusable"), 1.0, "{}", second.metrics());
+    assert_eq!(second.views().await, replay(&site, &events[..half]));
+    second.stop().await;
 }

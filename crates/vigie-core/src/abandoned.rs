@@ -6,6 +6,8 @@
 //! each with its contact id, the list would outgrow the state the processor keeps per advisor.
 //! A caller that wants the list (the engine, for the history) keeps it.
 
+use serde::{Deserialize, Serialize};
+
 use crate::contact::{Outcome, Record};
 use crate::event::Channel;
 use crate::processor::SiteProcessor;
@@ -18,7 +20,7 @@ use crate::time::{Millis, Timestamp};
 pub const MAX_PENDING_ABANDONED_CHANGES: usize = 100_000;
 
 /// A contact that left a queue by hanging up before an answer.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct AbandonedContact {
     /// When it hung up.
     pub abandoned_at: Timestamp,
@@ -37,14 +39,14 @@ pub struct AbandonedContact {
 
 /// An abandon found (`added`) or withdrawn (a late event changed the contact's story: the
 /// same abandon comes back with its new wait, or not at all).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AbandonedChange {
     pub contact: AbandonedContact,
     pub added: bool,
 }
 
 /// What the processor keeps for its caller while abandoned contacts are reported.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct AbandonedJournal {
     changes: Vec<AbandonedChange>,
     pub(crate) dropped: u64,

@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use crate::contact::{Phase, Span};
@@ -53,7 +54,7 @@ impl Status {
 
 /// A status change at an instant; `rank` and `tie` order changes of the same millisecond.
 /// 24 bytes: the status is packed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct StatusPoint {
     pub time: Timestamp,
     pub tie: u64,
@@ -81,7 +82,7 @@ impl StatusPoint {
 }
 
 /// A span as its advisor keeps it (the advisor is implied): 32 bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct TimelineSpan {
     start: Timestamp,
     /// Meaningful once `closed` (zero while open, so that equal spans compare equal).
@@ -122,7 +123,7 @@ const MAX_CLASS_GAP: i64 = (1 << 30) - 1;
 /// when an entry comes more than [`MAX_CLASS_GAP`] (12 days) after the previous one, the
 /// previous class is kept as starting `MAX_CLASS_GAP` before it and older entries dropped:
 /// nothing a query can see changes.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct ClassLog {
     /// Time of the first entry.
     first: Timestamp,
@@ -222,7 +223,7 @@ pub(crate) enum Display {
 }
 
 /// How time counts for occupancy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Class {
     /// Talking, on hold or in after-contact work on at least one contact.
     Handling,
@@ -235,7 +236,7 @@ pub(crate) enum Class {
 }
 
 /// Time accumulated over one site-local day.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct DayTimes {
     pub day_start: Timestamp,
     pub logged_in: Millis,
@@ -252,7 +253,7 @@ pub(crate) struct DayTimes {
 /// An instant or none in 8 bytes, where `Option<Timestamp>` takes 16: every advisor holds a
 /// `DayTimes`, and the core's memory target leaves no room for padding. `i64::MIN` stands for
 /// none: no event has that time (times come from RFC 3339 text, years 0 to 9999).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct MaybeTime(i64);
 
 impl Default for MaybeTime {
@@ -413,7 +414,7 @@ impl Display {
 }
 
 /// The state at the settled horizon, packed in 24 bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct SettledSnapshot {
     status: u32,
     display: u32,
@@ -559,7 +560,7 @@ pub(crate) struct LiveState {
 }
 
 /// An advisor: identity, timeline and tallies.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Advisor {
     /// Team from the latest login that named one, by event time.
     pub login_team: Option<(Timestamp, u32)>,
@@ -859,6 +860,40 @@ impl Advisor {
             }
         }
         (handling, idle)
+    }
+
+    /// Whether a decoded advisor (a snapshot) is one the processor could have built: the team
+    /// and pause reasons it names are among the first `teams` and `reasons` interned (views
+    /// look their names up), its tally is consistent, and its class log ends before its
+    /// horizon (settling appends after it).
+    pub(crate) fn is_consistent(&self, teams: usize, reasons: usize) -> bool {
+        let reason_known = |reason: ReasonIdx| (reason as usize) < reasons;
+        let status_known = |status: Status| match status {
+            Status::Pause(reason) => reason_known(reason),
+            Status::LoggedOut | Status::Available => true,
+        };
+        let settled = self.snapshot.unpack();
+        let display_known = match settled.state.display {
+            Display::Pause(reason) => reason_known(reason),
+            _ => true,
+        };
+        self.login_team
+            .is_none_or(|(_, team)| (team as usize) < teams)
+            && self
+                .statuses()
+                .iter()
+                .all(|point| status_known(point.status()))
+            && status_known(settled.state.status)
+            && display_known
+            && self
+                .settled_day
+                .pauses
+                .iter()
+                .all(|(reason, _, _)| reason_known(*reason))
+            && self.tally.is_consistent()
+            && (self.class_log.entries.is_empty()
+                || (self.class_log.first <= self.class_log.last
+                    && self.class_log.last <= self.settled_until()))
     }
 
     /// The timeline before this instant is final.

@@ -6,6 +6,7 @@
 //! queue. The derivation is a left-to-right fold, so a fact at time `t` can only change what
 //! is derived at or after `t`: what lies before the settled horizon never changes.
 
+use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use crate::event::{Channel, DequeueReason};
@@ -17,7 +18,7 @@ pub(crate) type QueueIdx = u32;
 pub(crate) type AdvisorIdx = u32;
 
 /// A queue and a channel: the finest unit queue indicators are kept at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub(crate) struct QueueChannel {
     pub queue: QueueIdx,
     pub channel: Channel,
@@ -90,7 +91,7 @@ pub(crate) const MAX_INDEXED_NAMES: usize = (1 << 28) - 1;
 
 /// One event of a contact, reduced to what the derivation needs: 24 bytes, the kind, advisor,
 /// queue and channel packed in two words (see the accessors).
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Fact {
     pub time: Timestamp,
     /// Tie-breaker among facts of equal time and rank: a hash of the event id.
@@ -145,6 +146,15 @@ impl Fact {
         }
     }
 
+    /// Whether the queue and advisor it names are among `queues` and `advisors` (the first
+    /// ones interned): a decoded snapshot is checked before anything indexes with them.
+    pub(crate) fn indices_below(&self, queues: usize, advisors: usize) -> bool {
+        self.queue().is_none_or(|queue| (queue as usize) < queues)
+            && self
+                .advisor()
+                .is_none_or(|advisor| (advisor as usize) < advisors)
+    }
+
     fn sort_key(&self) -> (Timestamp, u8, u64) {
         // The rank, straight from the code: dequeued kinds (11 to 14) rank 8, others their code.
         let code = (self.kind_advisor & 15) as u8;
@@ -182,7 +192,7 @@ pub(crate) fn fact_position(facts: &[Fact], fact: &Fact) -> usize {
 }
 
 /// How a wait in a queue ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Outcome {
     Answered,
     Abandoned,
@@ -227,7 +237,7 @@ pub(crate) enum Record {
 }
 
 /// What an advisor is doing with a contact.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub(crate) enum Phase {
     Offered,
     Talking,
@@ -247,7 +257,7 @@ pub(crate) struct Span {
 }
 
 /// A contact waiting in a queue.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Waiting {
     pub qc: QueueChannel,
     pub since: Timestamp,
@@ -264,7 +274,7 @@ pub(crate) struct Derived {
     pub finished_at: Option<Timestamp>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum LegPhase {
     Talking,
     OnHold,
@@ -272,7 +282,7 @@ enum LegPhase {
 }
 
 /// An advisor's part of a contact in progress: 40 bytes.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 struct Leg {
     advisor: AdvisorIdx,
     qc: Option<QueueChannel>,
@@ -295,7 +305,7 @@ fn ms(span: Millis) -> u32 {
 
 /// Where a contact's life stands after its facts so far: enough to go on with one more fact
 /// that comes after all the others (the usual case) without re-reading them.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct FoldState {
     channel: Option<Channel>,
     waiting: Option<Waiting>,
@@ -336,6 +346,22 @@ impl FoldState {
                 leg_start: leg.answered_at,
             });
         }
+    }
+
+    /// Whether the queues and advisors it names are among `queues` and `advisors` (see
+    /// [`Fact::indices_below`]).
+    pub(crate) fn indices_below(&self, queues: usize, advisors: usize) -> bool {
+        let queue_known = |qc: QueueChannel| (qc.queue as usize) < queues;
+        let advisor_known = |advisor: AdvisorIdx| (advisor as usize) < advisors;
+        self.waiting.is_none_or(|waiting| queue_known(waiting.qc))
+            && self
+                .offers
+                .iter()
+                .all(|(advisor, _)| advisor_known(*advisor))
+            && self
+                .legs
+                .iter()
+                .all(|leg| advisor_known(leg.advisor) && leg.qc.is_none_or(queue_known))
     }
 
     /// The queue the contact waits in, if any.

@@ -13,7 +13,7 @@
 //! the `today` flow, whatever the order of events, and a new threshold applies to the day from
 //! where the day's figures take it.
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::config::SlVariant;
 use crate::contact::Outcome;
@@ -31,7 +31,7 @@ pub(crate) fn interval_index(day_start: Timestamp, time: Timestamp) -> usize {
 
 /// What the service level of an interval is computed from: a queue's exits by answer or
 /// abandon, judged by its thresholds (or several queues' counts summed). 20 bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ServiceLevelCounts {
     pub answered: u32,
     pub answered_within_threshold: u32,
@@ -97,7 +97,7 @@ impl ServiceLevelCounts {
 /// compact buffer per queue, reset when a newer day begins. It keeps nothing for the hours
 /// before a queue's first contact (a centre opening at 08:00 keeps no night), and grows an hour
 /// at a time (a buffer per queue lives as long as the process).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct DayIntervals<C> {
     /// Start of the day the counts belong to.
     day_start: Timestamp,
@@ -109,6 +109,10 @@ pub(crate) struct DayIntervals<C> {
 
 /// Intervals a buffer grows by: an hour.
 const GROWTH: usize = 4;
+
+/// More intervals than any site-local day has (100 on a 25-hour day): the bound a decoded
+/// buffer is checked against, so that a snapshot cannot make it grow beyond reason.
+const MAX_DAY_INTERVALS: usize = 48 * 4;
 
 impl<C> Default for DayIntervals<C> {
     fn default() -> Self {
@@ -168,6 +172,13 @@ impl<C: Copy + Default> DayIntervals<C> {
     /// Heap bytes held.
     pub(crate) fn heap_bytes(&self) -> usize {
         self.counts.capacity() * std::mem::size_of::<C>()
+    }
+
+    /// Whether a decoded buffer (a snapshot) stays within a day's intervals.
+    pub(crate) fn is_consistent(&self) -> bool {
+        self.first
+            .checked_add(self.counts.len())
+            .is_some_and(|end| end <= MAX_DAY_INTERVALS)
     }
 }
 

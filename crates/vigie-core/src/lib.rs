@@ -15,6 +15,7 @@ pub mod event;
 mod intervals;
 mod processor;
 pub mod reject;
+mod snapshot;
 mod table;
 mod tally;
 pub mod time;
@@ -33,5 +34,6 @@ pub use processor::{
     MAX_EVENTS_PER_CONTACT, MemoryItems, Outcome, Processor, ProcessorStats, SiteProcessor,
 };
 pub use reject::{RejectReason, Rejection};
+pub use snapshot::{SNAPSHOT_FORMAT, SnapshotError};
 pub use time::{DayCalendar, Millis, Timestamp};
 pub use views::{AdvisorState, AdvisorView, QueueView, SiteView, TeamView, Window};

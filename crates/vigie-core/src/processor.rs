@@ -5,7 +5,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
 use rustc_hash::FxHashMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use xxhash_rust::xxh3::xxh3_128;
 
@@ -22,6 +22,7 @@ use crate::event::{
 };
 use crate::intervals::QueueIntervals;
 use crate::reject::{RejectReason, Rejection};
+use crate::snapshot::SnapshotError;
 use crate::table::HashTable;
 use crate::tally::{
     Entry, EntryKind, FlowEntry, FlowLog, HandlingLog, Thresholds, reserve_tight, shrink_tight,
@@ -54,7 +55,7 @@ pub enum Outcome {
 }
 
 /// Running counts of what the processor did, for metrics.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessorStats {
     /// Events applied.
     pub applied: u64,
@@ -101,7 +102,7 @@ pub struct MemoryItems {
 pub(crate) const CHANNELS: usize = Channel::ALL.len();
 
 /// Marks a channel a queue has not seen yet in [`QueueSettings::channels`].
-const NO_CHANNEL: u32 = u32::MAX;
+pub(crate) const NO_CHANNEL: u32 = u32::MAX;
 
 #[derive(Clone, Debug)]
 pub(crate) struct QueueSettings {
@@ -124,7 +125,7 @@ pub(crate) struct TeamSettings {
     pub configured: bool,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct QueueChannelState {
     /// The queue it belongs to.
     pub queue: u32,
@@ -139,7 +140,7 @@ pub(crate) struct QueueChannelState {
 
 /// A contact waiting in a queue-channel. Its id is kept here, for the view of the contact
 /// waiting longest, rather than with every contact in progress.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Waiter {
     pub since: Timestamp,
     pub key: u128,
@@ -147,6 +148,17 @@ pub(crate) struct Waiter {
 }
 
 impl QueueChannelState {
+    /// Whether a decoded queue-channel (a snapshot) is as the processor keeps one: its logs
+    /// consistent, its waiters in order.
+    pub(crate) fn is_consistent(&self) -> bool {
+        let waiters_in_order = self
+            .waiting
+            .iter()
+            .zip(self.waiting.iter().skip(1))
+            .all(|(first, next)| (first.since, first.key) < (next.since, next.key));
+        self.flow.is_consistent() && self.handling.is_consistent() && waiters_in_order
+    }
+
     fn waiter_position(&self, since: Timestamp, key: u128) -> Result<usize, usize> {
         self.waiting
             .binary_search_by(|waiter| (waiter.since, waiter.key).cmp(&(since, key)))
@@ -168,10 +180,10 @@ impl QueueChannelState {
 
 /// A contact in progress. Kept behind a pointer, so that the table of contacts stays small
 /// (it keeps the size of the busiest moment) and a lookup touches little memory.
-#[derive(Clone, Debug)]
-struct ContactState {
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct ContactState {
     /// Where its life stands after all the facts (and whether it ended).
-    fold: FoldState,
+    pub(crate) fold: FoldState,
     last_time: Timestamp,
     /// Its deadline in the expiry index.
     deadline: Timestamp,
@@ -179,13 +191,13 @@ struct ContactState {
     indexed: bool,
     /// Sorted by time: the contact is re-derived from them when one comes out of order. Most
     /// contacts tracked at a time have at most 4 (they are forgotten soon after they end).
-    facts: SmallVec<[Fact; 6]>,
+    pub(crate) facts: SmallVec<[Fact; 6]>,
 }
 
 /// What the processor knows of a contact: in progress, or released recently. One table for
 /// both, so that an event of a contact looks it up once.
-#[derive(Debug)]
-enum ContactEntry {
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ContactEntry {
     Tracked(Box<ContactState>),
     /// Released at this instant, and remembered (for `completed_contact_memory`) to refuse
     /// stray events.
@@ -200,8 +212,8 @@ impl Default for ContactEntry {
 }
 
 /// Why a contact is remembered after it was released.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Gone {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Gone {
     Completed,
     Expired,
 }
@@ -267,6 +279,29 @@ impl Interner {
         self.names.len()
     }
 
+    /// The names, by index.
+    pub(crate) fn names(&self) -> &[Box<str>] {
+        &self.names
+    }
+
+    /// The interner of these names (indices in this order), if there are no more than `limit`
+    /// and no two are the same (or share the 96 bits they are looked up by).
+    pub(crate) fn from_names(names: Vec<Box<str>>, limit: usize) -> Option<Interner> {
+        if names.len() > limit {
+            return None;
+        }
+        let mut interner = Interner::with_limit(limit);
+        interner.index.reserve(names.len());
+        for (index, name) in names.iter().enumerate() {
+            let index = u32::try_from(index).ok()?;
+            if interner.index.insert(Interner::key(name), index).is_some() {
+                return None;
+            }
+        }
+        interner.names = names;
+        Some(interner)
+    }
+
     /// Room for `additional` more names without growing.
     pub(crate) fn reserve(&mut self, additional: usize) {
         self.index.reserve(additional);
@@ -279,35 +314,35 @@ impl Interner {
 pub struct SiteProcessor {
     pub(crate) site: SiteConfig,
     pub(crate) calendar: DayCalendar,
-    lateness: Millis,
-    dedupe_window: Millis,
-    contact_expiry: Millis,
-    completed_memory: Millis,
+    pub(crate) lateness: Millis,
+    pub(crate) dedupe_window: Millis,
+    pub(crate) contact_expiry: Millis,
+    pub(crate) completed_memory: Millis,
     /// The newest event time applied.
     pub(crate) watermark: Timestamp,
     /// The newest time the caller advanced to.
     pub(crate) clock: Timestamp,
-    seen_ids: HashTable<()>,
+    pub(crate) seen_ids: HashTable<()>,
     /// Ids by time applied, the 128-bit hash split in two words (24 bytes, not 32).
-    seen_order: VecDeque<(Timestamp, u64, u64)>,
+    pub(crate) seen_order: VecDeque<(Timestamp, u64, u64)>,
     /// Contacts in progress and contacts released recently (see [`ContactEntry`]).
-    contacts: HashTable<ContactEntry>,
+    pub(crate) contacts: HashTable<ContactEntry>,
     /// How many of `contacts` are in progress.
-    tracked: usize,
+    pub(crate) tracked: usize,
     /// Contacts released, by time released, the key split in two words (24 bytes, not 32).
-    gone_order: VecDeque<(Timestamp, u64, u64)>,
-    finishing: BinaryHeap<Reverse<(Timestamp, u128)>>,
+    pub(crate) gone_order: VecDeque<(Timestamp, u64, u64)>,
+    pub(crate) finishing: BinaryHeap<Reverse<(Timestamp, u128)>>,
     /// Contacts created within the last `young_span`, by the newest event time when they were
     /// (their key split in two words): most end before they would join `expiries`, which is
     /// costlier to add to and remove from. None can be due while young (see `young_span`).
-    young: VecDeque<(Timestamp, u64, u64)>,
+    pub(crate) young: VecDeque<(Timestamp, u64, u64)>,
     /// How long a contact stays young: at most the contact expiry less the allowed lateness, so
     /// that a young contact's deadline (at least its first event, at least the newest event then
     /// less the lateness, plus the expiry) lies after the newest event.
     young_span: Millis,
     /// Contacts in progress by expiry deadline. A deadline is moved forward lazily, when it
     /// comes due while the contact had events since.
-    expiries: BTreeSet<(Timestamp, u128)>,
+    pub(crate) expiries: BTreeSet<(Timestamp, u128)>,
     pub(crate) queues: Interner,
     pub(crate) queue_settings: Vec<QueueSettings>,
     /// Every queue-channel seen, in order of first appearance (see [`QueueSettings::channels`]).
@@ -319,12 +354,12 @@ pub struct SiteProcessor {
     pub(crate) advisor_state: Vec<Advisor>,
     /// Each advisor's settled horizon (as `Advisor::settled_until`), apart: checking whether a
     /// touched advisor is due for settling then reads this small array, not the advisor.
-    advisor_settled: Vec<Timestamp>,
+    pub(crate) advisor_settled: Vec<Timestamp>,
     pub(crate) teams: Interner,
     pub(crate) team_settings: Vec<TeamSettings>,
     roster: FxHashMap<u32, u32>,
     pub(crate) reasons: Interner,
-    stats: ProcessorStats,
+    pub(crate) stats: ProcessorStats,
     /// Indices in `queue_channels`.
     touched_queues: Vec<u32>,
     touched_advisors: Vec<u32>,
@@ -446,7 +481,16 @@ impl SiteProcessor {
         }
         ConfigErrors(errors).into_result()?;
         self.site = site;
-        // Queues no longer configured go back to the defaults; channels stay where they are.
+        self.apply_configuration();
+        Ok(())
+    }
+
+    /// Sets every queue's and team's settings, and the roster, from the site's configuration:
+    /// queues and teams it does not configure get the defaults (queues keep their channels).
+    /// The settings then depend on the configuration and the names interned only, whatever
+    /// configurations came before (a snapshot relies on it: it keeps the names, not the
+    /// settings).
+    pub(crate) fn apply_configuration(&mut self) {
         for (index, settings) in self.queue_settings.iter_mut().enumerate() {
             let id = self.queues.name(index as u32);
             *settings = QueueSettings {
@@ -455,14 +499,10 @@ impl SiteProcessor {
             };
         }
         for team in &mut self.team_settings {
-            team.name = None;
-            team.queues.clear();
-            team.variant = self.site.sl_variant;
-            team.configured = false;
+            *team = TeamSettings::unconfigured(&team.id, &self.site);
         }
         self.roster.clear();
         self.load_configuration();
-        Ok(())
     }
 
     /// The site's configuration.
@@ -607,13 +647,8 @@ impl SiteProcessor {
     pub(crate) fn team_index(&mut self, id: &str) -> u32 {
         let (index, new) = self.teams.intern(id);
         if new {
-            self.team_settings.push(TeamSettings {
-                id: id.to_owned(),
-                name: None,
-                queues: Vec::new(),
-                variant: self.site.sl_variant,
-                configured: false,
-            });
+            self.team_settings
+                .push(TeamSettings::unconfigured(id, &self.site));
         }
         index
     }
@@ -1200,8 +1235,21 @@ fn gone_rejection(gone: Gone, contact: &str, at: Timestamp) -> Rejection {
     }
 }
 
+impl TeamSettings {
+    /// A team the site does not configure (named by logins only).
+    pub(crate) fn unconfigured(id: &str, site: &SiteConfig) -> TeamSettings {
+        TeamSettings {
+            id: id.to_owned(),
+            name: None,
+            queues: Vec::new(),
+            variant: site.sl_variant,
+            configured: false,
+        }
+    }
+}
+
 impl QueueSettings {
-    fn from_config(config: QueueConfig, site: &SiteConfig) -> QueueSettings {
+    pub(crate) fn from_config(config: QueueConfig, site: &SiteConfig) -> QueueSettings {
         QueueSettings {
             thresholds: Thresholds {
                 sl_threshold: config.sl_threshold.millis(),
@@ -1296,6 +1344,41 @@ impl Processor {
         if let Some(now) = now {
             site.advance_to(now);
         }
+    }
+
+    /// The encoded state of a site ([`SiteProcessor::snapshot`]), if the site is known.
+    pub fn snapshot_site(&self, id: &str) -> Option<Vec<u8>> {
+        self.sites.get(id).map(SiteProcessor::snapshot)
+    }
+
+    /// Replaces a site's processor by the one restored from `bytes` ([`SiteProcessor::restore`]),
+    /// checked against the site's current configuration and the processing settings. Capture of
+    /// interval totals and reporting of abandoned contacts follow this processor's settings
+    /// whatever the snapshot's: kept with what they had pending when both have them, started
+    /// empty when only this processor has them, dropped when it does not. On error the site is
+    /// left as it was.
+    pub fn restore_site(&mut self, id: &str, bytes: &[u8]) -> Result<(), SnapshotError> {
+        let config = match self.sites.get(id) {
+            Some(running) => running.site.clone(),
+            None => self
+                .configured
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| SiteConfig::with_defaults(id)),
+        };
+        let mut site = SiteProcessor::restore(bytes, config, &self.processing)?;
+        if self.interval_totals {
+            site.enable_interval_totals();
+        } else {
+            site.interval_totals = None;
+        }
+        if self.abandoned_contacts {
+            site.enable_abandoned_contacts();
+        } else {
+            site.abandoned = None;
+        }
+        self.sites.insert(id.to_owned(), site);
+        Ok(())
     }
 
     /// Captures the final totals at every interval boundary of every site, those seen later

@@ -6,6 +6,16 @@
 //! table whose entries are replaced all day keeps the size its busiest moment needs (between
 //! 2/5 and 4/5 full), where a general-purpose table under such churn grows to four times its
 //! entries. Entries sit in one array, so a lookup usually reads one or two cache lines.
+//!
+//! A table is encoded (serde, for snapshots) slot by slot: restored, it holds every entry in
+//! the same slot, so it behaves, and iterates, exactly as the one saved.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, SeqAccess, Visitor};
+use serde::ser::{SerializeSeq, SerializeTuple};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The key that marks an empty slot. Keys are stored with their top bit set, so none is empty
 /// (two keys differing only there share a slot: probability 2^-127 per key, below the hashes'
@@ -180,6 +190,102 @@ impl<V: Default> HashTable<V> {
             .filter(|(key, _)| *key != EMPTY)
             .map(|(_, value)| value)
     }
+
+    /// The occupied slots: position, stored key, value.
+    fn occupied(&self) -> impl Iterator<Item = (usize, u128, &V)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, (key, _))| *key != EMPTY)
+            .map(|(index, (key, value))| (index, *key, value))
+    }
+
+    /// A table of `slots` slots with these entries at these positions, if the table could have
+    /// placed them so: a power of two of slots, no fuller than inserting leaves a table, nor
+    /// much emptier than removing does (a decoded size must not allocate beyond reason), and
+    /// every entry where a lookup finds it (else lookups would miss entries, and insertions
+    /// could find no free slot).
+    fn from_occupied(slots: u64, entries: Vec<(u64, u128, V)>) -> Result<HashTable<V>, String> {
+        let len = entries.len();
+        let plausible = (slots == 0 && len == 0)
+            || (slots.is_power_of_two()
+                && slots >= MIN_SLOTS as u64
+                && len as u64 * 5 <= slots * 4
+                && slots <= (len as u64 * 32).max(MIN_SLOTS as u64));
+        if !plausible {
+            return Err(format!(
+                "a table of {slots} slots cannot hold {len} entries"
+            ));
+        }
+        let mut table = HashTable {
+            slots: Vec::new(),
+            len,
+        };
+        table.slots.resize_with(slots as usize, Default::default);
+        let mut previous = None;
+        for (index, key, value) in entries {
+            if previous.is_some_and(|previous| previous >= index) || index >= slots {
+                return Err(format!("table slot {index} out of order or range"));
+            }
+            previous = Some(index);
+            if key != stored(key) {
+                return Err(format!("table slot {index} holds no stored key"));
+            }
+            table.slots[index as usize] = (key, value);
+        }
+        for (index, key, _) in table.occupied() {
+            if table.find(key) != Some(index) {
+                return Err(format!(
+                    "table slot {index} is not where its key is looked up"
+                ));
+            }
+        }
+        Ok(table)
+    }
+}
+
+impl<V: Serialize + Default> Serialize for HashTable<V> {
+    /// The number of slots, then each occupied slot as (position, stored key, value).
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Occupied<'a, V>(&'a HashTable<V>);
+        impl<V: Serialize + Default> Serialize for Occupied<'_, V> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut entries = serializer.serialize_seq(Some(self.0.len))?;
+                for (index, key, value) in self.0.occupied() {
+                    entries.serialize_element(&(index as u64, key, value))?;
+                }
+                entries.end()
+            }
+        }
+        let mut table = serializer.serialize_tuple(2)?;
+        table.serialize_element(&(self.slots.len() as u64))?;
+        table.serialize_element(&Occupied(self))?;
+        table.end()
+    }
+}
+
+impl<'de, V: Deserialize<'de> + Default> Deserialize<'de> for HashTable<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<HashTable<V>, D::Error> {
+        struct TableVisitor<V>(PhantomData<V>);
+        impl<'de, V: Deserialize<'de> + Default> Visitor<'de> for TableVisitor<V> {
+            type Value = HashTable<V>;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a hash table: its number of slots and its occupied slots")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<HashTable<V>, A::Error> {
+                let slots: u64 = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+                let entries: Vec<(u64, u128, V)> = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::invalid_length(1, &self))?;
+                HashTable::from_occupied(slots, entries).map_err(de::Error::custom)
+            }
+        }
+        deserializer.deserialize_tuple(2, TableVisitor(PhantomData))
+    }
 }
 
 #[cfg(test)]
@@ -225,6 +331,66 @@ mod tests {
             values.sort_unstable();
             expected.sort_unstable();
             prop_assert_eq!(values, expected);
+        }
+    }
+
+    proptest! {
+        /// Decoded, a table holds every entry in the same slot: it iterates in the same order
+        /// and goes on exactly as the one encoded.
+        #[test]
+        fn a_decoded_table_is_the_same_table(keys in proptest::collection::vec(0u128..5_000, 0..400),
+                                              removed in proptest::collection::vec(0u128..5_000, 0..300)) {
+            let key = |n: u128| n.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
+            let mut table: HashTable<u32> = HashTable::default();
+            for (value, n) in keys.iter().enumerate() {
+                table.insert(key(*n), value as u32);
+            }
+            for n in &removed {
+                table.remove(key(*n));
+            }
+            let bytes = postcard::to_allocvec(&table).unwrap();
+            let mut decoded: HashTable<u32> = postcard::from_bytes(&bytes).unwrap();
+            prop_assert_eq!(&decoded.slots, &table.slots);
+            prop_assert_eq!(decoded.len(), table.len());
+            for n in 0..64u128 {
+                table.insert(key(n + 10_000), 7);
+                decoded.insert(key(n + 10_000), 7);
+                table.remove(key(n));
+                decoded.remove(key(n));
+            }
+            prop_assert_eq!(&decoded.slots, &table.slots);
+        }
+    }
+
+    #[test]
+    fn an_impossible_table_does_not_decode() {
+        let mut table: HashTable<u8> = HashTable::default();
+        for n in 0..10u128 {
+            table.insert(n << 100, 1);
+        }
+        let good: (u64, Vec<(u64, u128, u8)>) = (
+            table.slots.len() as u64,
+            table
+                .occupied()
+                .map(|(index, key, value)| (index as u64, key, *value))
+                .collect(),
+        );
+        let decode = |(slots, entries): &(u64, Vec<(u64, u128, u8)>)| {
+            let bytes = postcard::to_allocvec(&(slots, entries)).unwrap();
+            postcard::from_bytes::<HashTable<u8>>(&bytes).map(|t| t.len())
+        };
+        assert_eq!(decode(&good), Ok(10));
+        let mut moved = good.clone();
+        moved.1[3].0 += 1; // not where a lookup finds it
+        let mut unstored = good.clone();
+        unstored.1[0].1 &= !(1 << 127);
+        let mut outside = good.clone();
+        outside.1[9].0 = 1 << 40;
+        let huge = (1u64 << 40, good.1.clone());
+        let odd = (24, good.1.clone());
+        let full = (16, (0..14).map(|n| (n, stored(n as u128), 0)).collect());
+        for bad in [moved, unstored, outside, huge, odd, full] {
+            assert!(decode(&bad).is_err(), "{bad:?}");
         }
     }
 

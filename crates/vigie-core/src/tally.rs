@@ -10,6 +10,7 @@
 use std::collections::VecDeque;
 
 use hdrhistogram::Histogram;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::contact::Outcome;
 use crate::event::DequeueReason;
@@ -26,14 +27,14 @@ pub(crate) trait Timed: Copy + PartialEq + std::fmt::Debug {
 }
 
 /// What a logged flow entry records.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum FlowKind {
     Offer,
     Left(Outcome),
 }
 
 /// An offer to a queue or an exit from it: 16 bytes (most of a queue's log).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct FlowEntry {
     pub time: Timestamp,
     /// Wait (exits), in ms.
@@ -66,7 +67,7 @@ impl Timed for FlowEntry {
 }
 
 /// What a logged handling entry records.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum EntryKind {
     Handled { held: bool },
     Transfer,
@@ -74,7 +75,7 @@ pub(crate) enum EntryKind {
 }
 
 /// A handled leg, a transfer or a missed offer: 24 bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Entry {
     pub time: Timestamp,
     pub kind: EntryKind,
@@ -267,8 +268,87 @@ impl WaitHistogram {
     }
 }
 
+/// A wait histogram as a snapshot keeps it (`hdrhistogram` has no serde support of its own):
+/// its counter width and its buckets, each as the highest value it holds and its count, in
+/// value order. Re-recorded in a histogram of the same precision, each value lands in its
+/// bucket again: the counts, and so every quantile, are the same.
+#[derive(Serialize, Deserialize)]
+struct SavedWaits {
+    large: bool,
+    buckets: Vec<(u64, u64)>,
+}
+
+/// The largest value a saved bucket may hold: waits are `u32` milliseconds in units of
+/// [`WAIT_HISTOGRAM_UNIT_MS`], so no bucket comes near (a bound for decoded snapshots, which
+/// must not grow a histogram beyond reason).
+const MAX_SAVED_WAIT_UNITS: u64 = u32::MAX as u64;
+
+impl SavedWaits {
+    fn of<T: hdrhistogram::Counter>(large: bool, histogram: &Histogram<T>) -> SavedWaits {
+        SavedWaits {
+            large,
+            buckets: histogram
+                .iter_recorded()
+                .map(|bucket| (bucket.value_iterated_to(), bucket.count_at_value().as_u64()))
+                .collect(),
+        }
+    }
+
+    /// The histogram again, or why the buckets cannot be those of a wait histogram.
+    fn rebuild<T: hdrhistogram::Counter + TryFrom<u64>>(&self) -> Result<Histogram<T>, String> {
+        let mut histogram = new_histogram::<T>();
+        let mut previous = None;
+        for &(value, count) in &self.buckets {
+            if previous.is_some_and(|previous| previous >= value) || value > MAX_SAVED_WAIT_UNITS {
+                return Err(format!(
+                    "wait histogram bucket {value} out of order or range"
+                ));
+            }
+            previous = Some(value);
+            let counter = T::try_from(count)
+                .ok()
+                .filter(|_| count > 0)
+                .ok_or_else(|| format!("wait histogram count {count} out of range"))?;
+            histogram
+                .record_n(value, counter)
+                .map_err(|error| format!("wait histogram bucket {value}: {error:?}"))?;
+            // Two values of one bucket would add up: not a histogram this one wrote.
+            if histogram.count_at(value).as_u64() != count {
+                return Err(format!("wait histogram bucket {value} given twice"));
+            }
+        }
+        Ok(histogram)
+    }
+}
+
+impl Serialize for WaitHistogram {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let saved = self.0.as_deref().map(|waits| match waits {
+            Waits::Small(small) => SavedWaits::of(false, small),
+            Waits::Large(large) => SavedWaits::of(true, large),
+        });
+        saved.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for WaitHistogram {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<WaitHistogram, D::Error> {
+        let Some(saved) = Option::<SavedWaits>::deserialize(deserializer)? else {
+            return Ok(WaitHistogram(None));
+        };
+        let waits = if saved.large {
+            saved.rebuild().map(Waits::Large)
+        } else {
+            saved.rebuild().map(Waits::Small)
+        };
+        waits
+            .map(|waits| WaitHistogram(Some(Box::new(waits))))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// Counts of a queue (or of several queues summed).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct QueueTally {
     pub offered: u64,
     pub answered: u64,
@@ -402,7 +482,7 @@ impl QueueTally {
 }
 
 /// Counts of an advisor (or of several advisors summed).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct AdvisorTally {
     pub handled: u64,
     pub talk: Millis,
@@ -451,7 +531,7 @@ pub(crate) struct Range {
 }
 
 /// Entries of one queue-channel or advisor, with the day's settled tally.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct EntryLog<E, T> {
     /// Sorted by time.
     entries: VecDeque<E>,
@@ -652,6 +732,22 @@ impl<E: Timed, T: Tally<E>> EntryLog<E, T> {
             .take_while(move |e| e.time() <= until)
     }
 
+    /// Whether the log is as inserting and settling leave it: entries in time order, and
+    /// `settled_count` of them before `settled_until`. Checked on a decoded snapshot before
+    /// settling counts on it.
+    pub(crate) fn is_consistent(&self) -> bool {
+        let in_order = self
+            .entries
+            .iter()
+            .zip(self.entries.iter().skip(1))
+            .all(|(earlier, later)| earlier.time() <= later.time());
+        in_order
+            && self.settled_count
+                == self
+                    .entries
+                    .partition_point(|entry| entry.time() < self.settled_until)
+    }
+
     /// Entries before this instant are final.
     pub(crate) fn settled_until(&self) -> Timestamp {
         self.settled_until
@@ -803,6 +899,45 @@ mod tests {
                     proptest::prop_assert_eq!(first.quantile(quantile), expected);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_decoded_wait_histogram_has_the_same_quantiles() {
+        let mut small = WaitHistogram::default();
+        let mut large = WaitHistogram::default();
+        for wait_ms in (0..2_000u32).map(|i| i * 997 % 600_000) {
+            small.record(wait_ms);
+            large.record(wait_ms);
+        }
+        for _ in 0..70_000 {
+            large.record(12_345);
+        }
+        assert!(matches!(small.0.as_deref(), Some(Waits::Small(_))));
+        assert!(matches!(large.0.as_deref(), Some(Waits::Large(_))));
+        for histogram in [small, large, WaitHistogram::default()] {
+            let bytes = postcard::to_allocvec(&histogram).unwrap();
+            let decoded: WaitHistogram = postcard::from_bytes(&bytes).unwrap();
+            assert_eq!(postcard::to_allocvec(&decoded).unwrap(), bytes);
+            for quantile in [0.0, 0.1, 0.5, 0.9, 0.99, 1.0] {
+                assert_eq!(decoded.quantile(quantile), histogram.quantile(quantile));
+            }
+        }
+        // Buckets out of order, repeated or beyond any wait, and counts a 16-bit histogram
+        // cannot hold, do not decode.
+        for buckets in [
+            vec![(5, 1), (3, 1)],
+            vec![(5, 1), (5, 1)],
+            vec![(u64::MAX, 1)],
+            vec![(5, 0)],
+            vec![(5, 70_000)],
+        ] {
+            let bytes = postcard::to_allocvec(&Some(SavedWaits {
+                large: false,
+                buckets,
+            }))
+            .unwrap();
+            assert!(postcard::from_bytes::<WaitHistogram>(&bytes).is_err());
         }
     }
 

@@ -8,15 +8,42 @@ use chrono::{
     DateTime, Duration as ChronoDuration, LocalResult, NaiveDate, NaiveTime, TimeZone, Utc,
 };
 use chrono_tz::Tz;
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// An instant, in milliseconds since the Unix epoch (UTC).
 ///
 /// Event times are kept to the millisecond: finer digits in an RFC 3339 time are truncated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+/// Encoded (serde) as its number of milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
+#[serde(transparent)]
 pub struct Timestamp(pub i64);
 
-/// A span of time in milliseconds. Negative spans never leave the core.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+/// The largest distance from the epoch a decoded [`Timestamp`] may have: the core subtracts
+/// instants from one another without saturating, and two instants within this bound always
+/// have a difference that fits. Every instant the core keeps lies well within (events are
+/// dated years 0 to 9999; [`Timestamp::MIN`] less a lateness is the lowest it computes).
+const DECODED_TIMESTAMP_BOUND: i64 = i64::MAX / 2;
+
+impl<'de> Deserialize<'de> for Timestamp {
+    /// Refuses an instant beyond [`DECODED_TIMESTAMP_BOUND`]: decoded state (a snapshot) must
+    /// not make the arithmetic on instants overflow.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Timestamp, D::Error> {
+        let millis = i64::deserialize(deserializer)?;
+        if millis.unsigned_abs() > DECODED_TIMESTAMP_BOUND.unsigned_abs() {
+            return Err(serde::de::Error::custom(format!(
+                "instant {millis} ms is too far from the epoch"
+            )));
+        }
+        Ok(Timestamp(millis))
+    }
+}
+
+/// A span of time in milliseconds. Negative spans never leave the core. Encoded (serde) as its
+/// number of milliseconds.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(transparent)]
 pub struct Millis(pub i64);
 
 impl Millis {

@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use chrono::Datelike;
+use serde::{Deserialize, Serialize};
 
 use crate::advisor::DayTimes;
 use crate::config::SlVariant;
@@ -24,7 +25,7 @@ use crate::views::{AdvisorCounts, QueueCounts};
 
 /// The site's figures over `[day_start, at)`, by queue, team and advisor, and for the site.
 /// Lists are sorted by id.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DayTotals {
     /// The site.
     pub site: String,
@@ -46,7 +47,7 @@ pub struct DayTotals {
 }
 
 /// Counts of a queue's flow beyond those of [`QueueCounts`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowExtra {
     /// Contacts that left the queue without answer or abandon (voicemail, callback, timeout,
     /// closed).
@@ -67,7 +68,7 @@ impl FlowExtra {
 }
 
 /// One queue's totals.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct QueueTotals {
     /// The queue id.
     pub id: String,
@@ -86,7 +87,7 @@ pub struct QueueTotals {
 }
 
 /// An advisor's time spent in one pause reason.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PauseTotals {
     /// The reason code, as events give it (`break`, `lunch`...).
     pub reason: String,
@@ -97,7 +98,7 @@ pub struct PauseTotals {
 }
 
 /// Where an advisor's time went, or several advisors' added up.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimeTotals {
     /// Logged in (available, in pause or handling).
     pub logged_in: Millis,
@@ -131,7 +132,7 @@ impl TimeTotals {
 }
 
 /// One advisor's totals.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AdvisorTotals {
     /// The advisor id.
     pub id: String,
@@ -149,7 +150,7 @@ pub struct AdvisorTotals {
 
 /// A team's totals (its campaign's queues' flow, its advisors' handling and times), or the
 /// site's (every queue, every advisor).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct GroupTotals {
     /// The team id; the site id for the site.
     pub id: String,
@@ -211,7 +212,7 @@ pub const MAX_PENDING_INTERVAL_TOTALS: usize = 100;
 
 /// The capture of final totals at interval boundaries (see
 /// [`SiteProcessor::enable_interval_totals`]).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct IntervalCapture {
     /// The next boundary to capture; `None` until the first event gives the day.
     next: Option<Timestamp>,

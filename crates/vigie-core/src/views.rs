@@ -1037,7 +1037,7 @@ fn display_name(display: Display) -> &'static str {
 /// channels), or those of several queues added up: what alert rules compare at every
 /// evaluation, without building a view (no channel breakdown, no distribution of waits, no
 /// advisors). The indicators it gives are computed as the views compute them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueCounts {
     /// Contacts that entered the queue.
     pub offered: u64,
@@ -1154,7 +1154,7 @@ pub struct QueueFigures {
 
 /// The counts behind an advisor's handling indicators over a window, or those of several
 /// advisors added up (a team's, the site's).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdvisorCounts {
     /// Contacts handled.
     pub handled: u64,

@@ -22,8 +22,8 @@ pub struct HistoryBatch {
     pub settled: bool,
 }
 
-/// What the engine keeps of a site's history between ticks.
-#[derive(Debug, Default)]
+/// What the engine keeps of a site's history between ticks (saved with the site's snapshot).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct SiteHistory {
     /// The last final totals: the start of the next interval.
     base: Option<DayTotals>,

@@ -13,6 +13,7 @@
 
 mod history;
 mod metrics;
+mod snapshot;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,10 +24,12 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::warn;
 use vigie_alerts::{AlertEngine, Change, Evaluation, Notification};
 use vigie_core::config::{ConfigErrors, HumanDuration};
-use vigie_core::{Event, Outcome, Processor, SiteConfig, Timestamp};
+use vigie_core::{Event, Outcome, Processor, SiteConfig, SnapshotError, Timestamp};
 
 pub use history::HistoryBatch;
 pub use metrics::EngineMetrics;
+pub use snapshot::{ENGINE_SNAPSHOT_FORMAT, SiteSnapshot};
+use snapshot::{SavedSite, SavedSiteRef};
 use vigie_history::AbandonedLog;
 
 /// Settings of the engine (`[engine]` in `vigie.toml`).
@@ -235,11 +238,19 @@ enum Command {
         feed: SiteFeed,
         done: oneshot::Sender<()>,
     },
+    Restore {
+        site: String,
+        bytes: Vec<u8>,
+        done: oneshot::Sender<Result<(), SnapshotError>>,
+    },
 }
 
 struct Batch {
     events: Vec<Event>,
     reply: Option<oneshot::Sender<Vec<Outcome>>>,
+    /// After the events, the state of this site is saved whole and sent back: in the input
+    /// channel, so that it holds exactly the batches queued before it.
+    snapshot: Option<(String, oneshot::Sender<Option<SiteSnapshot>>)>,
 }
 
 /// The engine stopped: it no longer takes events or answers queries.
@@ -283,6 +294,11 @@ impl std::fmt::Debug for Command {
                 .field("site", site)
                 .field("feed", feed)
                 .finish(),
+            Command::Restore { site, bytes, .. } => f
+                .debug_struct("Restore")
+                .field("site", site)
+                .field("bytes", &bytes.len())
+                .finish(),
         }
     }
 }
@@ -299,6 +315,7 @@ impl EngineHandle {
             .send(Batch {
                 events,
                 reply: Some(reply),
+                snapshot: None,
             })
             .await
             .map_err(|_| EngineStopped)?;
@@ -316,6 +333,7 @@ impl EngineHandle {
             .send(Batch {
                 events,
                 reply: None,
+                snapshot: None,
             })
             .await
             .map_err(|_| EngineStopped)
@@ -362,6 +380,49 @@ impl EngineHandle {
             .await
             .map_err(|_| EngineStopped)?;
         restarted.await.map_err(|_| EngineStopped)
+    }
+
+    /// Asks for the whole state of a site, as it will stand once every batch queued before
+    /// this request is applied (a source that knows which events it queued knows what the
+    /// snapshot holds). The receiver yields `None` for a site the engine does not know. The
+    /// engine applies nothing while it encodes the state (milliseconds per thousand
+    /// advisors), so ask at most every few seconds.
+    pub async fn snapshot_site(
+        &self,
+        site: &str,
+    ) -> Result<oneshot::Receiver<Option<SiteSnapshot>>, EngineStopped> {
+        let (reply, snapshot) = oneshot::channel();
+        self.input
+            .send(Batch {
+                events: Vec::new(),
+                reply: None,
+                snapshot: Some((site.to_owned(), reply)),
+            })
+            .await
+            .map_err(|_| EngineStopped)?;
+        Ok(snapshot)
+    }
+
+    /// Replaces what a site's events built by the state of `bytes` (a [`SiteSnapshot`]), after
+    /// applying the batches queued before; the site then goes on exactly as the engine that
+    /// took the snapshot would have. Refused, leaving the site untouched, when the snapshot
+    /// does not decode or was taken with another configuration of the site or other
+    /// processing settings (then the day must be rebuilt from the events).
+    pub async fn restore_site(
+        &self,
+        site: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Result<(), SnapshotError>, EngineStopped> {
+        let (done, restored) = oneshot::channel();
+        self.commands
+            .send(Command::Restore {
+                site: site.to_owned(),
+                bytes,
+                done,
+            })
+            .await
+            .map_err(|_| EngineStopped)?;
+        restored.await.map_err(|_| EngineStopped)
     }
 
     /// Runs `read` on the engine's task with its state, and returns what it computed. Keep it
@@ -606,7 +667,59 @@ impl Engine {
                 // The asker may have gone away; the site is restarted anyway.
                 let _ = done.send(());
             }
+            Command::Restore { site, bytes, done } => {
+                let restored = self.restore(&site, &bytes);
+                // The asker may have gone away; the site is restored anyway.
+                let _ = done.send(restored);
+            }
         }
+    }
+
+    fn restore(&mut self, site: &str, bytes: &[u8]) -> Result<(), SnapshotError> {
+        // Events already queued come before the snapshot's state replaces the site's.
+        while let Ok(batch) = self.input.try_recv() {
+            self.apply(batch);
+        }
+        let saved = SavedSite::decode(bytes)?;
+        self.state.processor.restore_site(site, &saved.processor)?;
+        match &mut self.history {
+            Some((_, sites)) => {
+                let abandoned = saved.abandoned.unwrap_or_default();
+                self.state.abandoned.insert(site.to_owned(), abandoned);
+                sites.insert(site.to_owned(), saved.history.unwrap_or_default());
+            }
+            None => {
+                self.state.abandoned.remove(site);
+            }
+        }
+        self.new_version(site);
+        self.broadcast(site);
+        Ok(())
+    }
+
+    fn snapshot(&mut self, site: &str) -> Option<SiteSnapshot> {
+        let started = std::time::Instant::now();
+        // The abandons the processor reported are in the engine's list, not in its journal.
+        self.state.keep_abandoned();
+        let processor = self.state.processor.snapshot_site(site)?;
+        let (no_abandons, no_history) = (AbandonedLog::default(), history::SiteHistory::default());
+        let kept = self.history.as_ref().map(|(_, sites)| {
+            let abandoned = self.state.abandoned.get(site).unwrap_or(&no_abandons);
+            (abandoned, sites.get(site).unwrap_or(&no_history))
+        });
+        let saved = SavedSiteRef {
+            format: ENGINE_SNAPSHOT_FORMAT,
+            processor: &processor,
+            abandoned: kept.map(|(abandoned, _)| abandoned),
+            history: kept.map(|(_, history)| history),
+        };
+        let bytes = saved.encode();
+        self.metrics.observe_snapshot(started.elapsed());
+        Some(SiteSnapshot {
+            site: site.to_owned(),
+            as_of: self.site_now(site),
+            bytes,
+        })
     }
 
     fn restart(&mut self, site: &str, feed: SiteFeed) {
@@ -667,8 +780,10 @@ impl Engine {
             outcomes.push(outcome);
         }
         self.state.keep_abandoned();
-        self.metrics
-            .observe_batch(batch.events.len(), started.elapsed());
+        if !batch.events.is_empty() {
+            self.metrics
+                .observe_batch(batch.events.len(), started.elapsed());
+        }
         touched.sort_unstable();
         touched.dedup();
         let touched: Vec<String> = touched.into_iter().map(str::to_owned).collect();
@@ -679,6 +794,10 @@ impl Engine {
         if let Some(reply) = batch.reply {
             // The sender may have stopped waiting (shutting down): the events are applied anyway.
             let _ = reply.send(outcomes);
+        }
+        if let Some((site, reply)) = batch.snapshot {
+            // The asker may have gone away: then nobody needs the snapshot.
+            let _ = reply.send(self.snapshot(&site));
         }
     }
 
@@ -874,6 +993,145 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(state.processor.site("s").unwrap().stats().applied, 1);
+    }
+
+    fn contact_event(id: &str, kind: &str, contact: &str, time: &str) -> Event {
+        let json = format!(
+            r#"{{"id":"{id}","type":"{kind}","time":"2026-03-02T{time}Z","site":"s","contact":"{contact}","queue":"q","channel":"voice"}}"#
+        );
+        decode_json(json.as_bytes(), DEFAULT_MAX_EVENT_BYTES).unwrap()
+    }
+
+    /// An engine keeping a history, on a clock the test moves, and where its records go.
+    fn engine_with_history(
+        now: &Arc<std::sync::atomic::AtomicI64>,
+    ) -> (EngineHandle, mpsc::Receiver<HistoryBatch>) {
+        let clock_now = now.clone();
+        let clock: Clock =
+            Arc::new(move || Timestamp(clock_now.load(std::sync::atomic::Ordering::SeqCst)));
+        let (engine, handle, _registry) = engine(clock);
+        let (history_tx, history) = mpsc::channel(1024);
+        tokio::spawn(engine.with_history(history_tx).run());
+        (handle, history)
+    }
+
+    /// The interval records offered until the engine has ticked a few times at the same instant.
+    async fn offered(
+        handle: &EngineHandle,
+        history: &mut mpsc::Receiver<HistoryBatch>,
+    ) -> Vec<HistoryBatch> {
+        let mut batches = Vec::new();
+        for _ in 0..5 {
+            // Each query waits for the engine's turn: ticks run in between.
+            handle.query(|_| ()).await.unwrap();
+            tokio::time::sleep(EngineConfig::default().tick.0).await;
+            while let Ok(batch) = history.try_recv() {
+                batches.push(batch);
+            }
+        }
+        batches
+    }
+
+    #[tokio::test]
+    async fn a_restored_site_goes_on_as_the_engine_that_saved_it() {
+        let at = |time: &str| {
+            Timestamp::parse_rfc3339(&format!("2026-03-02T{time}Z"))
+                .unwrap()
+                .0
+        };
+        let ordering = std::sync::atomic::Ordering::SeqCst;
+        let now = Arc::new(std::sync::atomic::AtomicI64::new(at("09:00:00")));
+        let (saved, mut saved_history) = engine_with_history(&now);
+        let morning = vec![
+            contact_event("1", "contact.queued", "c1", "09:00:00"),
+            contact_event("2", "contact.abandoned", "c1", "09:00:40"),
+            contact_event("3", "contact.queued", "c2", "09:20:00"),
+            contact_event("4", "contact.abandoned", "c2", "09:20:03"),
+            contact_event("5", "contact.queued", "c3", "09:40:00"),
+        ];
+        saved.apply(morning.clone()).await.unwrap();
+        now.store(at("09:45:00"), ordering);
+        let before = offered(&saved, &mut saved_history).await;
+        assert!(!before.is_empty(), "the morning's intervals are offered");
+        let snapshot = saved
+            .snapshot_site("s")
+            .await
+            .unwrap()
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(snapshot.site, "s");
+        assert_eq!(snapshot.as_of.0, at("09:45:00"));
+        assert_eq!(
+            saved
+                .snapshot_site("elsewhere")
+                .await
+                .unwrap()
+                .await
+                .unwrap(),
+            None
+        );
+
+        let (restored, mut restored_history) = engine_with_history(&now);
+        restored
+            .restore_site("s", snapshot.bytes.clone())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            abandoned_text(&restored).await,
+            abandoned_text(&saved).await
+        );
+        assert!(abandoned_text(&restored).await.contains("c2"));
+        // A duplicate of an event before the snapshot is still one.
+        assert_eq!(
+            restored.apply(vec![morning[4].clone()]).await.unwrap(),
+            [Outcome::Duplicate]
+        );
+        // The same events and time after the snapshot give the same records and figures.
+        let later = vec![
+            contact_event("6", "contact.abandoned", "c3", "09:46:00"),
+            contact_event("7", "contact.queued", "c4", "10:05:00"),
+            contact_event("8", "contact.abandoned", "c4", "10:05:01"),
+        ];
+        for (handle, history) in [
+            (&saved, &mut saved_history),
+            (&restored, &mut restored_history),
+        ] {
+            handle.apply(later.clone()).await.unwrap();
+            while history.try_recv().is_ok() {}
+        }
+        now.store(at("10:50:00"), ordering);
+        let after_saved = offered(&saved, &mut saved_history).await;
+        let after_restored = offered(&restored, &mut restored_history).await;
+        assert!(
+            after_saved.iter().any(|batch| batch.settled),
+            "final records after the snapshot: {after_saved:?}"
+        );
+        assert_eq!(after_restored, after_saved);
+        assert_eq!(view_text(&restored).await, view_text(&saved).await);
+        assert_eq!(
+            abandoned_text(&restored).await,
+            abandoned_text(&saved).await
+        );
+
+        // Refused, the site untouched.
+        let garbage = restored.restore_site("s", vec![7; 40]).await.unwrap();
+        assert!(garbage.is_err(), "{garbage:?}");
+        assert_eq!(view_text(&restored).await, view_text(&saved).await);
+    }
+
+    async fn view_text(handle: &EngineHandle) -> String {
+        let read = |state: &EngineState| {
+            let view = state.processor.site("s").unwrap().site_view(Window::Today);
+            format!("{view:?}")
+        };
+        handle.query(read).await.unwrap()
+    }
+
+    async fn abandoned_text(handle: &EngineHandle) -> String {
+        let read = |state: &EngineState| format!("{:?}", state.abandoned.get("s"));
+        handle.query(read).await.unwrap()
     }
 
     #[tokio::test]

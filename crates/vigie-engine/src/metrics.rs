@@ -62,6 +62,7 @@ pub struct EngineMetrics {
     interval_totals_dropped: FollowedCounter,
     abandoned_dropped: FollowedCounter,
     abandoned_listed: Gauge,
+    snapshot_seconds: Histogram,
 }
 
 impl EngineMetrics {
@@ -85,6 +86,7 @@ impl EngineMetrics {
             interval_totals_dropped: FollowedCounter::default(),
             abandoned_dropped: FollowedCounter::default(),
             abandoned_listed: Gauge::default(),
+            snapshot_seconds: Histogram::new(exponential_buckets(0.000_1, 4.0, 10)),
         };
         registry.register(
             "vigie_events_applied",
@@ -111,6 +113,11 @@ impl EngineMetrics {
             "vigie_engine_apply_seconds",
             "Time the engine took to apply one batch of events",
             metrics.apply_seconds.clone(),
+        );
+        registry.register(
+            "vigie_engine_snapshot_seconds",
+            "Time the engine took to encode a site's whole state for its snapshot (it applies nothing meanwhile)",
+            metrics.snapshot_seconds.clone(),
         );
         registry.register(
             "vigie_engine_batch_events",
@@ -229,6 +236,10 @@ impl EngineMetrics {
     pub(crate) fn observe_batch(&self, events: usize, took: Duration) {
         self.apply_seconds.observe(took.as_secs_f64());
         self.batch_events.observe(events as f64);
+    }
+
+    pub(crate) fn observe_snapshot(&self, took: Duration) {
+        self.snapshot_seconds.observe(took.as_secs_f64());
     }
 
     /// Observes the processor's statistics of every site, with what the engine's lists of

@@ -19,8 +19,9 @@ pub const MAX_ABANDONED_PER_SITE: usize = 200_000;
 /// `abandoned_contacts_omitted`.
 pub const MAX_ABANDONED_PER_RECORD: usize = 5_000;
 
-/// A site's abandoned contacts by time, then contact.
-#[derive(Clone, Debug, Default)]
+/// A site's abandoned contacts by time, then contact. Saved with the site's snapshot
+/// (`vigie-engine`), so that a restart from it still lists the day's abandons.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct AbandonedLog {
     list: BTreeMap<(Timestamp, String), AbandonedContact>,
     dropped: u64,

@@ -26,7 +26,8 @@ use vigie_engine::{Clock, EngineHandle, EngineMetrics, SiteFeed};
 
 use crate::config::{NatsConfig, StreamConfig};
 use crate::connect::{IngestError, ensure_stream, get_or_create_stream, stream_config};
-use crate::metrics::IngestMetrics;
+use crate::metrics::{IngestMetrics, RestoreOutcome};
+use crate::snapshot::{SnapshotStore, StoredSnapshot, stream_created};
 
 /// The header that marks a protobuf payload.
 pub const CONTENT_TYPE: &str = "Content-Type";
@@ -62,6 +63,7 @@ pub struct Ingest {
     metrics: IngestMetrics,
     clock: Clock,
     ready: Arc<watch::Sender<BTreeMap<String, bool>>>,
+    snapshots: Option<SnapshotStore>,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -89,6 +91,8 @@ struct InFlight {
     caught_up: bool,
     /// Read by the durable consumer (acknowledged), not by the recovery (not acknowledged).
     acknowledge: bool,
+    /// The stream sequence of its last message.
+    last_sequence: u64,
 }
 
 impl Ingest {
@@ -104,6 +108,18 @@ impl Ingest {
     ) -> Result<Ingest, IngestError> {
         ensure_stream(&context, &config.stream).await?;
         ensure_dead_letters(&context, &config).await?;
+        let snapshots = if config.snapshots.enabled {
+            match SnapshotStore::open(&context, &config).await {
+                Ok(store) => Some(store),
+                Err(error) => {
+                    // Snapshots only make starts faster: without them the day is replayed.
+                    warn!(%error, "snapshots disabled: every start replays the day");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let ready = watch::Sender::new(sites.iter().map(|s| (s.site.clone(), false)).collect());
         let ready = Arc::new(ready);
         Ok(Ingest {
@@ -115,6 +131,7 @@ impl Ingest {
             metrics,
             clock,
             ready,
+            snapshots,
         })
     }
 
@@ -139,6 +156,8 @@ impl Ingest {
             metrics: self.metrics.clone(),
             clock: self.clock.clone(),
             ready: self.ready.clone(),
+            snapshots: self.snapshots.clone(),
+            handled: watch::Sender::new(0),
         };
         site.run(shutdown)
     }
@@ -214,6 +233,20 @@ struct SiteIngest {
     metrics: IngestMetrics,
     clock: Clock,
     ready: Arc<watch::Sender<BTreeMap<String, bool>>>,
+    snapshots: Option<SnapshotStore>,
+    /// The stream sequence up to which the acknowledging task has handled the messages
+    /// (acknowledged, or dead-lettered): a snapshot holding events up to a sequence is saved
+    /// only once they are, so that a start from it loses no dead letter.
+    handled: watch::Sender<u64>,
+}
+
+/// Saving a site's snapshots while it is consumed: one at a time, at most every
+/// `[nats.snapshots] every`.
+struct Saver {
+    last_request: tokio::time::Instant,
+    /// The sequence of the last snapshot asked for.
+    requested: u64,
+    saving: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Decodes a message's payload: protobuf when its header says so, JSON otherwise.
@@ -292,7 +325,15 @@ impl SiteIngest {
         let shared = Arc::new(self);
         let (in_flight_tx, in_flight) = mpsc::channel::<InFlight>(8);
         let acker = tokio::spawn(shared.clone().acknowledge(in_flight, shutdown.clone()));
-        let mut last_sequence: u64 = 0;
+        let mut last_sequence: u64 = match &shared.snapshots {
+            Some(store) => shared.restore(store, start).await,
+            None => 0,
+        };
+        let mut saver = Saver {
+            last_request: tokio::time::Instant::now(),
+            requested: last_sequence,
+            saving: None,
+        };
         let recovered = shared
             .recover(start_time, &in_flight_tx, &mut last_sequence, &shutdown)
             .await?;
@@ -368,6 +409,7 @@ impl SiteIngest {
                     if in_flight_tx.send(in_flight).await.is_err() {
                         break 'consume;
                     }
+                    shared.save_when_due(&mut saver, last_sequence).await?;
                 }
                 if let Some(why) = restart {
                     warn!(site = %site, why, "resuming the consumer after the last message read");
@@ -388,12 +430,223 @@ impl SiteIngest {
             }
         }
         drop(in_flight_tx);
-        match acker.await {
+        let acknowledged = match acker.await {
             Ok(result) => result,
             Err(panicked) => Err(IngestError::Consumer {
                 consumer: shared.durable_name(),
                 message: panicked.to_string(),
             }),
+        };
+        if acknowledged.is_ok() && recovered {
+            // What was read is applied and acknowledged: saved once more, the next start
+            // replays nothing of it.
+            shared.save_at_stop(saver, last_sequence).await;
+        }
+        acknowledged
+    }
+
+    /// Restores the site's snapshot in the engine if there is a usable one; returns the stream
+    /// sequence of its last event (0 when the day must be replayed from its start).
+    async fn restore(&self, store: &SnapshotStore, start: Timestamp) -> u64 {
+        let site = &self.source.site;
+        let started = std::time::Instant::now();
+        let (outcome, sequence) = match store.load(site).await {
+            Ok(None) => {
+                info!(site = %site, "no snapshot of the site: replaying the day");
+                (RestoreOutcome::None, 0)
+            }
+            Err(error) => {
+                warn!(site = %site, %error, "cannot read the site's snapshot: replaying the day");
+                (RestoreOutcome::Failed, 0)
+            }
+            Ok(Some(snapshot)) => match self.usable(&snapshot, start).await {
+                Err(why) => {
+                    info!(site = %site, why = %why, "the site's snapshot is not usable: replaying the day");
+                    (RestoreOutcome::Unusable, 0)
+                }
+                Ok(()) => {
+                    let sequence = snapshot.sequence;
+                    let as_of = snapshot.as_of;
+                    match self.engine.restore_site(site, snapshot.bytes).await {
+                        Ok(Ok(())) => {
+                            info!(site = %site, sequence, as_of = %as_of, took = ?started.elapsed(), "restored the site's snapshot: replaying the events after it");
+                            (RestoreOutcome::Restored, sequence)
+                        }
+                        Ok(Err(why)) => {
+                            info!(site = %site, why = %why, "the site's snapshot is not usable: replaying the day");
+                            (RestoreOutcome::Unusable, 0)
+                        }
+                        // The engine stopped: the start ends at the next step.
+                        Err(_) => (RestoreOutcome::Failed, 0),
+                    }
+                }
+            },
+        };
+        self.metrics.snapshot_restore(outcome);
+        sequence
+    }
+
+    /// Why a snapshot cannot be used to start from, if it cannot.
+    async fn usable(&self, snapshot: &StoredSnapshot, start: Timestamp) -> Result<(), String> {
+        if snapshot.as_of < start {
+            return Err(format!(
+                "taken at {}, before the replay of the day would start ({start})",
+                snapshot.as_of
+            ));
+        }
+        if snapshot.stream != self.config.stream.name {
+            return Err(format!(
+                "taken from stream {}, not {}",
+                snapshot.stream, self.config.stream.name
+            ));
+        }
+        let mut stream = self
+            .context
+            .get_stream(&self.config.stream.name)
+            .await
+            .map_err(|e| format!("cannot read the event stream: {e}"))?;
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| format!("cannot read the event stream: {e}"))?;
+        if stream_created(info) != snapshot.stream_created {
+            return Err(format!(
+                "taken from a stream created at {}; this one was created at {}",
+                snapshot.stream_created,
+                stream_created(info)
+            ));
+        }
+        if info.state.last_sequence < snapshot.sequence {
+            return Err(format!(
+                "it holds events up to sequence {}, the stream ends at {}",
+                snapshot.sequence, info.state.last_sequence
+            ));
+        }
+        if info.state.first_sequence > snapshot.sequence + 1 {
+            return Err(format!(
+                "the stream no longer holds the events after it (it starts at sequence {})",
+                info.state.first_sequence
+            ));
+        }
+        Ok(())
+    }
+
+    /// Asks the engine for the site's state when a snapshot is due, and saves it in the
+    /// background once the events it holds are all handled. One save at a time.
+    async fn save_when_due(
+        self: &Arc<Self>,
+        saver: &mut Saver,
+        last_sequence: u64,
+    ) -> Result<(), IngestError> {
+        let Some(store) = &self.snapshots else {
+            return Ok(());
+        };
+        let due = saver.last_request.elapsed() >= self.config.snapshots.every.0
+            && last_sequence > saver.requested
+            && saver.saving.as_ref().is_none_or(|task| task.is_finished());
+        if !due {
+            return Ok(());
+        }
+        saver.last_request = tokio::time::Instant::now();
+        saver.requested = last_sequence;
+        let snapshot = self
+            .engine
+            .snapshot_site(&self.source.site)
+            .await
+            .map_err(|_| IngestError::EngineStopped)?;
+        let (site, store) = (self.clone(), store.clone());
+        saver.saving = Some(tokio::spawn(async move {
+            if let Ok(Some(snapshot)) = snapshot.await {
+                site.save(&store, snapshot, last_sequence).await;
+            }
+        }));
+        Ok(())
+    }
+
+    /// The last save, after the consumer stopped and everything read was acknowledged.
+    async fn save_at_stop(self: &Arc<Self>, saver: Saver, last_sequence: u64) {
+        let Some(store) = &self.snapshots else {
+            return;
+        };
+        if let Some(mut saving) = saver.saving {
+            // The earlier save finishes first: the last one written is the newest.
+            let timeout = self.config.request_timeout.0;
+            if tokio::time::timeout(timeout, &mut saving).await.is_err() {
+                saving.abort();
+            }
+        }
+        // Refused events that could not be dead-lettered before the stop are read again at
+        // the next start: the state holding them is not saved.
+        if last_sequence <= saver.requested || *self.handled.borrow() < last_sequence {
+            return;
+        }
+        let Ok(snapshot) = self.engine.snapshot_site(&self.source.site).await else {
+            return;
+        };
+        let save = async {
+            if let Ok(Some(snapshot)) = snapshot.await {
+                self.save(store, snapshot, last_sequence).await;
+            }
+        };
+        if tokio::time::timeout(self.config.request_timeout.0, save)
+            .await
+            .is_err()
+        {
+            warn!(site = %self.source.site, "the last snapshot was not saved in time: the next start replays more");
+        }
+    }
+
+    /// Saves a snapshot holding the events up to `sequence`, once they are all handled.
+    async fn save(
+        &self,
+        store: &SnapshotStore,
+        snapshot: vigie_engine::SiteSnapshot,
+        sequence: u64,
+    ) {
+        let site = &self.source.site;
+        let mut handled = self.handled.subscribe();
+        if handled
+            .wait_for(|handled| *handled >= sequence)
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let stream_created = match self.context.get_stream(&self.config.stream.name).await {
+            Ok(mut stream) => match stream.info().await {
+                Ok(info) => stream_created(info),
+                Err(error) => {
+                    self.metrics.snapshot_save_errors.inc();
+                    warn!(site = %site, %error, "cannot read the event stream: snapshot not saved");
+                    return;
+                }
+            },
+            Err(error) => {
+                self.metrics.snapshot_save_errors.inc();
+                warn!(site = %site, %error, "cannot read the event stream: snapshot not saved");
+                return;
+            }
+        };
+        let stored = StoredSnapshot {
+            sequence,
+            stream: self.config.stream.name.clone(),
+            stream_created,
+            as_of: snapshot.as_of,
+            bytes: snapshot.bytes,
+        };
+        let started = std::time::Instant::now();
+        match store.save(site, &stored).await {
+            Ok(bytes) => {
+                self.metrics.snapshots_saved.inc();
+                self.metrics
+                    .snapshot_bytes
+                    .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+                debug!(site = %site, sequence, bytes, took = ?started.elapsed(), "snapshot saved");
+            }
+            Err(error) => {
+                self.metrics.snapshot_save_errors.inc();
+                warn!(site = %site, %error, "cannot save the site's snapshot: the previous one stays");
+            }
         }
     }
 
@@ -624,6 +877,7 @@ impl SiteIngest {
             outcomes,
             caught_up,
             acknowledge: true,
+            last_sequence: *last_sequence,
         })
     }
 
@@ -691,6 +945,7 @@ impl SiteIngest {
             if let Some(message) = last_accepted.filter(|_| batch.acknowledge) {
                 self.ack(message, AckKind::Ack).await;
             }
+            self.handled.send_replace(batch.last_sequence);
             if batch.caught_up {
                 self.caught_up().await;
             }

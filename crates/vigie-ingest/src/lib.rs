@@ -10,15 +10,17 @@ mod connect;
 mod consume;
 mod metrics;
 pub mod publish;
+mod snapshot;
 
-pub use config::{ConsumerConfig, NatsConfig, Secret, Storage, StreamConfig};
+pub use config::{ConsumerConfig, NatsConfig, Secret, SnapshotConfig, Storage, StreamConfig};
 pub use connect::{IngestError, connect, ensure_stream, get_or_create_stream};
 pub use consume::{
     CONTENT_TYPE, Ingest, ORIGINAL_SEQUENCE, ORIGINAL_SUBJECT, PROTOBUF, REJECT_DETAIL,
     REJECT_FIELD, REJECT_REASON, SiteSource, decode_message,
 };
-pub use metrics::IngestMetrics;
+pub use metrics::{IngestMetrics, RestoreOutcome};
 pub use publish::{
     Outgoing, PublishOutcome, PublishStats, Publisher, PublisherConfig, Report, RetryPolicy,
     WireFormat,
 };
+pub use snapshot::{SnapshotStore, StoredSnapshot};

@@ -12,6 +12,45 @@ struct ReasonLabel {
     reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+/// What became of a site's snapshot at a start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestoreOutcome {
+    /// Restored: only the events after it were replayed.
+    Restored,
+    /// None kept for the site: the day was replayed.
+    None,
+    /// Not usable (an earlier day, another stream, another configuration, another format):
+    /// the day was replayed.
+    Unusable,
+    /// Could not be read: the day was replayed.
+    Failed,
+}
+
+impl RestoreOutcome {
+    /// Every outcome, as labelled.
+    pub const ALL: [RestoreOutcome; 4] = [
+        RestoreOutcome::Restored,
+        RestoreOutcome::None,
+        RestoreOutcome::Unusable,
+        RestoreOutcome::Failed,
+    ];
+
+    /// The metric's label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestoreOutcome::Restored => "restored",
+            RestoreOutcome::None => "none",
+            RestoreOutcome::Unusable => "unusable",
+            RestoreOutcome::Failed => "failed",
+        }
+    }
+}
+
 /// What the consumer received, redelivered, dead-lettered and failed to do.
 #[derive(Clone, Debug)]
 pub struct IngestMetrics {
@@ -31,6 +70,13 @@ pub struct IngestMetrics {
     pub dead_letter_errors: Counter,
     dead_lettered: Family<ReasonLabel, Counter>,
     dead_lettered_total: Counter,
+    /// Site snapshots saved.
+    pub snapshots_saved: Counter,
+    /// Site snapshots that could not be saved.
+    pub snapshot_save_errors: Counter,
+    /// Size of the last snapshot saved, in bytes.
+    pub snapshot_bytes: Gauge,
+    snapshot_restores: Family<OutcomeLabel, Counter>,
 }
 
 impl IngestMetrics {
@@ -46,6 +92,10 @@ impl IngestMetrics {
             dead_letter_errors: Counter::default(),
             dead_lettered: Family::default(),
             dead_lettered_total: Counter::default(),
+            snapshots_saved: Counter::default(),
+            snapshot_save_errors: Counter::default(),
+            snapshot_bytes: Gauge::default(),
+            snapshot_restores: Family::default(),
         };
         registry.register(
             "vigie_events_received",
@@ -92,7 +142,42 @@ impl IngestMetrics {
             "Refused events kept on the dead-letter subject, by reason",
             metrics.dead_lettered.clone(),
         );
+        registry.register(
+            "vigie_snapshots_saved",
+            "Site snapshots saved to the snapshot bucket",
+            metrics.snapshots_saved.clone(),
+        );
+        registry.register(
+            "vigie_snapshot_save_errors",
+            "Site snapshots that could not be saved (the previous one stays)",
+            metrics.snapshot_save_errors.clone(),
+        );
+        registry.register(
+            "vigie_snapshot_bytes",
+            "Size of the last site snapshot saved",
+            metrics.snapshot_bytes.clone(),
+        );
+        registry.register(
+            "vigie_snapshot_restores",
+            "Site starts by what became of the site's snapshot: restored, none, unusable, failed",
+            metrics.snapshot_restores.clone(),
+        );
+        for outcome in RestoreOutcome::ALL {
+            // Every outcome shows, at zero until it happens.
+            drop(metrics.snapshot_restores.get_or_create(&OutcomeLabel {
+                outcome: outcome.as_str(),
+            }));
+        }
         metrics
+    }
+
+    /// Counts what became of a site's snapshot at its start.
+    pub fn snapshot_restore(&self, outcome: RestoreOutcome) {
+        self.snapshot_restores
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.as_str(),
+            })
+            .inc();
     }
 
     /// Counts an event kept as a dead letter.
