@@ -4,8 +4,6 @@
 //! totals it captures and the abandons it reports), and a snapshot it cannot be sure of
 //! (another version, another site, another configuration, corrupt bytes) is refused.
 
-use std::time::Instant;
-
 use chrono::NaiveTime;
 use proptest::prelude::*;
 use vigie_core::config::HumanDuration;
@@ -524,45 +522,4 @@ fn a_refused_restore_leaves_the_site_as_it_was() {
         1,
         "the pending abandon is still there"
     );
-}
-
-/// Size and time of the snapshot of a large site's day (release mode, by hand):
-/// `cargo test --release -p vigie-core --test snapshot -- --ignored --nocapture`.
-#[test]
-#[ignore = "a measurement, run by hand in release mode"]
-fn measure_a_large_site() {
-    let config = SimConfig {
-        seed: 11,
-        advisors: 4_000,
-        queues: 200,
-        ..SimConfig::default()
-    };
-    let started = Instant::now();
-    let simulation = Simulation::new(&config).expect("valid simulation settings");
-    let site = simulation.site_config();
-    let events: Vec<Event> = simulation.into_feed().collect();
-    eprintln!(
-        "{} events simulated in {:?}",
-        events.len(),
-        started.elapsed()
-    );
-    let mut p = processor(&site);
-    // At 14:00 local, in the middle of the day.
-    let split = events.len() / 2;
-    let started = Instant::now();
-    apply(&mut p, &events[..split], 0, 1_000);
-    eprintln!("{split} events applied in {:?}", started.elapsed());
-    let started = Instant::now();
-    let bytes = p.snapshot();
-    let saved = started.elapsed();
-    let started = Instant::now();
-    let restored = restore(&bytes, &site).expect("a snapshot restores");
-    let restored_in = started.elapsed();
-    eprintln!(
-        "snapshot: {} bytes ({:.1} MB) in {saved:?}; restored in {restored_in:?}; {:?}",
-        bytes.len(),
-        bytes.len() as f64 / 1e6,
-        p.memory_items()
-    );
-    assert_eq!(seen(&restored), seen(&p));
 }

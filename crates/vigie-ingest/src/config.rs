@@ -104,7 +104,7 @@ pub struct SnapshotConfig {
     pub bucket: String,
     /// How often a site's state is saved while its events come in (and once more at a
     /// graceful stop). The engine applies nothing while it encodes a site's state (about
-    /// 10 ms per thousand advisors): keep it at a few seconds at least.
+    /// 4 ms per thousand advisors): keep it at a few seconds at least.
     #[serde(default = "default_snapshot_every")]
     pub every: HumanDuration,
 }

@@ -1,5 +1,6 @@
-//! Consuming a site's events: recovery of the day, then live, through a durable pull
-//! consumer; acknowledgements only once the engine accepted; dead letters for the rest.
+//! Consuming a site's events: recovery of the day (from the site's snapshot when there is a
+//! usable one), then live, through a durable pull consumer; acknowledgements only once the
+//! engine accepted; dead letters for the rest; the site's snapshot saved as it goes.
 //!
 //! Per site, one task fetches and decodes, and hands batches to the engine (waiting when the
 //! engine is busy: backpressure up to NATS); a second task takes the engine's outcomes in

@@ -1,6 +1,8 @@
 //! Vigie's NATS JetStream edge: it consumes the events of the configured sites from the event
-//! stream (recovering the day first), hands them to the engine in batches, acknowledges what
-//! the engine accepted, and dead-letters what it refused; and it publishes events for tools.
+//! stream (recovering the day first, from the site's snapshot when there is a usable one),
+//! hands them to the engine in batches, acknowledges what the engine accepted, and
+//! dead-letters what it refused; it saves each site's snapshot in an object store; and it
+//! publishes events for tools.
 //!
 //! What it must not do: compute indicators, know the API or the notifiers, or acknowledge an
 //! event before the engine has accepted it.
