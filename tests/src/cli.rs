@@ -12,6 +12,26 @@ use std::time::{Duration, Instant};
 /// How long a test waits for a service or a command before it fails.
 pub const WAIT: Duration = Duration::from_secs(60);
 
+/// The environment variable of `vigie serve --demo-time-zone`.
+pub const DEMO_TIME_ZONE: &str = "VIGIE_DEMO_TIME_ZONE";
+
+/// A time zone where it is now about 14:00, for the demo centre: its simulated day then has
+/// four hours behind it (closed intervals, abandons, timesheets) whatever the hour of the
+/// machine running the tests (shortly after midnight, a demo in the machine's zone has almost
+/// nothing to show).
+pub fn daytime_zone() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let utc_hour = i64::try_from(now.as_secs() / 3600 % 24).unwrap_or_default();
+    // Etc/GMT-N is N hours east of UTC (the sign is POSIX's); -9 to +14 all exist.
+    match 14 - utc_hour {
+        0 => "Etc/GMT".to_owned(),
+        east if east > 0 => format!("Etc/GMT-{east}"),
+        west => format!("Etc/GMT+{}", -west),
+    }
+}
+
 /// A TCP port free on 127.0.0.1 at the time of the call.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -121,6 +141,7 @@ impl Served {
             .current_dir(dir)
             .env_remove("VIGIE_CONFIG")
             .env("VIGIE_LOG", "warn")
+            .env(DEMO_TIME_ZONE, daytime_zone())
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()

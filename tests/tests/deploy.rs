@@ -1690,6 +1690,7 @@ async fn vigie_serve_works_as_the_vigie_user_on_the_compose_configuration() {
         demo_advisors: 60,
         demo_queues: 7,
         demo_seed: 1,
+        demo_time_zone: None,
     };
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();

@@ -131,8 +131,9 @@ impl Default for HttpConfig {
     }
 }
 
-/// Environment variables that are not configuration keys.
-const NOT_CONFIGURATION: &[&str] = &["config", "token", "log"];
+/// Environment variables that are not configuration keys (command-line options read from the
+/// environment: `VIGIE_CONFIG`, `VIGIE_TOKEN`, `VIGIE_LOG`, `VIGIE_DEMO_TIME_ZONE`).
+const NOT_CONFIGURATION: &[&str] = &["config", "token", "log", "demo_time_zone"];
 
 impl VigieConfig {
     /// Reads, parses and validates a configuration file, reporting every problem at once.

@@ -78,6 +78,11 @@ pub struct ServeArgs {
     /// Seed of the demo centre's simulation.
     #[arg(long, default_value_t = 1)]
     pub demo_seed: u64,
+    /// IANA time zone of the demo centre (`America/New_York`), default the machine's. Its
+    /// simulated day opens four hours before the local time, at midnight at the earliest:
+    /// shortly after midnight it has little to show; pick a zone where it is daytime.
+    #[arg(long, value_name = "ZONE", env = "VIGIE_DEMO_TIME_ZONE")]
+    pub demo_time_zone: Option<String>,
 }
 
 /// Sets up logging: `RUST_LOG` (or `VIGIE_LOG`) filters, default `info`.
@@ -642,11 +647,22 @@ fn demo_day(base: &SimConfig, now: Timestamp) -> SimConfig {
 }
 
 fn demo_centre(args: &ServeArgs) -> anyhow::Result<Demo> {
+    let time_zone = match &args.demo_time_zone {
+        Some(zone) => {
+            zone.parse::<chrono_tz::Tz>().map_err(|_| {
+                anyhow::anyhow!(
+                    "--demo-time-zone: {zone:?} is not an IANA time zone (like Europe/Paris or America/New_York)"
+                )
+            })?;
+            zone.clone()
+        }
+        None => local_zone(),
+    };
     let base = SimConfig {
         seed: args.demo_seed,
         site_id: "demo".to_owned(),
         site_name: Some("Demo centre (simulated)".to_owned()),
-        time_zone: local_zone(),
+        time_zone,
         advisors: args.demo_advisors,
         queues: args.demo_queues,
         ..SimConfig::default()

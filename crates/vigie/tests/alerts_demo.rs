@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::post;
-use vigie_tests::cli::free_port;
+use vigie_tests::cli::{DEMO_TIME_ZONE, daytime_zone, free_port};
 
 #[test]
 fn the_demo_posts_its_alerts_to_a_webhook() {
@@ -69,6 +69,7 @@ language = "en"
         .args(["--grpc-listen", &format!("127.0.0.1:{}", free_port())])
         .current_dir(dir.path())
         .env_remove("VIGIE_CONFIG")
+        .env(DEMO_TIME_ZONE, daytime_zone())
         .env("VIGIE_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

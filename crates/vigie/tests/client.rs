@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use vigie_tests::cli::{free_port, text};
+use vigie_tests::cli::{DEMO_TIME_ZONE, daytime_zone, free_port, text};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -33,6 +33,7 @@ impl Served {
             .args(args)
             .current_dir(dir)
             .env_remove("VIGIE_CONFIG")
+            .env(DEMO_TIME_ZONE, daytime_zone())
             .env("VIGIE_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -37,7 +37,7 @@ use vigie_history::records::{interval_records, name_records};
 use vigie_history::{IntervalRecord, RecordKey, ScopeKind};
 use vigie_ingest::publish::PublisherConfig;
 use vigie_sim::{SimConfig, Simulation};
-use vigie_tests::cli::{free_port, http_get, metric};
+use vigie_tests::cli::{DEMO_TIME_ZONE, daytime_zone, free_port, http_get, metric};
 use vigie_tests::nats::{NatsServer, Signal, publish_events, signal, wait_within, within};
 
 /// Bounds every wait of the test.
@@ -68,6 +68,7 @@ fn serve(args: &[&str], dir: &Path) -> Child {
         .args(["--grpc-listen", &format!("127.0.0.1:{}", free_port())])
         .current_dir(dir)
         .env_remove("VIGIE_CONFIG")
+        .env(DEMO_TIME_ZONE, daytime_zone())
         .env("VIGIE_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

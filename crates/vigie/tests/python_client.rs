@@ -16,7 +16,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use vigie_tests::cli::{free_port, text};
+use vigie_tests::cli::{DEMO_TIME_ZONE, daytime_zone, free_port, text};
 
 const WAIT: Duration = Duration::from_secs(60);
 /// The script makes 20-odd calls and waits for two messages of three streams.
@@ -170,6 +170,7 @@ impl Served {
             .args(["--http", &format!("127.0.0.1:{http}")])
             .current_dir(dir)
             .env_remove("VIGIE_CONFIG")
+            .env(DEMO_TIME_ZONE, daytime_zone())
             // The Admin calls record changes: in this test's folder, not the demo's default.
             .env("VIGIE_ADMIN__CHANGES_DIR", dir.join("changes"))
             .env("VIGIE_LOG", "warn")

@@ -11,7 +11,7 @@ use vigie::config::VigieConfig;
 use vigie_core::Event;
 use vigie_ingest::publish::PublisherConfig;
 use vigie_sim::{SimConfig, Simulation};
-use vigie_tests::cli::{eventually, free_port, http_get, metric};
+use vigie_tests::cli::{DEMO_TIME_ZONE, daytime_zone, eventually, free_port, http_get, metric};
 use vigie_tests::nats::{NatsServer, Signal, publish_events, signal, wait_within, within};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -31,6 +31,7 @@ fn serve(args: &[&str], dir: &Path) -> Child {
         .args(["--grpc-listen", &format!("127.0.0.1:{}", free_port())])
         .current_dir(dir)
         .env_remove("VIGIE_CONFIG")
+        .env(DEMO_TIME_ZONE, daytime_zone())
         .env("VIGIE_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -200,13 +201,14 @@ async fn sigterm_during_a_feed_loses_no_acknowledged_event() {
         "the stop came during the feed"
     );
 
-    // Started again, it recovers the whole day from the stream.
+    // Started again, it restores the snapshot saved at the stop and applies only the rest of
+    // the day: the whole day in the end.
     let mut child = serve(&args, dir.path());
-    let total = events.len() as f64;
+    let rest = (events.len() as u64 - applied) as f64;
     tokio::task::spawn_blocking(move || {
-        eventually("the whole day applied after the restart", || {
+        eventually("the rest of the day applied after the restart", || {
             let metrics = http_get(port, "/metrics")?.1;
-            (metric(&metrics, "vigie_events_applied_total")? >= total).then_some(())
+            (metric(&metrics, "vigie_events_applied_total")? >= rest).then_some(())
         })
     })
     .await
@@ -216,14 +218,28 @@ async fn sigterm_during_a_feed_loses_no_acknowledged_event() {
         .unwrap();
     assert_eq!(
         metric(&metrics, "vigie_events_applied_total"),
-        Some(total),
+        Some(rest),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "vigie_snapshot_restores_total{outcome=\"restored\"}"
+        ),
+        Some(1.0),
         "{metrics}"
     );
     signal(child.id(), Signal::TERM);
     let output = tokio::task::spawn_blocking(move || wait_within(&mut child, WAIT))
         .await
         .unwrap();
-    assert!(output.status.success());
+    let log = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{log}");
+    assert_eq!(
+        stopped_counts(&log).0,
+        events.len() as u64,
+        "the whole day: {log}"
+    );
 }
 
 #[test]
@@ -334,4 +350,27 @@ fn a_token_from_the_environment_connects() {
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{log}");
     assert!(!log.contains(TOKEN), "{log}");
+}
+
+#[test]
+fn an_unknown_demo_time_zone_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigie"))
+        .args(["serve", "--no-web", "--demo-time-zone", "Mars/Olympus_Mons"])
+        .args(["--http", &format!("127.0.0.1:{}", free_port())])
+        .args(["--grpc-listen", &format!("127.0.0.1:{}", free_port())])
+        .current_dir(dir.path())
+        .env_remove("VIGIE_CONFIG")
+        .env_remove(DEMO_TIME_ZONE)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = wait_within(&mut child, WAIT);
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{log}");
+    assert!(
+        log.contains("--demo-time-zone: \"Mars/Olympus_Mons\" is not an IANA time zone"),
+        "{log}"
+    );
 }
