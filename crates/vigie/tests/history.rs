@@ -77,11 +77,15 @@ fn serve(args: &[&str], dir: &Path) -> Child {
 }
 
 /// A small day tomorrow as a real feed delivers it (duplicates, reordering within a few
-/// seconds), and the configuration of its site.
+/// seconds), and the configuration of its site. The site is in Honolulu (UTC-10), the
+/// westernmost zone of its kind: the history reads a date's records from the earliest instant
+/// a site anywhere can publish them (the date's start at UTC+14), which for tomorrow in
+/// Honolulu is always past, whatever the hour the tests run.
 fn day() -> (VigieConfig, Vec<Event>) {
-    let zone: chrono_tz::Tz = "Europe/Paris".parse().unwrap();
+    let zone: chrono_tz::Tz = "Pacific/Honolulu".parse().unwrap();
     let date = chrono::Utc::now().with_timezone(&zone).date_naive() + Days::days(1);
     let config = SimConfig {
+        time_zone: zone.name().to_owned(),
         seed: 11,
         advisors: 24,
         queues: 4,
@@ -685,7 +689,8 @@ async fn a_restart_mid_day_leaves_the_interval_streams_without_gaps_or_duplicate
         shrink_duplicate_window(&context, name).await;
     }
 
-    // The rest of the day: the second run recovers the whole day, then goes live.
+    // The rest of the day: the second run restores the snapshot the first saved at its stop
+    // (the whole morning), applies the rest of the day, then goes live.
     publish_events(&context, publisher, &events[expected.split..], WAIT).await;
     let second = run_until_settled(
         &args,
@@ -693,7 +698,7 @@ async fn a_restart_mid_day_leaves_the_interval_streams_without_gaps_or_duplicate
         port,
         &context,
         &streams,
-        expected.applied_all,
+        expected.applied_all - expected.applied_first,
         expected.stored_by(false),
     )
     .await;
