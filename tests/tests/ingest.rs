@@ -3,24 +3,18 @@
 //! duplicates, reordering, a NATS crash, a Vigie crash, and bad input.
 #![allow(clippy::unwrap_used)] // A test fails loudly at the first surprise, on purpose.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use chrono::{Duration as Days, NaiveTime};
-use prometheus_client::registry::Registry;
 use serde_json::Value;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use vigie_core::config::HumanDuration;
 use vigie_core::{Event, ProcessingConfig, Processor, SiteConfig, Window};
-use vigie_engine::{Engine, EngineConfig, EngineHandle, EngineMetrics, EngineState, system_clock};
 use vigie_ingest::publish::{PublishOutcome, Publisher, PublisherConfig};
-use vigie_ingest::{Ingest, IngestMetrics, NatsConfig, SiteSource};
 use vigie_sim::{Disorder, SimConfig, Simulation};
 use vigie_tests::cli::metric;
+use vigie_tests::in_process::Vigie;
 use vigie_tests::nats::{NatsServer, publish_events, read_subject, within};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -56,138 +50,6 @@ fn replay(site: &SiteConfig, events: &[Event]) -> Vec<Value> {
         .collect()
 }
 
-/// Vigie's engine and ingestion, in this process, on the test's server.
-struct Vigie {
-    handle: EngineHandle,
-    shutdown: CancellationToken,
-    ingest: JoinHandle<Result<(), vigie_ingest::IngestError>>,
-    engine: JoinHandle<EngineState>,
-    ready: watch::Receiver<BTreeMap<String, bool>>,
-    registry: Registry,
-    site: String,
-}
-
-impl Vigie {
-    async fn start(nats: NatsConfig, site: &SiteConfig) -> Vigie {
-        let mut registry = Registry::default();
-        let engine_metrics = EngineMetrics::new(&mut registry);
-        let ingest_metrics = IngestMetrics::new(&mut registry);
-        let processor = Processor::new(vec![site.clone()], ProcessingConfig::default());
-        let (engine, handle) = Engine::new(
-            EngineConfig::default(),
-            processor,
-            engine_metrics.clone(),
-            system_clock(),
-        );
-        let engine = tokio::spawn(engine.run());
-        let (_client, context) = within("connecting", WAIT, vigie_ingest::connect(&nats))
-            .await
-            .unwrap();
-        let sources = vec![SiteSource {
-            site: site.id.clone(),
-            calendar: site.calendar(),
-        }];
-        let ingest = within(
-            "preparing the ingestion",
-            WAIT,
-            Ingest::new(
-                nats,
-                context,
-                sources,
-                handle.clone(),
-                engine_metrics,
-                ingest_metrics,
-                system_clock(),
-            ),
-        )
-        .await
-        .unwrap();
-        let ready = ingest.ready();
-        let shutdown = CancellationToken::new();
-        let ingest = tokio::spawn(ingest.run(shutdown.clone()));
-        Vigie {
-            handle,
-            shutdown,
-            ingest,
-            engine,
-            ready,
-            registry,
-            site: site.id.clone(),
-        }
-    }
-
-    async fn wait_ready(&mut self) {
-        within(
-            "recovery",
-            WAIT,
-            self.ready.wait_for(|sites| sites.values().all(|r| *r)),
-        )
-        .await
-        .unwrap();
-    }
-
-    /// Waits until `events` distinct events were applied.
-    async fn wait_applied(&self, events: u64) {
-        within(&format!("{events} events applied"), WAIT, async {
-            loop {
-                let site = self.site.clone();
-                let applied = self
-                    .handle
-                    .query(move |state| {
-                        state.processor.site(&site).map_or(0, |s| s.stats().applied)
-                    })
-                    .await
-                    .unwrap();
-                if applied >= events {
-                    assert_eq!(applied, events, "more events applied than published");
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
-    }
-
-    async fn views(&self) -> Vec<Value> {
-        let site = self.site.clone();
-        self.handle
-            .query(move |state| {
-                let site = state.processor.site(&site).unwrap();
-                Window::ALL
-                    .iter()
-                    .map(|w| serde_json::to_value(site.site_view(*w)).unwrap())
-                    .collect::<Vec<_>>()
-            })
-            .await
-            .unwrap()
-    }
-
-    fn metrics(&self) -> String {
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry).unwrap();
-        text
-    }
-
-    /// Stops as on SIGTERM: consumption stops, what is in flight is applied and acknowledged.
-    async fn stop(self) -> EngineState {
-        self.shutdown.cancel();
-        within("the ingestion stopping", WAIT, self.ingest)
-            .await
-            .unwrap()
-            .unwrap();
-        drop(self.handle);
-        within("the engine stopping", WAIT, self.engine)
-            .await
-            .unwrap()
-    }
-
-    /// Stops as on a crash: nothing is finished.
-    fn kill(self) {
-        self.ingest.abort();
-        self.engine.abort();
-    }
-}
-
 fn stored(outcome: &PublishOutcome) -> bool {
     matches!(outcome, PublishOutcome::Stored { .. })
 }
@@ -209,7 +71,7 @@ async fn a_day_through_nats_gives_the_figures_of_a_replay() {
         "every event stored"
     );
     let mut vigie = Vigie::start(server.nats_config(), &site).await;
-    vigie.wait_ready().await;
+    vigie.wait_ready(WAIT).await;
     vigie.wait_applied(events.len() as u64).await;
     assert_eq!(vigie.views().await, replay(&site, &events));
     let metrics = vigie.metrics();
@@ -260,7 +122,7 @@ async fn duplicates_and_reordering_in_the_feed_change_nothing() {
             .any(|r| matches!(r.outcome, PublishOutcome::Duplicate { .. }))
     );
     let mut vigie = Vigie::start(server.nats_config(), &site).await;
-    vigie.wait_ready().await;
+    vigie.wait_ready(WAIT).await;
     vigie.wait_applied(events.len() as u64).await;
     // The same figures as a replay of the clean day.
     assert_eq!(vigie.views().await, replay(&site, &events));
@@ -278,7 +140,7 @@ async fn a_nats_crash_mid_feed_loses_nothing_and_counts_nothing_twice() {
     let (site, events) = day(3);
     let (_client, context) = server.connect_with_stream().await;
     let mut vigie = Vigie::start(server.nats_config(), &site).await;
-    vigie.wait_ready().await;
+    vigie.wait_ready(WAIT).await;
     let half = events.len() / 2;
     let config = PublisherConfig::new(&server.nats_config().stream);
     publish_events(&context, config.clone(), &events[..half], WAIT).await;
@@ -306,14 +168,14 @@ async fn vigie_restarted_mid_day_recovers_the_state_of_a_run_that_never_stopped(
     let (_client, context) = server.connect_with_stream().await;
     let config = PublisherConfig::new(&server.nats_config().stream);
     let mut first = Vigie::start(server.nats_config(), &site).await;
-    first.wait_ready().await;
+    first.wait_ready(WAIT).await;
     let third = events.len() / 3;
     publish_events(&context, config.clone(), &events[..third], WAIT).await;
     first.wait_applied(third as u64).await;
     first.kill();
     publish_events(&context, config.clone(), &events[third..2 * third], WAIT).await;
     let mut second = Vigie::start(server.nats_config(), &site).await;
-    second.wait_ready().await;
+    second.wait_ready(WAIT).await;
     second.wait_applied((2 * third) as u64).await;
     assert_eq!(
         second.views().await,
@@ -333,7 +195,7 @@ async fn bad_input_is_dead_lettered_with_its_reason_and_the_good_events_are_all_
     let (site, events) = day(5);
     let (_client, context) = server.connect_with_stream().await;
     let mut vigie = Vigie::start(server.nats_config(), &site).await;
-    vigie.wait_ready().await;
+    vigie.wait_ready(WAIT).await;
     let stream = server.nats_config().stream;
     let mut publisher = Publisher::new(context.clone(), PublisherConfig::new(&stream));
     let protobuf = {
@@ -464,7 +326,7 @@ async fn a_start_from_a_snapshot_replays_only_the_events_after_it_and_equals_a_r
     let (half, three_quarters) = (events.len() / 2, events.len() * 3 / 4);
 
     let mut first = Vigie::start(nats.clone(), &site).await;
-    first.wait_ready().await;
+    first.wait_ready(WAIT).await;
     assert_eq!(restores(&first, "none"), 1.0, "{}", first.metrics());
     publish_slowly(&context, &config, &events[..half]).await;
     first.wait_applied(half as u64).await;
@@ -485,7 +347,7 @@ async fn a_start_from_a_snapshot_replays_only_the_events_after_it_and_equals_a_r
     .await;
 
     let mut second = Vigie::start(nats.clone(), &site).await;
-    second.wait_ready().await;
+    second.wait_ready(WAIT).await;
     second.wait_applied(three_quarters as u64).await;
     let metrics = second.metrics();
     assert_eq!(restores(&second, "restored"), 1.0, "{metrics}");
@@ -506,7 +368,7 @@ async fn a_start_from_a_snapshot_replays_only_the_events_after_it_and_equals_a_r
     second.stop().await;
 
     let mut third = Vigie::start(nats.clone(), &site).await;
-    third.wait_ready().await;
+    third.wait_ready(WAIT).await;
     let metrics = third.metrics();
     assert_eq!(restores(&third, "restored"), 1.0, "{metrics}");
     assert_eq!(
@@ -521,7 +383,7 @@ async fn a_start_from_a_snapshot_replays_only_the_events_after_it_and_equals_a_r
     let mut changed = site.clone();
     changed.queues[0].sl_threshold = HumanDuration::secs(7);
     let mut fourth = Vigie::start(nats, &changed).await;
-    fourth.wait_ready().await;
+    fourth.wait_ready(WAIT).await;
     fourth.wait_applied(events.len() as u64).await;
     assert_eq!(restores(&fourth, "unusable"), 1.0, "{}", fourth.metrics());
     assert_eq!(fourth.views().await, replay(&changed, &events));
@@ -536,7 +398,7 @@ async fn a_snapshot_of_another_stream_is_not_used() {
     let config = PublisherConfig::new(&server.nats_config().stream);
     let nats = server.nats_config();
     let mut first = Vigie::start(nats.clone(), &site).await;
-    first.wait_ready().await;
+    first.wait_ready(WAIT).await;
     publish_events(&context, config.clone(), &events, WAIT).await;
     first.wait_applied(events.len() as u64).await;
     first.stop().await;
@@ -546,7 +408,7 @@ async fn a_snapshot_of_another_stream_is_not_used() {
     let half = events.len() / 2;
     publish_events(&context, config, &events[..half], WAIT).await;
     let mut second = Vigie::start(nats, &site).await;
-    second.wait_ready().await;
+    second.wait_ready(WAIT).await;
     second.wait_applied(half as u64).await;
     assert_eq!(restores(&second, "unusable"), 1.0, "{}", second.metrics());
     assert_eq!(second.views().await, replay(&site, &events[..half]));

@@ -11,16 +11,18 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use futures::StreamExt;
-use prometheus_client::registry::Registry;
-use vigie_core::{Event, ProcessingConfig, Processor, SiteConfig};
-use vigie_engine::{Engine, EngineConfig, EngineHandle, EngineMetrics, system_clock};
+use vigie_core::Event;
+use vigie_ingest::NatsConfig;
 use vigie_ingest::publish::{Publisher, PublisherConfig};
-use vigie_ingest::{Ingest, IngestMetrics, NatsConfig, SiteSource};
 use vigie_sim::{SimConfig, Simulation};
+use vigie_tests::in_process::Vigie;
+use vigie_tests::nats::NatsServer;
 
 /// Events of the day published after Vigie's stop (at most a tenth of the day).
 const TAIL: usize = 20_000;
-use vigie_tests::nats::NatsServer;
+
+/// The longest a recovery may take before the benchmark fails.
+const LIMIT: Duration = Duration::from_secs(600);
 
 fn main() {
     let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>());
@@ -60,25 +62,7 @@ async fn run(advisors: usize, queues: usize) {
     let preloaded = events.len() - TAIL.min(events.len() / 10);
     let (_client, context) = server.connect_with_stream().await;
     let started = Instant::now();
-    let mut publisher = Publisher::new(
-        context.clone(),
-        PublisherConfig {
-            window: 4096,
-            ..PublisherConfig::new(&nats.stream)
-        },
-    );
-    for (index, event) in events.iter().enumerate().take(preloaded) {
-        let message = publisher
-            .event_message(index as u64, event, None)
-            .expect("a valid subject");
-        publisher.send(message).await;
-    }
-    publisher.flush().await;
-    let stats = publisher.stats();
-    assert_eq!(
-        stats.stored as usize, preloaded,
-        "every event stored: {stats:?}"
-    );
+    publish(&context, &nats, &events, 0..preloaded).await;
     report(
         "preload (publish with acknowledgements)",
         preloaded,
@@ -133,9 +117,9 @@ async fn run(advisors: usize, queues: usize) {
     );
 
     // Vigie starting on the stream: recovery of the whole day, then live.
-    let full = Vigie::start(&nats, &site).await;
-    let recovery = full.wait_ready().await;
-    full.check_applied(preloaded).await;
+    let mut full = Vigie::start(nats.clone(), &site).await;
+    let recovery = full.wait_ready(LIMIT).await;
+    check_applied(&full, preloaded).await;
     report(
         "vigie: recovery of the day from the stream (decode, apply, acknowledge)",
         preloaded,
@@ -147,7 +131,7 @@ async fn run(advisors: usize, queues: usize) {
     );
     println!(
         "batches handed to the engine: {}",
-        full.metric("vigie_engine_batch_events_count")
+        metric(&full.metrics(), "vigie_engine_batch_events_count")
     );
     // A graceful stop saves the site's snapshot; the rest of the day arrives while Vigie is
     // stopped; the next start restores the snapshot and reads only that tail.
@@ -159,31 +143,15 @@ async fn run(advisors: usize, queues: usize) {
         metric(&full_metrics, "vigie_snapshot_bytes"),
         metric(&full_metrics, "vigie_engine_snapshot_seconds_sum"),
     );
-    let mut publisher = Publisher::new(
-        context.clone(),
-        PublisherConfig {
-            window: 4096,
-            ..PublisherConfig::new(&nats.stream)
-        },
-    );
-    for (index, event) in events.iter().enumerate().skip(preloaded) {
-        let message = publisher
-            .event_message(index as u64, event, None)
-            .expect("a valid subject");
-        publisher.send(message).await;
-    }
-    publisher.flush().await;
-    let stats = publisher.stats();
+    publish(&context, &nats, &events, preloaded..events.len()).await;
+    let mut restarted = Vigie::start(nats.clone(), &site).await;
+    let restart = restarted.wait_ready(LIMIT).await;
+    check_applied(&restarted, events.len()).await;
     assert_eq!(
-        stats.stored as usize,
-        events.len() - preloaded,
-        "every event of the tail stored: {stats:?}"
-    );
-    let restarted = Vigie::start(&nats, &site).await;
-    let restart = restarted.wait_ready().await;
-    restarted.check_applied(events.len()).await;
-    assert_eq!(
-        restarted.metric("vigie_snapshot_restores_total{outcome=\"restored\"}"),
+        metric(
+            &restarted.metrics(),
+            "vigie_snapshot_restores_total{outcome=\"restored\"}"
+        ),
         "1",
         "the snapshot restored"
     );
@@ -191,118 +159,48 @@ async fn run(advisors: usize, queues: usize) {
         "vigie: start from the snapshot ({preloaded} events) and the {} events after it: {:.2} s (target at most 5 s for a day of 1,000,000 events); events read from the stream: {}",
         events.len() - preloaded,
         restart.as_secs_f64(),
-        restarted.metric("vigie_events_received_total"),
+        metric(&restarted.metrics(), "vigie_events_received_total"),
     );
     restarted.stop().await;
 }
 
-/// Vigie's engine and ingestion on the benchmark's server, as `vigie serve` wires them.
-struct Vigie {
-    handle: EngineHandle,
-    site: String,
-    registry: Registry,
-    started: Instant,
-    ready: tokio::sync::watch::Receiver<std::collections::BTreeMap<String, bool>>,
-    shutdown: tokio_util::sync::CancellationToken,
-    ingest: tokio::task::JoinHandle<Result<(), vigie_ingest::IngestError>>,
-    engine: tokio::task::JoinHandle<vigie_engine::EngineState>,
+/// Checks that the site's processor holds exactly `events` events.
+async fn check_applied(vigie: &Vigie, events: usize) {
+    let stats = vigie.stats().await;
+    assert_eq!(
+        stats.applied as usize, events,
+        "every event applied: {stats:?}"
+    );
 }
 
-impl Vigie {
-    async fn start(nats: &NatsConfig, site: &SiteConfig) -> Vigie {
-        let mut registry = Registry::default();
-        let engine_metrics = EngineMetrics::new(&mut registry);
-        let ingest_metrics = IngestMetrics::new(&mut registry);
-        let processor = Processor::new(vec![site.clone()], ProcessingConfig::default());
-        let (engine, handle) = Engine::new(
-            EngineConfig::default(),
-            processor,
-            engine_metrics.clone(),
-            system_clock(),
-        );
-        let engine = tokio::spawn(engine.run());
-        let (_client, context) = vigie_ingest::connect(nats).await.expect("connected");
-        let sources = vec![SiteSource {
-            site: site.id.clone(),
-            calendar: site.calendar(),
-        }];
-        let started = Instant::now();
-        let ingest = Ingest::new(
-            nats.clone(),
-            context,
-            sources,
-            handle.clone(),
-            engine_metrics,
-            ingest_metrics,
-            system_clock(),
-        )
-        .await
-        .expect("the ingestion");
-        let ready = ingest.ready();
-        let shutdown = tokio_util::sync::CancellationToken::new();
-        let ingest = tokio::spawn(ingest.run(shutdown.clone()));
-        Vigie {
-            handle,
-            site: site.id.clone(),
-            registry,
-            started,
-            ready,
-            shutdown,
-            ingest,
-            engine,
-        }
+/// Publishes `events[range]` (their index in the day as message id), waiting for every
+/// acknowledgement, and checks that the stream stored them all.
+async fn publish(
+    context: &async_nats::jetstream::Context,
+    nats: &NatsConfig,
+    events: &[Event],
+    range: std::ops::Range<usize>,
+) {
+    let mut publisher = Publisher::new(
+        context.clone(),
+        PublisherConfig {
+            window: 4096,
+            ..PublisherConfig::new(&nats.stream)
+        },
+    );
+    let expected = range.len();
+    for index in range {
+        let message = publisher
+            .event_message(index as u64, &events[index], None)
+            .expect("a valid subject");
+        publisher.send(message).await;
     }
-
-    /// Waits until every site is live; the time since the start.
-    async fn wait_ready(&self) -> Duration {
-        let mut ready = self.ready.clone();
-        tokio::time::timeout(
-            Duration::from_secs(600),
-            ready.wait_for(|sites| sites.values().all(|r| *r)),
-        )
-        .await
-        .expect("recovery within 10 minutes")
-        .expect("the ingestion runs");
-        self.started.elapsed()
-    }
-
-    async fn check_applied(&self, events: usize) {
-        let site = self.site.clone();
-        let stats = self
-            .handle
-            .query(move |state| state.processor.site(&site).map(|s| s.stats()))
-            .await
-            .expect("the engine")
-            .unwrap_or_default();
-        assert_eq!(
-            stats.applied as usize, events,
-            "every event applied: {stats:?}"
-        );
-    }
-
-    fn metrics(&self) -> String {
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry)
-            .expect("metrics encode");
-        text
-    }
-
-    fn metric(&self, name: &str) -> String {
-        metric(&self.metrics(), name)
-    }
-
-    /// Stops as on SIGTERM (the last snapshot saved); the metrics at the end.
-    async fn stop(mut self) -> String {
-        self.shutdown.cancel();
-        (&mut self.ingest)
-            .await
-            .expect("the ingestion ends")
-            .expect("the ingestion stops cleanly");
-        let metrics = self.metrics();
-        drop(self.handle);
-        self.engine.await.expect("the engine ends");
-        metrics
-    }
+    publisher.flush().await;
+    let stats = publisher.stats();
+    assert_eq!(
+        stats.stored as usize, expected,
+        "every event stored: {stats:?}"
+    );
 }
 
 fn metric(text: &str, name: &str) -> String {

@@ -800,6 +800,39 @@ impl SiteIngest {
         .await
     }
 
+    /// A message at or before the last one read came as if new: the stream was reset (its
+    /// sequences started over: a gap, reported), or a message read already came again (a
+    /// consumer recreated meanwhile, by this instance or by another taking the site over:
+    /// deduplication absorbs it, counted as a redelivery).
+    async fn check_went_back(&self, read_up_to: u64, now_at: u64) {
+        let last_in_stream = match self.context.get_stream(&self.config.stream.name).await {
+            Ok(mut stream) => stream
+                .info()
+                .await
+                .map(|info| info.state.last_sequence)
+                .map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        match last_in_stream {
+            Ok(last) if last >= read_up_to => {
+                self.metrics.redeliveries.inc();
+                debug!(site = %self.source.site, read_up_to, now_at, "a message read already came again");
+            }
+            Ok(last) => {
+                self.report_gap(format!(
+                    "the event stream was reset (its last sequence is {last}, Vigie had read up to {read_up_to})"
+                ))
+                .await;
+            }
+            Err(error) => {
+                self.report_gap(format!(
+                    "the event stream went back from sequence {read_up_to} to {now_at}, and cannot be read to know why: {error}"
+                ))
+                .await;
+            }
+        }
+    }
+
     async fn report_gap(&self, gap: String) {
         warn!(site = %self.source.site, gap = %gap, "events may be missing: figures are marked incomplete");
         self.metrics.gaps.inc();
@@ -826,17 +859,14 @@ impl SiteIngest {
         let mut events = Vec::with_capacity(messages.len());
         let mut reads = Vec::with_capacity(messages.len());
         let mut caught_up = false;
+        let mut went_back = None;
         for message in &messages {
             self.metrics.received.inc();
             if let Ok(info) = message.info() {
                 if info.delivered > 1 {
                     self.metrics.redeliveries.inc();
                 } else if info.stream_sequence <= *last_sequence {
-                    self.report_gap(format!(
-                        "the event stream went back from sequence {} to {}",
-                        *last_sequence, info.stream_sequence
-                    ))
-                    .await;
+                    went_back.get_or_insert((*last_sequence, info.stream_sequence));
                 }
                 *last_sequence = (*last_sequence).max(info.stream_sequence);
                 self.metrics
@@ -861,6 +891,9 @@ impl SiteIngest {
                 }
                 Err(rejection) => reads.push(Read::Refused(rejection)),
             }
+        }
+        if let Some((read_up_to, now_at)) = went_back {
+            self.check_went_back(read_up_to, now_at).await;
         }
         let outcomes = if events.is_empty() {
             None
