@@ -414,3 +414,31 @@ async fn a_snapshot_of_another_stream_is_not_used() {
     assert_eq!(second.views().await, replay(&site, &events[..half]));
     second.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_deleted_and_created_again_while_live_is_reported_as_a_gap() {
+    let server = NatsServer::start();
+    let (site, events) = day(7);
+    let (_client, context) = server.connect_with_stream().await;
+    let config = PublisherConfig::new(&server.nats_config().stream);
+    let nats = server.nats_config();
+    let half = events.len() / 2;
+    let mut vigie = Vigie::start(nats.clone(), &site).await;
+    vigie.wait_ready(WAIT).await;
+    publish_events(&context, config.clone(), &events[..half], WAIT).await;
+    vigie.wait_applied(half as u64).await;
+    let gaps = |vigie: &Vigie| metric(&vigie.metrics(), "vigie_ingest_gaps_total");
+    assert_eq!(gaps(&vigie), Some(0.0), "nothing missing yet");
+
+    // Its sequences start over, the events before are gone: the figures cannot be complete.
+    context.delete_stream(&nats.stream.name).await.unwrap();
+    let (_client, context) = server.connect_with_stream().await;
+    publish_events(&context, config, &events[half..], WAIT).await;
+    within("the reset reported", WAIT, async {
+        while gaps(&vigie).unwrap_or_default() < 1.0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    vigie.stop().await;
+}

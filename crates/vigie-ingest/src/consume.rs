@@ -13,8 +13,9 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::pull::{self, MessagesErrorKind};
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy};
+use async_nats::jetstream::context::{ConsumerInfoErrorKind, GetStreamErrorKind};
 use async_nats::jetstream::message::{AckKind, Message};
-use async_nats::jetstream::{self, Context};
+use async_nats::jetstream::{self, Context, ErrorCode};
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -159,6 +160,7 @@ impl Ingest {
             ready: self.ready.clone(),
             snapshots: self.snapshots.clone(),
             handled: watch::Sender::new(0),
+            stream_created: std::sync::Mutex::new(None),
         };
         site.run(shutdown)
     }
@@ -239,6 +241,9 @@ struct SiteIngest {
     /// (acknowledged, or dead-lettered): a snapshot holding events up to a sequence is saved
     /// only once they are, so that a start from it loses no dead letter.
     handled: watch::Sender<u64>,
+    /// When the event stream was created, as first seen: a stream deleted and created again
+    /// numbers its messages afresh, whatever their count.
+    stream_created: std::sync::Mutex<Option<String>>,
 }
 
 /// Saving a site's snapshots while it is consumed: one at a time, at most every
@@ -248,6 +253,27 @@ struct Saver {
     /// The sequence of the last snapshot asked for.
     requested: u64,
     saving: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Why the event stream must be read again from its start, if it must: it was deleted and
+/// created again since it was first seen (`known`, its creation then), or its last sequence is
+/// behind the last message read (`read_up_to`).
+fn reset(
+    known: Option<&str>,
+    created: &str,
+    last_in_stream: u64,
+    read_up_to: u64,
+) -> Option<String> {
+    if known.is_some_and(|known| known != created) {
+        return Some(format!(
+            "the event stream was deleted and created again (at {created}): the events of the first are gone"
+        ));
+    }
+    (last_in_stream < read_up_to).then(|| {
+        format!(
+            "the event stream was reset (its last sequence is {last_in_stream}, Vigie had read up to {read_up_to})"
+        )
+    })
 }
 
 /// Decodes a message's payload: protobuf when its header says so, JSON otherwise.
@@ -319,6 +345,7 @@ impl SiteIngest {
 
     async fn run(self, shutdown: CancellationToken) -> Result<(), IngestError> {
         let site = self.source.site.clone();
+        self.remember_stream().await;
         let start = self.recovery_start();
         info!(site = %site, from = %start, "recovering the day from the event stream");
         self.set_feed(SiteFeed::recovering()).await;
@@ -394,7 +421,13 @@ impl SiteIngest {
                                 }
                                 MessagesErrorKind::MissingHeartbeat
                                 | MessagesErrorKind::NoResponders => {
-                                    warn!(site = %site, %error, "the event stream is not answering; waiting for it");
+                                    // A consumer deleted with its stream does not always
+                                    // say so: then heartbeats just stop.
+                                    if shared.consumer_gone().await {
+                                        restart = Some("the consumer or its stream is gone");
+                                    } else {
+                                        warn!(site = %site, %error, "the event stream is not answering; waiting for it");
+                                    }
                                 }
                                 _ => {
                                     warn!(site = %site, %error, "pulling from the event stream failed; retrying");
@@ -769,21 +802,24 @@ impl SiteIngest {
                 stream: self.config.stream.name.clone(),
                 message: e.to_string(),
             })?;
-        let state = stream
-            .info()
-            .await
-            .map_err(|e| IngestError::Stream {
-                stream: self.config.stream.name.clone(),
-                message: e.to_string(),
-            })?
-            .state
-            .clone();
-        if state.last_sequence < last_sequence {
-            self.report_gap(format!(
-                "the event stream was reset (its last sequence is {}, Vigie had read up to {last_sequence})",
-                state.last_sequence
-            ))
-            .await;
+        let info = stream.info().await.map_err(|e| IngestError::Stream {
+            stream: self.config.stream.name.clone(),
+            message: e.to_string(),
+        })?;
+        let state = info.state.clone();
+        let created = stream_created(info);
+        let known = self
+            .stream_created
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .replace(created.clone());
+        if let Some(reset) = reset(
+            known.as_deref(),
+            &created,
+            state.last_sequence,
+            last_sequence,
+        ) {
+            self.report_gap(reset).await;
             return self.consumer(DeliverPolicy::All).await;
         }
         if state.first_sequence > last_sequence + 1 {
@@ -798,6 +834,37 @@ impl SiteIngest {
             start_sequence: last_sequence + 1,
         })
         .await
+    }
+
+    /// Notes when the event stream was created, to tell it from one created again later.
+    async fn remember_stream(&self) {
+        if let Ok(mut stream) = self.context.get_stream(&self.config.stream.name).await
+            && let Ok(info) = stream.info().await
+        {
+            let created = stream_created(info);
+            *self
+                .stream_created
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(created);
+        }
+    }
+
+    /// Whether the site's durable consumer no longer exists (deleted, or its stream deleted),
+    /// as the server says; not when the server does not answer.
+    async fn consumer_gone(&self) -> bool {
+        match self.context.get_stream(&self.config.stream.name).await {
+            Err(error) => matches!(
+                error.kind(),
+                GetStreamErrorKind::JetStream(error) if error.error_code() == ErrorCode::STREAM_NOT_FOUND
+            ),
+            Ok(stream) => match stream.consumer_info(self.durable_name()).await {
+                Err(error) => matches!(
+                    error.kind(),
+                    ConsumerInfoErrorKind::NotFound | ConsumerInfoErrorKind::StreamNotFound
+                ),
+                Ok(_) => false,
+            },
+        }
     }
 
     /// A message at or before the last one read came as if new: the stream was reset (its
@@ -1040,5 +1107,25 @@ impl SiteIngest {
                 false
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reset;
+
+    #[test]
+    fn a_stream_created_again_is_a_reset_even_once_it_has_more_messages() {
+        let first = "2026-11-28T00:00:00+00:00";
+        let again = "2026-11-28T01:00:00+00:00";
+        let recreated = reset(Some(first), again, 5_000, 1_496).unwrap();
+        assert!(
+            recreated.contains("deleted and created again"),
+            "{recreated}"
+        );
+        let behind = reset(Some(first), first, 744, 1_496).unwrap();
+        assert!(behind.contains("its last sequence is 744"), "{behind}");
+        assert_eq!(reset(Some(first), first, 1_496, 1_496), None);
+        assert_eq!(reset(None, again, 1_496, 1_000), None, "first seen now");
     }
 }
