@@ -15,6 +15,7 @@ use async_nats::jetstream::consumer::pull::{self, MessagesErrorKind};
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy};
 use async_nats::jetstream::context::{ConsumerInfoErrorKind, GetStreamErrorKind};
 use async_nats::jetstream::message::{AckKind, Message};
+use async_nats::jetstream::stream::State as StreamState;
 use async_nats::jetstream::{self, Context, ErrorCode};
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -345,7 +346,8 @@ impl SiteIngest {
 
     async fn run(self, shutdown: CancellationToken) -> Result<(), IngestError> {
         let site = self.source.site.clone();
-        self.remember_stream().await;
+        // Its creation, to tell it from a stream created again later (a failure is seen then).
+        let _ = self.stream_state(0).await;
         let start = self.recovery_start();
         info!(site = %site, from = %start, "recovering the day from the event stream");
         self.set_feed(SiteFeed::recovering()).await;
@@ -646,20 +648,16 @@ impl SiteIngest {
         {
             return;
         }
-        let stream_created = match self.context.get_stream(&self.config.stream.name).await {
-            Ok(mut stream) => match stream.info().await {
-                Ok(info) => stream_created(info),
-                Err(error) => {
-                    self.metrics.snapshot_save_errors.inc();
-                    warn!(site = %site, %error, "cannot read the event stream: snapshot not saved");
-                    return;
-                }
-            },
-            Err(error) => {
-                self.metrics.snapshot_save_errors.inc();
-                warn!(site = %site, %error, "cannot read the event stream: snapshot not saved");
-                return;
-            }
+        // The stream the events were read from, as last seen: a snapshot is only restored on it.
+        let known = self
+            .stream_created
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let Some(stream_created) = known else {
+            self.metrics.snapshot_save_errors.inc();
+            warn!(site = %site, "the event stream was never read: snapshot not saved");
+            return;
         };
         let stored = StoredSnapshot {
             sequence,
@@ -794,31 +792,14 @@ impl SiteIngest {
         &self,
         last_sequence: u64,
     ) -> Result<jetstream::consumer::Consumer<pull::Config>, IngestError> {
-        let mut stream = self
-            .context
-            .get_stream(&self.config.stream.name)
-            .await
-            .map_err(|e| IngestError::Stream {
-                stream: self.config.stream.name.clone(),
-                message: e.to_string(),
-            })?;
-        let info = stream.info().await.map_err(|e| IngestError::Stream {
-            stream: self.config.stream.name.clone(),
-            message: e.to_string(),
-        })?;
-        let state = info.state.clone();
-        let created = stream_created(info);
-        let known = self
-            .stream_created
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .replace(created.clone());
-        if let Some(reset) = reset(
-            known.as_deref(),
-            &created,
-            state.last_sequence,
-            last_sequence,
-        ) {
+        let (state, reset) =
+            self.stream_state(last_sequence)
+                .await
+                .map_err(|message| IngestError::Stream {
+                    stream: self.config.stream.name.clone(),
+                    message,
+                })?;
+        if let Some(reset) = reset {
             self.report_gap(reset).await;
             return self.consumer(DeliverPolicy::All).await;
         }
@@ -834,19 +815,6 @@ impl SiteIngest {
             start_sequence: last_sequence + 1,
         })
         .await
-    }
-
-    /// Notes when the event stream was created, to tell it from one created again later.
-    async fn remember_stream(&self) {
-        if let Ok(mut stream) = self.context.get_stream(&self.config.stream.name).await
-            && let Ok(info) = stream.info().await
-        {
-            let created = stream_created(info);
-            *self
-                .stream_created
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(created);
-        }
     }
 
     /// Whether the site's durable consumer no longer exists (deleted, or its stream deleted),
@@ -872,25 +840,12 @@ impl SiteIngest {
     /// consumer recreated meanwhile, by this instance or by another taking the site over:
     /// deduplication absorbs it, counted as a redelivery).
     async fn check_went_back(&self, read_up_to: u64, now_at: u64) {
-        let last_in_stream = match self.context.get_stream(&self.config.stream.name).await {
-            Ok(mut stream) => stream
-                .info()
-                .await
-                .map(|info| info.state.last_sequence)
-                .map_err(|e| e.to_string()),
-            Err(error) => Err(error.to_string()),
-        };
-        match last_in_stream {
-            Ok(last) if last >= read_up_to => {
+        match self.stream_state(read_up_to).await {
+            Ok((_, None)) => {
                 self.metrics.redeliveries.inc();
                 debug!(site = %self.source.site, read_up_to, now_at, "a message read already came again");
             }
-            Ok(last) => {
-                self.report_gap(format!(
-                    "the event stream was reset (its last sequence is {last}, Vigie had read up to {read_up_to})"
-                ))
-                .await;
-            }
+            Ok((_, Some(reset))) => self.report_gap(reset).await,
             Err(error) => {
                 self.report_gap(format!(
                     "the event stream went back from sequence {read_up_to} to {now_at}, and cannot be read to know why: {error}"
@@ -898,6 +853,30 @@ impl SiteIngest {
                 .await;
             }
         }
+    }
+
+    /// The event stream's state, and why it must be read again from its start if it must
+    /// (see [`reset`]: `read_up_to` is the last message read). Remembers when it was created.
+    async fn stream_state(&self, read_up_to: u64) -> Result<(StreamState, Option<String>), String> {
+        let mut stream = self
+            .context
+            .get_stream(&self.config.stream.name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let info = stream.info().await.map_err(|e| e.to_string())?;
+        let created = stream_created(info);
+        let known = self
+            .stream_created
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .replace(created.clone());
+        let reset = reset(
+            known.as_deref(),
+            &created,
+            info.state.last_sequence,
+            read_up_to,
+        );
+        Ok((info.state.clone(), reset))
     }
 
     async fn report_gap(&self, gap: String) {
