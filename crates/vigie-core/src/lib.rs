@@ -13,6 +13,7 @@ pub mod decode;
 mod encode;
 pub mod event;
 mod intervals;
+mod prefetch;
 mod processor;
 pub mod reject;
 mod snapshot;

@@ -36,6 +36,19 @@ pub(crate) const LONGEST_WINDOW: Millis = Millis::from_mins(60);
 /// The most events one contact may have; a contact beyond is refused (a runaway producer).
 pub const MAX_EVENTS_PER_CONTACT: usize = 512;
 
+/// How many events ahead [`SiteProcessor::apply_all`] asks for memory.
+const LOOKAHEAD: usize = 16;
+
+/// What an event is looked up by: the hashes of its id and contact (0 for an advisor event),
+/// and its advisor's index if the advisor is known already (indices never change, so it stays
+/// right while the events before it are applied).
+#[derive(Clone, Copy, Debug, Default)]
+struct Keys {
+    id: u128,
+    contact: u128,
+    advisor: Option<u32>,
+}
+
 /// Contacts stay out of the expiry index this long (at most) after they appear.
 const YOUNG_SPAN: Millis = Millis::from_mins(10);
 
@@ -674,7 +687,79 @@ impl SiteProcessor {
 
     /// Applies one event of this site.
     pub fn apply(&mut self, event: &Event) -> Outcome {
-        let outcome = self.apply_inner(event);
+        let keys = self.keys_of(event);
+        self.apply_keyed(event, keys)
+    }
+
+    /// Applies events in order, exactly as [`SiteProcessor::apply`] one after the other, and
+    /// hands each outcome to `each`. Faster on a large site: while an event is applied, the
+    /// memory the next few need (their dedupe and contact slots, their contact, their
+    /// advisor) is asked for, so that it arrives meanwhile rather than one miss after another.
+    pub fn apply_all<'e>(&mut self, events: &'e [Event], mut each: impl FnMut(&'e Event, Outcome)) {
+        // The keys of the events ahead, by position modulo the lookahead.
+        let mut ahead = [Keys::default(); LOOKAHEAD];
+        for (index, event) in events.iter().take(LOOKAHEAD).enumerate() {
+            ahead[index] = self.keys_of(event);
+            self.prefetch_slots(&ahead[index]);
+        }
+        for (index, event) in events.iter().enumerate() {
+            if let Some(far) = events.get(index + 2 * LOOKAHEAD) {
+                // The event itself, before its strings are read one step later.
+                crate::prefetch::value(far);
+            }
+            let keys = ahead[index % LOOKAHEAD];
+            if let Some(next) = events.get(index + LOOKAHEAD) {
+                let keys = self.keys_of(next);
+                self.prefetch_slots(&keys);
+                ahead[index % LOOKAHEAD] = keys;
+            }
+            if index + LOOKAHEAD / 2 < events.len() {
+                self.prefetch_state(&ahead[(index + LOOKAHEAD / 2) % LOOKAHEAD]);
+            }
+            let outcome = self.apply_keyed(event, keys);
+            each(event, outcome);
+        }
+    }
+
+    /// What an event is looked up by, computed once for it.
+    fn keys_of(&self, event: &Event) -> Keys {
+        let (contact, advisor) = match &event.body {
+            EventBody::Contact(contact) => (hash_id(&contact.contact), contact.advisor.as_deref()),
+            EventBody::Advisor(advisor) => (0, Some(advisor.advisor.as_str())),
+        };
+        Keys {
+            id: hash_id(&event.id),
+            contact,
+            advisor: advisor.and_then(|name| self.advisors.get(name)),
+        }
+    }
+
+    /// First step ahead: the slots of the event's id and contact, and its advisor.
+    fn prefetch_slots(&self, keys: &Keys) {
+        self.seen_ids.prefetch(keys.id);
+        if keys.contact != 0 {
+            self.contacts.prefetch(keys.contact);
+        }
+        if let Some(advisor) = keys.advisor {
+            crate::prefetch::value(&self.advisor_state[advisor as usize]);
+            crate::prefetch::line(&self.advisor_settled[advisor as usize]);
+        }
+    }
+
+    /// Second step ahead, once the slots have arrived: what they point to.
+    fn prefetch_state(&self, keys: &Keys) {
+        if keys.contact != 0
+            && let Some(ContactEntry::Tracked(state)) = self.contacts.get(keys.contact)
+        {
+            crate::prefetch::value(&**state);
+        }
+        if let Some(advisor) = keys.advisor {
+            self.advisor_state[advisor as usize].tally.prefetch_newest();
+        }
+    }
+
+    fn apply_keyed(&mut self, event: &Event, keys: Keys) -> Outcome {
+        let outcome = self.apply_inner(event, keys);
         match &outcome {
             Outcome::Applied => self.stats.applied += 1,
             Outcome::Duplicate => self.stats.duplicates += 1,
@@ -685,13 +770,13 @@ impl SiteProcessor {
         outcome
     }
 
-    fn apply_inner(&mut self, event: &Event) -> Outcome {
-        let id = hash_id(&event.id);
+    fn apply_inner(&mut self, event: &Event, keys: Keys) -> Outcome {
+        let id = keys.id;
         // The contact is looked up first, and its state read: the memory is then on its way
         // while the event id is checked (those are the two slowest reads of an event).
         let contact = match &event.body {
             EventBody::Contact(contact) => {
-                let key = hash_id(&contact.contact);
+                let key = keys.contact;
                 let found = self.contacts.find(key);
                 if let Some(index) = found
                     && let ContactEntry::Tracked(state) = self.contacts.slot(index)
@@ -721,9 +806,11 @@ impl SiteProcessor {
             ));
         }
         let result = match (&event.body, contact) {
-            (_, Some((contact, key, found))) => self.apply_contact(event, contact, key, found, id),
+            (_, Some((contact, key, found))) => {
+                self.apply_contact(event, contact, key, found, id, keys.advisor)
+            }
             (EventBody::Advisor(advisor), None) => {
-                self.apply_advisor(event, advisor, id);
+                self.apply_advisor(event, advisor, id, keys.advisor);
                 Ok(())
             }
             (EventBody::Contact(_), None) => unreachable!("contact events are looked up above"),
@@ -756,6 +843,7 @@ impl SiteProcessor {
         key: u128,
         found: Option<usize>,
         id: u128,
+        advisor: Option<u32>,
     ) -> Result<(), Rejection> {
         match found.map(|index| self.contacts.slot(index)) {
             Some(ContactEntry::Gone(at, gone)) => {
@@ -780,7 +868,7 @@ impl SiteProcessor {
             }
             None => {}
         }
-        let advisor = contact.advisor.as_deref().map(|a| self.advisor_index(a));
+        let advisor = advisor.or_else(|| contact.advisor.as_deref().map(|a| self.advisor_index(a)));
         if let Some(advisor) = advisor {
             // Read now what the change will need, so that it arrives meanwhile.
             self.advisor_state[advisor as usize].touch();
@@ -952,8 +1040,14 @@ impl SiteProcessor {
         }
     }
 
-    fn apply_advisor(&mut self, event: &Event, advisor_event: &AdvisorEvent, id: u128) {
-        let advisor = self.advisor_index(&advisor_event.advisor);
+    fn apply_advisor(
+        &mut self,
+        event: &Event,
+        advisor_event: &AdvisorEvent,
+        id: u128,
+        advisor: Option<u32>,
+    ) {
+        let advisor = advisor.unwrap_or_else(|| self.advisor_index(&advisor_event.advisor));
         let (status, rank) = match &advisor_event.kind {
             AdvisorEventKind::Login { team, name } => {
                 let team = team.as_deref().map(|t| self.team_index(t));
@@ -1312,6 +1406,15 @@ impl Processor {
     /// Applies an event to its site.
     pub fn apply(&mut self, event: &Event) -> Outcome {
         self.site_mut(&event.site).apply(event)
+    }
+
+    /// Applies events in order, exactly as [`Processor::apply`] one after the other, and hands
+    /// each outcome to `each`; each run of events of one site goes through
+    /// [`SiteProcessor::apply_all`].
+    pub fn apply_all<'e>(&mut self, events: &'e [Event], mut each: impl FnMut(&'e Event, Outcome)) {
+        for run in events.chunk_by(|first, next| first.site == next.site) {
+            self.site_mut(&run[0].site).apply_all(run, &mut each);
+        }
     }
 
     /// Advances every site's clock.

@@ -87,6 +87,12 @@ impl<V: Default> HashTable<V> {
         }
     }
 
+    /// Asks for the memory where `key` is looked up (a hint: see [`crate::prefetch`]).
+    pub(crate) fn prefetch(&self, key: u128) {
+        let home = stored(key) as usize & self.mask();
+        crate::prefetch::line(self.slots.as_ptr().wrapping_add(home));
+    }
+
     /// The value in slot `index` (from [`HashTable::find`] or [`HashTable::insert_absent`],
     /// with no insertion or removal since).
     pub(crate) fn slot(&self, index: usize) -> &V {

@@ -761,6 +761,13 @@ impl<E: Timed, T: Tally<E>> EntryLog<E, T> {
     }
 
     /// Entries currently kept (for memory accounting).
+    /// Asks for the memory where an entry is usually added: after the newest one.
+    pub(crate) fn prefetch_newest(&self) {
+        if let Some(newest) = self.entries.back() {
+            crate::prefetch::line(newest);
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }

@@ -771,14 +771,16 @@ impl Engine {
         let started = std::time::Instant::now();
         let mut outcomes = Vec::with_capacity(batch.events.len());
         let mut touched: Vec<&str> = Vec::new();
-        for event in &batch.events {
-            let outcome = self.state.processor.apply(event);
-            self.metrics.count(&outcome);
-            if outcome == Outcome::Applied && touched.last() != Some(&event.site.as_str()) {
-                touched.push(&event.site);
-            }
-            outcomes.push(outcome);
-        }
+        let metrics = &self.metrics;
+        self.state
+            .processor
+            .apply_all(&batch.events, |event, outcome| {
+                metrics.count(&outcome);
+                if outcome == Outcome::Applied && touched.last() != Some(&event.site.as_str()) {
+                    touched.push(&event.site);
+                }
+                outcomes.push(outcome);
+            });
         self.state.keep_abandoned();
         if !batch.events.is_empty() {
             self.metrics
