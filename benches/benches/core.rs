@@ -12,39 +12,27 @@ use vigie_benches::{LARGE_ADVISORS, LARGE_QUEUES, processor, simulated_day};
 use vigie_core::{DEFAULT_MAX_EVENT_BYTES, Outcome, Window, decode_json};
 use xxhash_rust::xxh3::xxh3_128;
 
-/// Applies every event of the day to a fresh processor, as one batch (`apply_all`, which asks
-/// for the memory of the events ahead while it applies one).
-fn apply_day_batch(
-    b: &mut criterion::Bencher<'_>,
-    site: &vigie_core::SiteConfig,
-    events: &[vigie_core::Event],
-) {
-    b.iter_batched(
-        || processor(site),
-        |mut processor| {
-            processor.apply_all(events, |_, outcome| {
-                if let Outcome::Rejected(rejection) = outcome {
-                    panic!("the simulated day is valid: {rejection}");
-                }
-            });
-            processor
-        },
-        BatchSize::PerIteration,
-    );
-}
-
-/// Applies every event of the day to a fresh processor, one `apply` after the other.
+/// Applies every event of the day to a fresh processor: as one batch (`apply_all`, which asks
+/// for the memory of the events ahead while it applies one), or one `apply` after the other.
 fn apply_day(
     b: &mut criterion::Bencher<'_>,
     site: &vigie_core::SiteConfig,
     events: &[vigie_core::Event],
+    as_one_batch: bool,
 ) {
+    let valid = |outcome: Outcome| {
+        if let Outcome::Rejected(rejection) = outcome {
+            panic!("the simulated day is valid: {rejection}");
+        }
+    };
     b.iter_batched(
         || processor(site),
         |mut processor| {
-            for event in events {
-                if let Outcome::Rejected(rejection) = processor.apply(event) {
-                    panic!("the simulated day is valid: {rejection}");
+            if as_one_batch {
+                processor.apply_all(events, |_, outcome| valid(outcome));
+            } else {
+                for event in events {
+                    valid(processor.apply(event));
                 }
             }
             processor
@@ -59,18 +47,20 @@ fn core(c: &mut Criterion) {
     let mut small = c.benchmark_group("core-day-1k-advisors-50-queues");
     small.sample_size(10);
     small.throughput(Throughput::Elements(small_events.len() as u64));
-    small.bench_function("apply", |b| apply_day(b, &small_site, &small_events));
-    small.bench_function("apply_all", |b| {
-        apply_day_batch(b, &small_site, &small_events)
-    });
+    for (name, as_one_batch) in [("apply", false), ("apply_all", true)] {
+        small.bench_function(name, |b| {
+            apply_day(b, &small_site, &small_events, as_one_batch)
+        });
+    }
     small.finish();
 
     let (site, events) = simulated_day(LARGE_ADVISORS, LARGE_QUEUES, 1);
     let mut group = c.benchmark_group("core-day-10k-advisors-500-queues");
     group.sample_size(10);
     group.throughput(Throughput::Elements(events.len() as u64));
-    group.bench_function("apply", |b| apply_day(b, &site, &events));
-    group.bench_function("apply_all", |b| apply_day_batch(b, &site, &events));
+    for (name, as_one_batch) in [("apply", false), ("apply_all", true)] {
+        group.bench_function(name, |b| apply_day(b, &site, &events, as_one_batch));
+    }
 
     group.bench_function("baseline-dedupe-floor", |b| {
         b.iter(|| {

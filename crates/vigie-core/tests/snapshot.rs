@@ -10,10 +10,12 @@ use vigie_core::config::HumanDuration;
 use vigie_core::totals::DayTotals;
 use vigie_core::{
     AbandonedChange, DEFAULT_MAX_EVENT_BYTES, Event, Millis, Outcome, ProcessingConfig, Processor,
-    ProcessorStats, QueueConfig, SNAPSHOT_FORMAT, SiteConfig, SiteProcessor, SnapshotError,
-    Timestamp, Window, decode_json,
+    QueueConfig, SNAPSHOT_FORMAT, SiteConfig, SiteProcessor, SnapshotError, Timestamp, decode_json,
 };
 use vigie_sim::{Disorder, SimConfig, Simulation};
+
+mod common;
+use common::seen;
 
 /// A simulated morning of `hours` from 08:00, as a feed delivers it (3% duplicates, delays up
 /// to `max_delay_secs`), and the site's configuration.
@@ -73,34 +75,6 @@ fn processing(short_expiry_secs: Option<u64>) -> ProcessingConfig {
 
 fn restore(bytes: &[u8], site: &SiteConfig) -> Result<SiteProcessor, SnapshotError> {
     SiteProcessor::restore(bytes, site.clone(), &ProcessingConfig::default())
-}
-
-/// Everything a reader sees of a processor now.
-#[derive(Debug, PartialEq)]
-struct Seen {
-    views: Vec<serde_json::Value>,
-    stats: ProcessorStats,
-    /// Contacts, their events, remembered contacts, event ids, queue and advisor items.
-    memory: [usize; 6],
-}
-
-fn seen(p: &SiteProcessor) -> Seen {
-    let items = p.memory_items();
-    Seen {
-        views: Window::ALL
-            .iter()
-            .map(|window| serde_json::to_value(p.site_view(*window)).expect("views encode"))
-            .collect(),
-        stats: p.stats(),
-        memory: [
-            items.contacts,
-            items.contact_events,
-            items.completed_contacts,
-            items.event_ids,
-            items.queue_entries,
-            items.advisor_items,
-        ],
-    }
 }
 
 /// What a processor gave its caller while events were applied.
