@@ -3,6 +3,10 @@
 //! is applied that many times, each to a fresh processor, so that a profile of the whole run is
 //! mostly the processor's.
 //!
+//! Each pass applies the day as one batch (`apply_all`); with `ONE_BY_ONE=1` one `apply` after
+//! the other, and with `ALTERNATE=1` the two in turn (one by one first), to compare them in
+//! the same run.
+//!
 //! `cargo run --release -p vigie-benches --bin core-apply [ADVISORS QUEUES [PASSES]]`
 
 use std::time::Instant;
