@@ -277,6 +277,44 @@ fn reset(
     })
 }
 
+/// Deliveries a consumer sent that never arrived: a consumer numbers every delivery (first
+/// ones and redeliveries alike) 1, 2, 3..., so a number beyond the next one expected means the
+/// ones between were lost on the way (a server or a connection lost meanwhile: core NATS
+/// delivers at most once). A number at or before the last one is a delivery repeated (by a new
+/// consumer leader whose replicated state was behind): nothing lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct LostDeliveries {
+    /// The index of the first message received after the lost ones.
+    at: usize,
+    /// The consumer sequence expected there.
+    expected: u64,
+    /// The consumer sequence received instead.
+    received: u64,
+}
+
+/// The first place where `consumer_sequences` (of a batch, in order of arrival; `None` for a
+/// message without JetStream metadata) skip deliveries, after `delivered` (the last consumer
+/// sequence received before the batch, 0 for a new consumer), which follows what was received
+/// up to there.
+fn lost_deliveries(
+    delivered: &mut u64,
+    consumer_sequences: impl IntoIterator<Item = Option<u64>>,
+) -> Option<LostDeliveries> {
+    for (at, sequence) in consumer_sequences.into_iter().enumerate() {
+        let Some(sequence) = sequence else { continue };
+        let expected = *delivered + 1;
+        if sequence > expected {
+            return Some(LostDeliveries {
+                at,
+                expected,
+                received: sequence,
+            });
+        }
+        *delivered = sequence;
+    }
+    None
+}
+
 /// Decodes a message's payload: protobuf when its header says so, JSON otherwise.
 pub fn decode_message(headers: Option<&HeaderMap>, payload: &[u8]) -> Result<Event, Rejection> {
     let protobuf = headers
@@ -381,6 +419,8 @@ impl SiteIngest {
             None
         };
         let mut backoff = Duration::from_millis(100);
+        // The last delivery received from the consumer (its consumer sequence).
+        let mut delivered = 0;
         'consume: while let Some(live) = consumer.as_ref().filter(|_| !shutdown.is_cancelled()) {
             let stream = live
                 .stream()
@@ -439,6 +479,10 @@ impl SiteIngest {
                         }
                     }
                 }
+                if let Some(lost) = shared.cut_at_lost_delivery(&mut batch, &mut delivered) {
+                    warn!(site = %site, %lost, "events were lost on the way from the server; reading them again");
+                    restart = Some("deliveries were lost on the way");
+                }
                 if !batch.is_empty() {
                     backoff = Duration::from_millis(100);
                     let in_flight = shared.read_batch(batch, &mut last_sequence).await?;
@@ -455,7 +499,10 @@ impl SiteIngest {
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                     consumer = match shared.resume(last_sequence).await {
-                        Ok(resumed) => Some(resumed),
+                        Ok(resumed) => {
+                            delivered = 0;
+                            Some(resumed)
+                        }
                         Err(error) => {
                             warn!(site = %site, %error, "cannot recreate the consumer; retrying");
                             continue;
@@ -748,6 +795,7 @@ impl SiteIngest {
                     continue;
                 }
             };
+            let mut delivered = 0;
             'pull: loop {
                 let chunk = tokio::select! {
                     _ = shutdown.cancelled() => return Ok(false),
@@ -765,6 +813,10 @@ impl SiteIngest {
                             failed = true;
                         }
                     }
+                }
+                if let Some(lost) = self.cut_at_lost_delivery(&mut batch, &mut delivered) {
+                    warn!(site = %self.source.site, %lost, "recovery: events were lost on the way from the server; reading them again");
+                    failed = true;
                 }
                 if !batch.is_empty() {
                     let mut read = self.read_batch(batch, last_sequence).await?;
@@ -839,19 +891,35 @@ impl SiteIngest {
     /// sequences started over: a gap, reported), or a message read already came again (a
     /// consumer recreated meanwhile, by this instance or by another taking the site over:
     /// deduplication absorbs it, counted as a redelivery).
+    ///
+    /// Messages come again mostly when the servers are in trouble (a consumer leader lost),
+    /// when the stream may not answer at once either: it is asked again for a while before
+    /// the figures are marked incomplete for not knowing.
     async fn check_went_back(&self, read_up_to: u64, now_at: u64) {
-        match self.stream_state(read_up_to).await {
-            Ok((_, None)) => {
-                self.metrics.redeliveries.inc();
-                debug!(site = %self.source.site, read_up_to, now_at, "a message read already came again");
+        let mut wait = Duration::from_millis(250);
+        let mut attempts_left = 6;
+        loop {
+            match self.stream_state(read_up_to).await {
+                Ok((_, None)) => {
+                    self.metrics.redeliveries.inc();
+                    debug!(site = %self.source.site, read_up_to, now_at, "a message read already came again");
+                }
+                Ok((_, Some(reset))) => self.report_gap(reset).await,
+                Err(error) if attempts_left > 0 => {
+                    attempts_left -= 1;
+                    debug!(site = %self.source.site, %error, "the event stream went back and does not answer yet; asking again");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+                Err(error) => {
+                    self.report_gap(format!(
+                        "the event stream went back from sequence {read_up_to} to {now_at}, and cannot be read to know why: {error}"
+                    ))
+                    .await;
+                }
             }
-            Ok((_, Some(reset))) => self.report_gap(reset).await,
-            Err(error) => {
-                self.report_gap(format!(
-                    "the event stream went back from sequence {read_up_to} to {now_at}, and cannot be read to know why: {error}"
-                ))
-                .await;
-            }
+            return;
         }
     }
 
@@ -894,6 +962,33 @@ impl SiteIngest {
             elsewhere: None,
         })
         .await;
+    }
+
+    /// Keeps the messages of `batch` received before deliveries lost on the way, if some were
+    /// lost, and says so: the consumer must then start again after the last message kept (the
+    /// ones dropped here come again; with acknowledgements that cover every message before,
+    /// reading on would acknowledge the lost ones and lose them for good). `delivered` is the
+    /// last consumer sequence received (0 for a new consumer).
+    fn cut_at_lost_delivery(
+        &self,
+        batch: &mut Vec<Message>,
+        delivered: &mut u64,
+    ) -> Option<String> {
+        let lost = lost_deliveries(
+            delivered,
+            batch
+                .iter()
+                .map(|message| message.info().ok().map(|info| info.consumer_sequence)),
+        )?;
+        self.metrics
+            .lost_deliveries
+            .inc_by(lost.received - lost.expected);
+        batch.truncate(lost.at);
+        Some(format!(
+            "deliveries {} to {} of the consumer never arrived",
+            lost.expected,
+            lost.received - 1
+        ))
     }
 
     /// Decodes a batch and hands the events to the engine (waiting while it is busy).
@@ -1091,7 +1186,7 @@ impl SiteIngest {
 
 #[cfg(test)]
 mod tests {
-    use super::reset;
+    use super::{LostDeliveries, lost_deliveries, reset};
 
     #[test]
     fn a_stream_created_again_is_a_reset_even_once_it_has_more_messages() {
@@ -1106,5 +1201,44 @@ mod tests {
         assert!(behind.contains("its last sequence is 744"), "{behind}");
         assert_eq!(reset(Some(first), first, 1_496, 1_496), None);
         assert_eq!(reset(None, again, 1_496, 1_000), None, "first seen now");
+    }
+
+    #[test]
+    fn deliveries_skipped_by_the_consumer_sequence_are_lost_ones() {
+        let mut delivered = 0;
+        assert_eq!(
+            lost_deliveries(&mut delivered, [Some(1), Some(2), None, Some(3)]),
+            None
+        );
+        assert_eq!(delivered, 3);
+        let lost = lost_deliveries(&mut delivered, [Some(4), Some(7), Some(8)]);
+        assert_eq!(
+            lost,
+            Some(LostDeliveries {
+                at: 1,
+                expected: 5,
+                received: 7
+            })
+        );
+        assert_eq!(delivered, 4, "up to the last delivery before the lost ones");
+
+        // A new consumer leader repeating deliveries loses nothing; numbering goes on from there.
+        let mut delivered = 10;
+        assert_eq!(
+            lost_deliveries(&mut delivered, [Some(8), Some(9), Some(10), Some(11)]),
+            None
+        );
+        assert_eq!(delivered, 11);
+
+        // The first delivery of a new consumer is number 1.
+        let mut delivered = 0;
+        assert_eq!(
+            lost_deliveries(&mut delivered, [Some(2)]),
+            Some(LostDeliveries {
+                at: 0,
+                expected: 1,
+                received: 2
+            })
+        );
     }
 }

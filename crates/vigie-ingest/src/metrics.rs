@@ -62,6 +62,8 @@ pub struct IngestMetrics {
     pub lag: Gauge,
     /// Gaps or resets of the event stream seen.
     pub gaps: Counter,
+    /// Deliveries the server sent that never arrived (read again).
+    pub lost_deliveries: Counter,
     /// Failed pulls from the stream.
     pub fetch_errors: Counter,
     /// Acknowledgements that could not be sent.
@@ -87,6 +89,7 @@ impl IngestMetrics {
             redeliveries: Counter::default(),
             lag: Gauge::default(),
             gaps: Counter::default(),
+            lost_deliveries: Counter::default(),
             fetch_errors: Counter::default(),
             ack_errors: Counter::default(),
             dead_letter_errors: Counter::default(),
@@ -116,6 +119,11 @@ impl IngestMetrics {
             "vigie_ingest_gaps",
             "Gaps or resets seen in the event stream",
             metrics.gaps.clone(),
+        );
+        registry.register(
+            "vigie_ingest_lost_deliveries",
+            "Deliveries the server sent that never arrived (a server or connection lost on the way): read again from the stream",
+            metrics.lost_deliveries.clone(),
         );
         registry.register(
             "vigie_ingest_fetch_errors",
