@@ -440,5 +440,15 @@ async fn a_stream_deleted_and_created_again_while_live_is_reported_as_a_gap() {
         }
     })
     .await;
+    // The new stream is read from its start, in its own numbering: every event of it counts,
+    // none is taken for one read already, and the reset is reported once.
+    vigie.wait_applied(events.len() as u64).await;
+    assert_eq!(gaps(&vigie), Some(1.0), "{}", vigie.metrics());
+    assert_eq!(
+        metric(&vigie.metrics(), "vigie_ingest_redeliveries_total"),
+        Some(0.0),
+        "{}",
+        vigie.metrics()
+    );
     vigie.stop().await;
 }

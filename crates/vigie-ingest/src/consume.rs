@@ -498,7 +498,7 @@ impl SiteIngest {
                         _ = tokio::time::sleep(backoff) => {}
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
-                    consumer = match shared.resume(last_sequence).await {
+                    consumer = match shared.resume(&mut last_sequence).await {
                         Ok(resumed) => {
                             delivered = 0;
                             Some(resumed)
@@ -624,6 +624,8 @@ impl SiteIngest {
         let Some(store) = &self.snapshots else {
             return Ok(());
         };
+        // After a reset of the stream, sequences start over: snapshots follow them.
+        saver.requested = saver.requested.min(last_sequence);
         let due = saver.last_request.elapsed() >= self.config.snapshots.every.0
             && last_sequence > saver.requested
             && saver.saving.as_ref().is_none_or(|task| task.is_finished());
@@ -839,13 +841,14 @@ impl SiteIngest {
     }
 
     /// A new consumer starting after `last_sequence`, checking whether the stream lost or
-    /// reset messages meanwhile.
+    /// reset messages meanwhile. After a reset, it starts from the stream's start, and
+    /// `last_sequence` starts over with it.
     async fn resume(
         &self,
-        last_sequence: u64,
+        last_sequence: &mut u64,
     ) -> Result<jetstream::consumer::Consumer<pull::Config>, IngestError> {
         let (state, reset) =
-            self.stream_state(last_sequence)
+            self.stream_state(*last_sequence)
                 .await
                 .map_err(|message| IngestError::Stream {
                     stream: self.config.stream.name.clone(),
@@ -853,8 +856,11 @@ impl SiteIngest {
                 })?;
         if let Some(reset) = reset {
             self.report_gap(reset).await;
-            return self.consumer(DeliverPolicy::All).await;
+            let consumer = self.consumer(DeliverPolicy::All).await?;
+            *last_sequence = 0;
+            return Ok(consumer);
         }
+        let last_sequence = *last_sequence;
         if state.first_sequence > last_sequence + 1 {
             self.report_gap(format!(
                 "the event stream dropped messages {}..{} before Vigie read them",
@@ -895,7 +901,9 @@ impl SiteIngest {
     /// Messages come again mostly when the servers are in trouble (a consumer leader lost),
     /// when the stream may not answer at once either: it is asked again for a while before
     /// the figures are marked incomplete for not knowing.
-    async fn check_went_back(&self, read_up_to: u64, now_at: u64) {
+    ///
+    /// True when the stream was reset: the sequences read from now on are of its new numbering.
+    async fn check_went_back(&self, read_up_to: u64, now_at: u64) -> bool {
         let mut wait = Duration::from_millis(250);
         let mut attempts_left = 6;
         loop {
@@ -904,7 +912,10 @@ impl SiteIngest {
                     self.metrics.redeliveries.inc();
                     debug!(site = %self.source.site, read_up_to, now_at, "a message read already came again");
                 }
-                Ok((_, Some(reset))) => self.report_gap(reset).await,
+                Ok((_, Some(reset))) => {
+                    self.report_gap(reset).await;
+                    return true;
+                }
                 Err(error) if attempts_left > 0 => {
                     attempts_left -= 1;
                     debug!(site = %self.source.site, %error, "the event stream went back and does not answer yet; asking again");
@@ -919,7 +930,7 @@ impl SiteIngest {
                     .await;
                 }
             }
-            return;
+            return false;
         }
     }
 
@@ -1033,8 +1044,15 @@ impl SiteIngest {
                 Err(rejection) => reads.push(Read::Refused(rejection)),
             }
         }
-        if let Some((read_up_to, now_at)) = went_back {
-            self.check_went_back(read_up_to, now_at).await;
+        if let Some((read_up_to, now_at)) = went_back
+            && self.check_went_back(read_up_to, now_at).await
+        {
+            // The new numbering: the batch is of the stream as it is now.
+            *last_sequence = messages
+                .iter()
+                .rev()
+                .find_map(|message| message.info().ok())
+                .map_or(0, |info| info.stream_sequence);
         }
         let outcomes = if events.is_empty() {
             None
