@@ -479,13 +479,14 @@ impl SiteIngest {
                         }
                     }
                 }
-                if let Some(lost) = shared.cut_at_lost_delivery(&mut batch, &mut delivered) {
-                    warn!(site = %site, %lost, "events were lost on the way from the server; reading them again");
-                    restart = Some("deliveries were lost on the way");
-                }
                 if !batch.is_empty() {
                     backoff = Duration::from_millis(100);
-                    let in_flight = shared.read_batch(batch, &mut last_sequence).await?;
+                    let (in_flight, lost) = shared
+                        .read_batch(batch, &mut last_sequence, &mut delivered)
+                        .await?;
+                    if lost {
+                        restart = Some("deliveries were lost on the way");
+                    }
                     if in_flight_tx.send(in_flight).await.is_err() {
                         break 'consume;
                     }
@@ -816,12 +817,11 @@ impl SiteIngest {
                         }
                     }
                 }
-                if let Some(lost) = self.cut_at_lost_delivery(&mut batch, &mut delivered) {
-                    warn!(site = %self.source.site, %lost, "recovery: events were lost on the way from the server; reading them again");
-                    failed = true;
-                }
                 if !batch.is_empty() {
-                    let mut read = self.read_batch(batch, last_sequence).await?;
+                    let (mut read, lost) = self
+                        .read_batch(batch, last_sequence, &mut delivered)
+                        .await?;
+                    failed |= lost;
                     read.acknowledge = false;
                     let done = read.caught_up;
                     if in_flight.send(read).await.is_err() {
@@ -975,46 +975,44 @@ impl SiteIngest {
         .await;
     }
 
-    /// Keeps the messages of `batch` received before deliveries lost on the way, if some were
-    /// lost, and says so: the consumer must then start again after the last message kept (the
-    /// ones dropped here come again; with acknowledgements that cover every message before,
-    /// reading on would acknowledge the lost ones and lose them for good). `delivered` is the
-    /// last consumer sequence received (0 for a new consumer).
-    fn cut_at_lost_delivery(
-        &self,
-        batch: &mut Vec<Message>,
-        delivered: &mut u64,
-    ) -> Option<String> {
-        let lost = lost_deliveries(
-            delivered,
-            batch
-                .iter()
-                .map(|message| message.info().ok().map(|info| info.consumer_sequence)),
-        )?;
-        self.metrics
-            .lost_deliveries
-            .inc_by(lost.received - lost.expected);
-        batch.truncate(lost.at);
-        Some(format!(
-            "deliveries {} to {} of the consumer never arrived",
-            lost.expected,
-            lost.received - 1
-        ))
-    }
-
     /// Decodes a batch and hands the events to the engine (waiting while it is busy).
+    ///
+    /// Only the messages received before deliveries lost on the way are kept, if some were
+    /// lost (true then): the consumer must start again after the last message kept (the ones
+    /// dropped come again; with acknowledgements that cover every message before, reading on
+    /// would acknowledge the lost ones and lose them for good). `delivered` is the last
+    /// consumer sequence received (0 for a new consumer).
     async fn read_batch(
         &self,
-        messages: Vec<Message>,
+        mut messages: Vec<Message>,
         last_sequence: &mut u64,
-    ) -> Result<InFlight, IngestError> {
-        let mut events = Vec::with_capacity(messages.len());
-        let mut reads = Vec::with_capacity(messages.len());
+        delivered: &mut u64,
+    ) -> Result<(InFlight, bool), IngestError> {
+        let infos: Vec<_> = messages.iter().map(|message| message.info().ok()).collect();
+        let lost = lost_deliveries(
+            delivered,
+            infos
+                .iter()
+                .map(|info| info.as_ref().map(|info| info.consumer_sequence)),
+        );
+        let kept = lost.map_or(messages.len(), |lost| lost.at);
+        if let Some(lost) = lost {
+            self.metrics
+                .lost_deliveries
+                .inc_by(lost.received - lost.expected);
+            warn!(
+                site = %self.source.site,
+                lost = %format!("deliveries {} to {} of the consumer never arrived", lost.expected, lost.received - 1),
+                "events were lost on the way from the server; reading them again"
+            );
+        }
+        let mut events = Vec::with_capacity(kept);
+        let mut reads = Vec::with_capacity(kept);
         let mut caught_up = false;
         let mut went_back = None;
-        for message in &messages {
+        for (message, info) in messages.iter().zip(&infos).take(kept) {
             self.metrics.received.inc();
-            if let Ok(info) = message.info() {
+            if let Some(info) = info {
                 if info.delivered > 1 {
                     self.metrics.redeliveries.inc();
                 } else if info.stream_sequence <= *last_sequence {
@@ -1048,12 +1046,14 @@ impl SiteIngest {
             && self.check_went_back(read_up_to, now_at).await
         {
             // The new numbering: the batch is of the stream as it is now.
-            *last_sequence = messages
+            *last_sequence = infos[..kept]
                 .iter()
                 .rev()
-                .find_map(|message| message.info().ok())
+                .find_map(Option::as_ref)
                 .map_or(0, |info| info.stream_sequence);
         }
+        drop(infos);
+        messages.truncate(kept);
         let outcomes = if events.is_empty() {
             None
         } else {
@@ -1064,14 +1064,15 @@ impl SiteIngest {
                     .map_err(|_| IngestError::EngineStopped)?,
             )
         };
-        Ok(InFlight {
+        let in_flight = InFlight {
             messages,
             reads,
             outcomes,
             caught_up,
             acknowledge: true,
             last_sequence: *last_sequence,
-        })
+        };
+        Ok((in_flight, lost.is_some()))
     }
 
     async fn caught_up(&self) {
