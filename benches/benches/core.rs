@@ -12,6 +12,9 @@ use vigie_benches::{LARGE_ADVISORS, LARGE_QUEUES, processor, simulated_day};
 use vigie_core::{DEFAULT_MAX_EVENT_BYTES, Outcome, Window, decode_json};
 use xxhash_rust::xxh3::xxh3_128;
 
+#[global_allocator]
+static GLOBAL: vigie_benches::Allocator = vigie_benches::ALLOCATOR;
+
 /// Applies every event of the day to a fresh processor: as one batch (`apply_all`, which asks
 /// for the memory of the events ahead while it applies one), or one `apply` after the other.
 fn apply_day(

@@ -6,6 +6,29 @@
 use vigie_core::{Event, ProcessingConfig, SiteConfig, SiteProcessor};
 use vigie_sim::{SimConfig, Simulation};
 
+/// The allocator the measuring binaries run with: the one the `vigie` binary uses (mimalloc),
+/// or the system's with the `system-allocator` feature, for the baseline. Each binary declares
+/// it as its global allocator (`core-memory` wraps it to count bytes).
+#[cfg(not(feature = "system-allocator"))]
+pub type Allocator = mimalloc::MiMalloc;
+/// The allocator the measuring binaries run with (here the system's: `system-allocator`).
+#[cfg(feature = "system-allocator")]
+pub type Allocator = std::alloc::System;
+
+/// The value of [`Allocator`], for `#[global_allocator]` statics.
+#[cfg(not(feature = "system-allocator"))]
+pub const ALLOCATOR: Allocator = mimalloc::MiMalloc;
+/// The value of [`Allocator`], for `#[global_allocator]` statics.
+#[cfg(feature = "system-allocator")]
+pub const ALLOCATOR: Allocator = std::alloc::System;
+
+/// The allocator's name, for the measurements' output.
+pub const ALLOCATOR_NAME: &str = if cfg!(feature = "system-allocator") {
+    "system allocator"
+} else {
+    "mimalloc, as the vigie binary"
+};
+
 /// The size the core's targets are stated for: 10,000 advisors and 500 queues.
 pub const LARGE_ADVISORS: usize = 10_000;
 /// Queues of the large centre.

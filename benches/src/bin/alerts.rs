@@ -64,6 +64,9 @@ use vigie_notify::{
 };
 use vigie_sim::{SimConfig, Simulation};
 
+#[global_allocator]
+static GLOBAL: vigie_benches::Allocator = vigie_benches::ALLOCATOR;
+
 /// The simulated site.
 const ADVISORS: usize = 4_000;
 const QUEUES: usize = 200;

@@ -53,6 +53,9 @@ use vigie_proto::v1::supervision_client::SupervisionClient;
 use vigie_sim::{SimConfig, Simulation};
 use vigie_tests::nats::NatsServer;
 
+#[global_allocator]
+static GLOBAL: vigie_benches::Allocator = vigie_benches::ALLOCATOR;
+
 /// The advisor whose status the probes change; on the watched team's roster.
 const PROBE_ADVISOR: &str = "probe-advisor";
 /// How often a probe is published.

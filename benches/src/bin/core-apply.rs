@@ -8,10 +8,16 @@
 //! the same run.
 //!
 //! `cargo run --release -p vigie-benches --bin core-apply [ADVISORS QUEUES [PASSES]]`
+//!
+//! It runs with the `vigie` binary's allocator; `--features system-allocator` gives the
+//! baseline with the system's.
 
 use std::time::Instant;
 
-use vigie_benches::{LARGE_ADVISORS, LARGE_QUEUES, processor, simulated_day};
+use vigie_benches::{ALLOCATOR_NAME, LARGE_ADVISORS, LARGE_QUEUES, processor, simulated_day};
+
+#[global_allocator]
+static GLOBAL: vigie_benches::Allocator = vigie_benches::ALLOCATOR;
 
 fn main() {
     let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>());
@@ -19,6 +25,7 @@ fn main() {
     let queues = args.next().and_then(Result::ok).unwrap_or(LARGE_QUEUES);
     let passes = args.next().and_then(Result::ok).unwrap_or(1).max(1);
     let (site, events) = simulated_day(advisors, queues, 1);
+    println!("{advisors} advisors, {queues} queues, {ALLOCATOR_NAME}");
     for pass in 0..passes {
         let mut processor = processor(&site);
         let started = Instant::now();

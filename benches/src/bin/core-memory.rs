@@ -11,6 +11,8 @@ use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use vigie_benches::{LARGE_ADVISORS, LARGE_QUEUES, processor, simulated_day};
 use vigie_core::Millis;
 
+/// The system allocator, counting. The figures are the bytes the processor asks for, the same
+/// whichever allocator serves them (the `vigie` binary's is mimalloc).
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 

@@ -9,6 +9,9 @@ use std::time::Instant;
 use vigie_benches::{LARGE_ADVISORS, LARGE_QUEUES, processor, simulated_day};
 use vigie_core::{Millis, ProcessingConfig, SiteProcessor};
 
+#[global_allocator]
+static GLOBAL: vigie_benches::Allocator = vigie_benches::ALLOCATOR;
+
 fn main() {
     let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>());
     let advisors = args.next().and_then(Result::ok).unwrap_or(LARGE_ADVISORS);

@@ -18,6 +18,9 @@ use vigie_sim::{SimConfig, Simulation};
 use vigie_tests::in_process::Vigie;
 use vigie_tests::nats::NatsServer;
 
+#[global_allocator]
+static GLOBAL: vigie_benches::Allocator = vigie_benches::ALLOCATOR;
+
 /// Events of the day published after Vigie's stop (at most a tenth of the day).
 const TAIL: usize = 20_000;
 
