@@ -47,6 +47,11 @@ struct Keys {
     id: u128,
     contact: u128,
     advisor: Option<u32>,
+    /// The queue a contact event names (its `to_queue` for a transfer), if known already.
+    queue: Option<u32>,
+    /// Where that queue's logs for the event's channel are kept, if it has them: the
+    /// queue-channel the event's records usually go to.
+    queue_channel: Option<u32>,
 }
 
 /// Contacts stay out of the expiry index this long (at most) after they appear.
@@ -694,7 +699,8 @@ impl SiteProcessor {
     /// Applies events in order, exactly as [`SiteProcessor::apply`] one after the other, and
     /// hands each outcome to `each`. Faster on a large site: while an event is applied, the
     /// memory the next few need (their dedupe and contact slots, their contact, their
-    /// advisor) is asked for, so that it arrives meanwhile rather than one miss after another.
+    /// advisor, their queue's logs) is asked for, so that it arrives meanwhile rather than one
+    /// miss after another.
     pub fn apply_all<'e>(&mut self, events: &'e [Event], mut each: impl FnMut(&'e Event, Outcome)) {
         // The keys of the events ahead, by position modulo the lookahead.
         let mut ahead = [Keys::default(); LOOKAHEAD];
@@ -723,18 +729,35 @@ impl SiteProcessor {
 
     /// What an event is looked up by, computed once for it.
     fn keys_of(&self, event: &Event) -> Keys {
-        let (contact, advisor) = match &event.body {
-            EventBody::Contact(contact) => (hash_id(&contact.contact), contact.advisor.as_deref()),
-            EventBody::Advisor(advisor) => (0, Some(advisor.advisor.as_str())),
+        let (contact, advisor, queue) = match &event.body {
+            EventBody::Contact(contact) => {
+                let queue = match &contact.kind {
+                    ContactEventKind::Transferred { to_queue } => to_queue.as_deref(),
+                    _ => contact.queue.as_deref(),
+                }
+                .and_then(|name| self.queues.get(name));
+                let queue_channel = queue.zip(contact.channel).and_then(|(queue, channel)| {
+                    self.queue_channel_index(QueueChannel { queue, channel })
+                });
+                (
+                    hash_id(&contact.contact),
+                    contact.advisor.as_deref(),
+                    (queue, queue_channel),
+                )
+            }
+            EventBody::Advisor(advisor) => (0, Some(advisor.advisor.as_str()), (None, None)),
         };
         Keys {
             id: hash_id(&event.id),
             contact,
             advisor: advisor.and_then(|name| self.advisors.get(name)),
+            queue: queue.0,
+            queue_channel: queue.1,
         }
     }
 
-    /// First step ahead: the slots of the event's id and contact, and its advisor.
+    /// First step ahead: the slots of the event's id and contact, its advisor, and the
+    /// queue-channel its records usually go to.
     fn prefetch_slots(&self, keys: &Keys) {
         self.seen_ids.prefetch(keys.id);
         if keys.contact != 0 {
@@ -743,6 +766,9 @@ impl SiteProcessor {
         if let Some(advisor) = keys.advisor {
             crate::prefetch::value(&self.advisor_state[advisor as usize]);
             crate::prefetch::line(&self.advisor_settled[advisor as usize]);
+        }
+        if let Some(index) = keys.queue_channel {
+            crate::prefetch::value(&self.queue_channels[index as usize]);
         }
     }
 
@@ -755,6 +781,11 @@ impl SiteProcessor {
         }
         if let Some(advisor) = keys.advisor {
             self.advisor_state[advisor as usize].tally.prefetch_newest();
+        }
+        if let Some(index) = keys.queue_channel {
+            let queue_channel = &self.queue_channels[index as usize];
+            queue_channel.flow.prefetch_newest();
+            queue_channel.handling.prefetch_newest();
         }
     }
 
@@ -807,7 +838,7 @@ impl SiteProcessor {
         }
         let result = match (&event.body, contact) {
             (_, Some((contact, key, found))) => {
-                self.apply_contact(event, contact, key, found, id, keys.advisor)
+                self.apply_contact(event, contact, key, found, id, keys)
             }
             (EventBody::Advisor(advisor), None) => {
                 self.apply_advisor(event, advisor, id, keys.advisor);
@@ -835,7 +866,8 @@ impl SiteProcessor {
         Outcome::Applied
     }
 
-    /// Applies a contact event, `found` at that slot of `contacts` (under `key`) or not.
+    /// Applies a contact event, `found` at that slot of `contacts` (under `key`) or not; `keys`
+    /// give its advisor and queue when they were known as the keys were computed.
     fn apply_contact(
         &mut self,
         event: &Event,
@@ -843,7 +875,7 @@ impl SiteProcessor {
         key: u128,
         found: Option<usize>,
         id: u128,
-        advisor: Option<u32>,
+        keys: Keys,
     ) -> Result<(), Rejection> {
         match found.map(|index| self.contacts.slot(index)) {
             Some(ContactEntry::Gone(at, gone)) => {
@@ -868,7 +900,9 @@ impl SiteProcessor {
             }
             None => {}
         }
-        let advisor = advisor.or_else(|| contact.advisor.as_deref().map(|a| self.advisor_index(a)));
+        let advisor = keys
+            .advisor
+            .or_else(|| contact.advisor.as_deref().map(|a| self.advisor_index(a)));
         if let Some(advisor) = advisor {
             // Read now what the change will need, so that it arrives meanwhile.
             self.advisor_state[advisor as usize].touch();
@@ -879,7 +913,8 @@ impl SiteProcessor {
             ContactEventKind::Queued | ContactEventKind::Answered => contact.queue.as_deref(),
             _ => None,
         }
-        .map(|q| self.queue_index(q));
+        // The keys looked up the same name (a queue's index never changes once given).
+        .map(|q| keys.queue.unwrap_or_else(|| self.queue_index(q)));
         let kind = match &contact.kind {
             ContactEventKind::Queued => FactKind::Queued,
             ContactEventKind::Offered => FactKind::Offered,
