@@ -7,8 +7,8 @@ use vigie_core::{Event, ProcessingConfig, SiteConfig, SiteProcessor};
 use vigie_sim::{SimConfig, Simulation};
 
 /// The allocator the measuring binaries run with: the one the `vigie` binary uses (mimalloc),
-/// or the system's with the `system-allocator` feature, for the baseline. Each binary declares
-/// it as its global allocator (`core-memory` wraps it to count bytes).
+/// or the system's with the `system-allocator` feature, for the baseline. Each measuring binary
+/// declares it as its global allocator (`core-memory` counts bytes through the system's).
 #[cfg(not(feature = "system-allocator"))]
 pub type Allocator = mimalloc::MiMalloc;
 /// The allocator the measuring binaries run with (here the system's: `system-allocator`).

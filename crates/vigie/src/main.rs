@@ -4,6 +4,7 @@
 //! prints; the computing is in the library crates.
 
 use clap::{Parser, Subcommand};
+use vigie::{client, connect, publish, replay, serve, sim, staffing, token};
 
 /// The processor's state on a large site is many small allocations read in no particular
 /// order (contacts, advisors' logs, queues' logs). mimalloc keeps allocations of one size
@@ -12,7 +13,6 @@ use clap::{Parser, Subcommand};
 /// system allocator on the 10,000-advisor day (BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use vigie::{client, connect, publish, replay, serve, sim, staffing, token};
 
 /// Real-time supervision for contact centres: live service level, waits, advisor states and
 /// handling indicators computed from telephony and CRM events.
