@@ -69,6 +69,38 @@ fn key(site: &str) -> String {
     format!("site.{site}")
 }
 
+/// Opens the KV bucket `bucket` (its stream exists) and waits until it answers reads. Right
+/// after the bucket or the cluster starts, the server may leave the request for the bucket's
+/// details unanswered while the stream's replicas elect a leader: a request that fails is
+/// tried again, for up to about a minute, before the start fails.
+pub async fn open_bucket(
+    context: &jetstream::Context,
+    bucket: &str,
+) -> anyhow::Result<async_nats::jetstream::kv::Store> {
+    let mut attempt = 1;
+    let kv = loop {
+        match context.get_key_value(bucket).await {
+            Ok(kv) => break kv,
+            Err(error)
+                if error.kind() == jetstream::context::KeyValueErrorKind::GetBucket
+                    && attempt < BUCKET_ATTEMPTS =>
+            {
+                tracing::warn!(%bucket, %error, attempt, "the bucket's details did not come; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(attempt)))
+                    .await;
+                attempt += 1;
+            }
+            Err(error) => return Err(error).context("cannot open it"),
+        }
+    };
+    until_readable(&kv).await.context("cannot read it")?;
+    Ok(kv)
+}
+
+/// Requests for a bucket's details before giving up (waits of 0.5, 1, ... 4.5 s between them,
+/// 22.5 s in all, plus the requests' own timeouts).
+const BUCKET_ATTEMPTS: u32 = 10;
+
 /// Waits until a bucket answers reads. A bucket just created on a clustered JetStream may
 /// leave reads unanswered for a few seconds, while its replicas start: tried for about a minute.
 pub async fn until_readable(kv: &async_nats::jetstream::kv::Store) -> anyhow::Result<()> {
@@ -117,13 +149,9 @@ impl NatsChangeStore {
             .await
             .with_context(|| format!("cannot create the KV bucket {bucket:?} (admin.bucket)"))?;
         }
-        let kv = context
-            .get_key_value(bucket)
+        let kv = open_bucket(context, bucket)
             .await
-            .with_context(|| format!("cannot open the KV bucket {bucket:?} (admin.bucket)"))?;
-        until_readable(&kv)
-            .await
-            .with_context(|| format!("cannot read the KV bucket {bucket:?} (admin.bucket)"))?;
+            .with_context(|| format!("the KV bucket {bucket:?} (admin.bucket)"))?;
         Ok(NatsChangeStore { kv })
     }
 

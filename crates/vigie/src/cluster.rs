@@ -374,14 +374,9 @@ async fn open_bucket(
                 })?;
         }
     }
-    let kv = context
-        .get_key_value(bucket)
+    crate::changes::open_bucket(context, bucket)
         .await
-        .with_context(|| format!("cannot open the KV bucket {bucket:?} (cluster.bucket)"))?;
-    crate::changes::until_readable(&kv)
-        .await
-        .with_context(|| format!("cannot read the KV bucket {bucket:?} (cluster.bucket)"))?;
-    Ok(kv)
+        .with_context(|| format!("the KV bucket {bucket:?} (cluster.bucket)"))
 }
 
 /// A site this instance processes.
