@@ -134,6 +134,11 @@ struct CurrentInterval {
     /// The records run from the day start: what is stored for the day's earlier intervals is
     /// to be taken off.
     since_day_start: bool,
+    /// The day so far at `start_ms`, of the same scopes, when the live figures still tell it:
+    /// they give the interval that just closed where the store does not hold its record yet
+    /// (the engine records an interval closed during a recovery only once final, and the
+    /// history task may be behind).
+    closing: Vec<IntervalRecord>,
 }
 
 /// The interval in progress at the site's clock: the records of the scopes `keep` accepts.
@@ -150,23 +155,31 @@ fn current_interval(
         return None;
     }
     let totals = site.totals_at(now).ok()?;
-    let (records, since_day_start) = if start == day.start {
-        (interval_records(None, &totals, 0, false), false)
+    let (records, since_day_start, closing) = if start == day.start {
+        (interval_records(None, &totals, 0, false), false, Vec::new())
     } else {
         match site.totals_at(start) {
-            Ok(before) => (interval_records(Some(&before), &totals, 0, false), false),
+            Ok(before) => (
+                interval_records(Some(&before), &totals, 0, false),
+                false,
+                interval_records(None, &before, 0, false),
+            ),
             // Folded past the start: the day so far, less what the store holds before it.
-            Err(_) => (interval_records(None, &totals, 0, false), true),
+            Err(_) => (interval_records(None, &totals, 0, false), true, Vec::new()),
         }
     };
-    let mut records: Vec<IntervalRecord> = records.into_iter().filter(|r| keep(r)).collect();
-    name_records(&mut records, site);
+    let kept = |records: Vec<IntervalRecord>| {
+        let mut records: Vec<IntervalRecord> = records.into_iter().filter(|r| keep(r)).collect();
+        name_records(&mut records, site);
+        records
+    };
     Some(CurrentInterval {
         start_ms: start.0,
         end_ms: now.0,
         day_start_ms: day.start.0,
-        records,
+        records: kept(records),
         since_day_start,
+        closing: kept(closing),
     })
 }
 
@@ -835,27 +848,45 @@ impl HistoryService {
             day_start_ms,
             records,
             since_day_start,
+            closing,
         } = current;
-        if !since_day_start {
-            return Ok(records);
-        }
         let store = self.store()?;
-        let earlier = try_join_all(records.iter().map(|record| {
-            store.query(
-                site,
-                record.key.kind,
-                &record.key.id,
-                day_start_ms,
-                start_ms,
-            )
-        }))
-        .await
-        .map_err(store_error)?;
-        Ok(records
-            .into_iter()
-            .zip(earlier)
-            .map(|(record, before)| take_off(record, &before, start_ms, end_ms))
-            .collect())
+        // What the store holds of each record's scope, from the day start to the interval's.
+        let stored_before = async |records: &[IntervalRecord]| {
+            try_join_all(records.iter().map(|record| {
+                store.query(
+                    site,
+                    record.key.kind,
+                    &record.key.id,
+                    day_start_ms,
+                    start_ms,
+                )
+            }))
+            .await
+            .map_err(store_error)
+        };
+        let mut finished = if since_day_start {
+            let earlier = stored_before(&records).await?;
+            records
+                .into_iter()
+                .zip(earlier)
+                .map(|(record, before)| take_off(record, &before, start_ms, end_ms))
+                .collect()
+        } else {
+            records
+        };
+        // The interval that just closed, for the scopes whose record is not stored yet: the
+        // day so far at its end, less what the store holds before it.
+        let closed_start = start_ms - INTERVAL_LENGTH.0;
+        let earlier = stored_before(&closing).await?;
+        finished.extend(
+            closing
+                .into_iter()
+                .zip(earlier)
+                .filter(|(_, before)| before.iter().all(|r| r.key.start_ms != closed_start))
+                .map(|(record, before)| take_off(record, &before, closed_start, start_ms)),
+        );
+        Ok(finished)
     }
 
     async fn list_intervals_in(
@@ -900,7 +931,8 @@ impl HistoryService {
         if let Some(current) = current {
             let start = current.start_ms;
             records.retain(|r| r.key.start_ms != start);
-            records.extend(self.finish_current(&request.site, current).await?);
+            let finished = self.finish_current(&request.site, current).await?;
+            records.extend(finished.into_iter().filter(|r| r.key.start_ms >= from));
         }
         let revisions: BTreeMap<i64, u32> = records
             .iter()
