@@ -884,7 +884,9 @@ impl HistoryService {
                 .into_iter()
                 .zip(earlier)
                 .filter(|(_, before)| before.iter().all(|r| r.key.start_ms != closed_start))
-                .map(|(record, before)| take_off(record, &before, closed_start, start_ms)),
+                .map(|(record, before)| take_off(record, &before, closed_start, start_ms))
+                // As the engine publishes them: a scope idle over the interval has no record.
+                .filter(|record| !record.is_empty()),
         );
         Ok(finished)
     }
