@@ -588,6 +588,21 @@ impl Fixture {
         .await;
     }
 
+    /// The flow counts of a queue's live view of today, as the admin reads them.
+    async fn live_flow_today(&self, queue: &str) -> pb::FlowIndicators {
+        let view =
+            SupervisionClient::with_interceptor(self.channel().await, self.add_token("admin"))
+                .get_queue_view(pb::GetQueueViewRequest {
+                    site: SITE.into(),
+                    queue: queue.into(),
+                    window: pb::Window::Today.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+        view.indicators.unwrap().flow.unwrap()
+    }
+
     async fn until<F, Fut>(&self, what: &str, mut check: F)
     where
         F: FnMut() -> Fut,
@@ -981,18 +996,7 @@ async fn the_interval_in_progress_completes_the_day_as_the_live_view_counts_it()
     );
 
     // The day's periods add up to the live view of today.
-    let mut supervision =
-        SupervisionClient::with_interceptor(fixture.channel().await, fixture.add_token("admin"));
-    let view = supervision
-        .get_queue_view(pb::GetQueueViewRequest {
-            site: SITE.into(),
-            queue: "q-a".into(),
-            window: pb::Window::Today.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let live = view.indicators.unwrap().flow.unwrap();
+    let live = fixture.live_flow_today("q-a").await;
     assert_eq!(total(&quarters, |f| f.answered), live.answered);
     assert_eq!(total(&quarters, |f| f.abandoned), live.abandoned);
     assert_eq!(
@@ -1093,17 +1097,7 @@ async fn an_interval_just_closed_counts_in_the_day_before_its_record_is_stored()
     assert_eq!((flow(ten).answered, flow(ten).abandoned), (1, 1));
     assert!(!ten.partial);
     assert!(at("10:15:00").partial);
-    let view =
-        SupervisionClient::with_interceptor(fixture.channel().await, fixture.add_token("admin"))
-            .get_queue_view(pb::GetQueueViewRequest {
-                site: SITE.into(),
-                queue: "q-a".into(),
-                window: pb::Window::Today.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-    let live = view.indicators.unwrap().flow.unwrap();
+    let live = fixture.live_flow_today("q-a").await;
     assert_eq!(total(&quarters, |f| f.answered), live.answered);
     assert_eq!(total(&quarters, |f| f.abandoned), live.abandoned);
     assert_eq!(total(&quarters, |f| f.offered), live.offered);
