@@ -1090,18 +1090,16 @@ mod tests {
             restored.apply(vec![morning[4].clone()]).await.unwrap(),
             [Outcome::Duplicate]
         );
-        // The same events and time after the snapshot give the same records and figures.
+        // The same events and time after the snapshot give the same records and figures. What
+        // the restore itself offered is set aside first.
+        offered(&restored, &mut restored_history).await;
         let later = vec![
             contact_event("6", "contact.abandoned", "c3", "09:46:00"),
             contact_event("7", "contact.queued", "c4", "10:05:00"),
             contact_event("8", "contact.abandoned", "c4", "10:05:01"),
         ];
-        for (handle, history) in [
-            (&saved, &mut saved_history),
-            (&restored, &mut restored_history),
-        ] {
+        for handle in [&saved, &restored] {
             handle.apply(later.clone()).await.unwrap();
-            while history.try_recv().is_ok() {}
         }
         now.store(at("10:50:00"), ordering);
         let after_saved = offered(&saved, &mut saved_history).await;
@@ -1110,7 +1108,19 @@ mod tests {
             after_saved.iter().any(|batch| batch.settled),
             "final records after the snapshot: {after_saved:?}"
         );
-        assert_eq!(after_restored, after_saved);
+        // Compared as what they leave in a store: the last figures offered for each interval
+        // and scope. The engines offer them at their own ticks, so the same records may come
+        // in batches cut at different moments.
+        let last_offered = |batches: &[HistoryBatch]| {
+            let mut last = BTreeMap::new();
+            for batch in batches {
+                for record in &batch.records {
+                    last.insert(record.key.clone(), (record.clone(), batch.settled));
+                }
+            }
+            last
+        };
+        assert_eq!(last_offered(&after_restored), last_offered(&after_saved));
         assert_eq!(view_text(&restored).await, view_text(&saved).await);
         assert_eq!(
             abandoned_text(&restored).await,
