@@ -140,6 +140,34 @@ pub fn stream_config(config: &StreamConfig) -> stream::Config {
 /// Attempts at a stream's creation before giving up (see [`get_or_create_stream`]).
 const STREAM_ATTEMPTS: u32 = 6;
 
+/// Runs a JetStream request that a cluster just formed, or electing a stream's leader, may
+/// leave unanswered for a few seconds: `request` is tried again while `transient` says its
+/// error may pass, at most `attempts` times in all, waiting `step`, then twice `step`, and so
+/// on between tries (each retry logged as a warning about `what`).
+pub async fn retry_while_starting<T, E, F>(
+    what: &str,
+    attempts: u32,
+    step: std::time::Duration,
+    transient: impl Fn(&E) -> bool,
+    mut request: impl FnMut() -> F,
+) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    F: Future<Output = Result<T, E>>,
+{
+    let mut attempt = 1;
+    loop {
+        match request().await {
+            Err(error) if transient(&error) && attempt < attempts => {
+                tracing::warn!(%error, attempt, "{what}: trying again");
+                tokio::time::sleep(step * attempt).await;
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
 /// Gets a stream, creating it with `settings` when missing. On a clustered JetStream, several
 /// instances starting together create the same streams at once and some requests time out
 /// while the cluster agrees: a timed-out request is tried again (at most 6 attempts, about
@@ -148,21 +176,16 @@ pub async fn get_or_create_stream(
     context: &jetstream::Context,
     settings: stream::Config,
 ) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
-    let mut attempt = 1;
-    loop {
-        match context.get_or_create_stream(settings.clone()).await {
-            Err(error)
-                if error.kind() == jetstream::context::CreateStreamErrorKind::TimedOut
-                    && attempt < STREAM_ATTEMPTS =>
-            {
-                tracing::warn!(stream = %settings.name, attempt, "creating the stream timed out; trying again");
-                tokio::time::sleep(std::time::Duration::from_millis(250 * u64::from(attempt)))
-                    .await;
-                attempt += 1;
-            }
-            result => return result,
-        }
-    }
+    retry_while_starting(
+        &format!("creating the stream {} timed out", settings.name),
+        STREAM_ATTEMPTS,
+        std::time::Duration::from_millis(250),
+        |error: &jetstream::context::CreateStreamError| {
+            error.kind() == jetstream::context::CreateStreamErrorKind::TimedOut
+        },
+        || context.get_or_create_stream(settings.clone()),
+    )
+    .await
 }
 
 /// Creates the event stream if it is missing (when allowed), or binds to the existing one, and
@@ -202,4 +225,51 @@ pub async fn ensure_stream(
         )));
     }
     Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::time::Duration;
+
+    use super::retry_while_starting;
+
+    /// Runs `retry_while_starting` over answers given in turn; returns its result and the
+    /// number of requests made.
+    async fn run(
+        answers: &[Result<u32, &'static str>],
+        attempts: u32,
+    ) -> (Result<u32, String>, usize) {
+        let made = Cell::new(0);
+        let result = retry_while_starting(
+            "test",
+            attempts,
+            Duration::from_millis(1),
+            |error: &String| error == "timed out",
+            || {
+                let answer = answers[made.get()].map_err(str::to_owned);
+                made.set(made.get() + 1);
+                async move { answer }
+            },
+        )
+        .await;
+        (result, made.get())
+    }
+
+    #[tokio::test]
+    async fn a_transient_error_is_tried_again_until_an_answer_comes() {
+        let answers = [Err("timed out"), Err("timed out"), Ok(7)];
+        assert_eq!(run(&answers, 5).await, (Ok(7), 3));
+    }
+
+    #[tokio::test]
+    async fn a_lasting_error_is_returned_at_once_and_attempts_are_bounded() {
+        let answers = [Err("timed out"), Err("no such stream"), Ok(7)];
+        assert_eq!(
+            run(&answers, 5).await,
+            (Err("no such stream".to_owned()), 2)
+        );
+        let answers = [Err("timed out"); 4];
+        assert_eq!(run(&answers, 3).await, (Err("timed out".to_owned()), 3));
+    }
 }

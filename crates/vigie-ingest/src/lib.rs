@@ -15,7 +15,9 @@ pub mod publish;
 mod snapshot;
 
 pub use config::{ConsumerConfig, NatsConfig, Secret, SnapshotConfig, Storage, StreamConfig};
-pub use connect::{IngestError, connect, ensure_stream, get_or_create_stream};
+pub use connect::{
+    IngestError, connect, ensure_stream, get_or_create_stream, retry_while_starting,
+};
 pub use consume::{
     CONTENT_TYPE, Ingest, ORIGINAL_SEQUENCE, ORIGINAL_SUBJECT, PROTOBUF, REJECT_DETAIL,
     REJECT_FIELD, REJECT_REASON, SiteSource, decode_message,

@@ -72,34 +72,26 @@ fn key(site: &str) -> String {
 /// Opens the KV bucket `bucket` (its stream exists) and waits until it answers reads. Right
 /// after the bucket or the cluster starts, the server may leave the request for the bucket's
 /// details unanswered while the stream's replicas elect a leader: a request that fails is
-/// tried again, for up to about a minute, before the start fails.
-pub async fn open_bucket(
+/// tried again (10 attempts, 22.5 s of waits plus the requests' own timeouts) before the
+/// start fails.
+pub async fn open_key_value(
     context: &jetstream::Context,
     bucket: &str,
-) -> anyhow::Result<async_nats::jetstream::kv::Store> {
-    let mut attempt = 1;
-    let kv = loop {
-        match context.get_key_value(bucket).await {
-            Ok(kv) => break kv,
-            Err(error)
-                if error.kind() == jetstream::context::KeyValueErrorKind::GetBucket
-                    && attempt < BUCKET_ATTEMPTS =>
-            {
-                tracing::warn!(%bucket, %error, attempt, "the bucket's details did not come; trying again");
-                tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(attempt)))
-                    .await;
-                attempt += 1;
-            }
-            Err(error) => return Err(error).context("cannot open it"),
-        }
-    };
+) -> anyhow::Result<kv::Store> {
+    let kv = vigie_ingest::retry_while_starting(
+        &format!("the details of the KV bucket {bucket:?} did not come"),
+        10,
+        std::time::Duration::from_millis(500),
+        |error: &jetstream::context::KeyValueError| {
+            error.kind() == jetstream::context::KeyValueErrorKind::GetBucket
+        },
+        || context.get_key_value(bucket),
+    )
+    .await
+    .context("cannot open it")?;
     until_readable(&kv).await.context("cannot read it")?;
     Ok(kv)
 }
-
-/// Requests for a bucket's details before giving up (waits of 0.5, 1, ... 4.5 s between them,
-/// 22.5 s in all, plus the requests' own timeouts).
-const BUCKET_ATTEMPTS: u32 = 10;
 
 /// Waits until a bucket answers reads. A bucket just created on a clustered JetStream may
 /// leave reads unanswered for a few seconds, while its replicas start: tried for about a minute.
@@ -149,7 +141,7 @@ impl NatsChangeStore {
             .await
             .with_context(|| format!("cannot create the KV bucket {bucket:?} (admin.bucket)"))?;
         }
-        let kv = open_bucket(context, bucket)
+        let kv = open_key_value(context, bucket)
             .await
             .with_context(|| format!("the KV bucket {bucket:?} (admin.bucket)"))?;
         Ok(NatsChangeStore { kv })

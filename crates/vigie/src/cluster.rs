@@ -374,7 +374,7 @@ async fn open_bucket(
                 })?;
         }
     }
-    crate::changes::open_bucket(context, bucket)
+    crate::changes::open_key_value(context, bucket)
         .await
         .with_context(|| format!("the KV bucket {bucket:?} (cluster.bucket)"))
 }
