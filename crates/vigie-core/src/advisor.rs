@@ -611,6 +611,12 @@ impl Advisor {
         self.statuses.as_deref().map_or(&[], Vec::as_slice)
     }
 
+    /// Whether settling can wait without holding more memory: no status change pending (those
+    /// are kept apart), and room in place for another span (an event opens at most one).
+    pub(crate) fn can_wait_to_settle(&self) -> bool {
+        self.statuses.is_none() && self.spans.len() < self.spans.inline_size()
+    }
+
     /// Reads what an event of one of the advisor's contacts changes (see `apply_inner`).
     pub(crate) fn touch(&self) {
         std::hint::black_box((self.spans.len(), self.tally.len()));

@@ -2,7 +2,8 @@
 //! allowed lateness, and keeps what the views are computed from.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -60,6 +61,12 @@ const YOUNG_SPAN: Millis = Millis::from_mins(10);
 /// Entities are settled when the horizon moved at least this much since their last settling,
 /// so that a busy entity does not walk its timeline on every event.
 const SETTLE_STEP: Millis = Millis(60_000);
+
+/// An advisor whose unsettled timeline still fits in place (see
+/// [`Advisor::can_wait_to_settle`]) is settled once the horizon moved this much instead of
+/// [`SETTLE_STEP`]: settling walks the timeline, and most advisors have an event every minute or
+/// two, so waiting saves walks without holding more memory.
+const ADVISOR_SETTLE_LIMIT: Millis = Millis(300_000);
 
 /// What became of an event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -243,7 +250,7 @@ pub(crate) enum Gone {
 /// probability: ~n^2 / 2^97, below 10^-17 for a million names).
 #[derive(Clone, Debug)]
 pub(crate) struct Interner {
-    index: FxHashMap<[u32; 3], u32>,
+    index: HashMap<NameKey, u32, BuildHasherDefault<NameKeyHasher>>,
     names: Vec<Box<str>>,
     /// The most names: indices stay below it.
     limit: usize,
@@ -258,15 +265,15 @@ impl Default for Interner {
 impl Interner {
     pub(crate) fn with_limit(limit: usize) -> Interner {
         Interner {
-            index: FxHashMap::default(),
+            index: HashMap::default(),
             names: Vec::new(),
             limit,
         }
     }
 
-    fn key(name: &str) -> [u32; 3] {
+    fn key(name: &str) -> NameKey {
         let hash = hash_id(name);
-        [hash as u32, (hash >> 32) as u32, (hash >> 64) as u32]
+        NameKey([hash as u32, (hash >> 32) as u32, (hash >> 64) as u32])
     }
 
     pub(crate) fn intern(&mut self, name: &str) -> (u32, bool) {
@@ -327,6 +334,38 @@ impl Interner {
     }
 }
 
+/// 96 bits of a name's hash (see [`Interner`]). The map hashes it as its first 64 bits, as
+/// they are: they come from a hash already, and hashing them again is work for nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct NameKey([u32; 3]);
+
+impl Hash for NameKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(u64::from(self.0[1]) << 32 | u64::from(self.0[0]));
+    }
+}
+
+/// Passes on the one `u64` a [`NameKey`] writes.
+#[derive(Default)]
+struct NameKeyHasher(u64);
+
+impl Hasher for NameKeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    /// Not used by [`NameKey`]; any other bytes are folded in, so the hasher stays a hasher.
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
 /// The processor of one site. Single writer: `&mut self` to apply, `&self` to read views.
 #[derive(Debug)]
 pub struct SiteProcessor {
@@ -381,8 +420,9 @@ pub struct SiteProcessor {
     /// Indices in `queue_channels`.
     touched_queues: Vec<u32>,
     touched_advisors: Vec<u32>,
-    /// Reused derivation buffers (before and after a change).
-    scratch: (Derived, Derived),
+    /// Reused derivation buffers (before and after a change), behind a pointer: they are taken
+    /// out for every contact event, and moving a pointer costs less than moving both.
+    scratch: Option<Box<(Derived, Derived)>>,
     days: DayCache,
     /// The totals captured at interval boundaries, when enabled: behind a pointer, one word
     /// when disabled (the default).
@@ -436,7 +476,7 @@ impl SiteProcessor {
             stats: ProcessorStats::default(),
             touched_queues: Vec::new(),
             touched_advisors: Vec::new(),
-            scratch: (Derived::default(), Derived::default()),
+            scratch: Some(Box::default()),
             days: DayCache::new(calendar),
             interval_totals: None,
             abandoned: None,
@@ -956,7 +996,8 @@ impl SiteProcessor {
                 self.expiries.insert((state.deadline, key));
             }
         }
-        let (mut old, mut new) = std::mem::take(&mut self.scratch);
+        let mut scratch = self.scratch.take().unwrap_or_default();
+        let (old, new) = &mut *scratch;
         let in_order = comes_last(&state.facts, &fact);
         if in_order {
             // In order, the usual case: go on from where the contact stood. Only what was
@@ -969,7 +1010,7 @@ impl SiteProcessor {
             old.finished_at = state.fold.finished_at();
             new.records.clear();
             new.spans.clear();
-            state.fold.step(&fact, &mut new);
+            state.fold.step(&fact, new);
             // A fact that changes nothing (a repeat) leaves the buffer's end as the last
             // contact derived with it left it.
             new.finished_at = state.fold.finished_at();
@@ -978,10 +1019,10 @@ impl SiteProcessor {
             state.facts.push(fact);
         } else {
             // Out of order: derive the whole contact again, before and after.
-            derive_into(&state.facts, None, &mut old);
+            derive_into(&state.facts, None, old);
             let position = fact_position(&state.facts, &fact);
             state.facts.insert(position, fact);
-            state.fold = derive_into(&state.facts, None, &mut new);
+            state.fold = derive_into(&state.facts, None, new);
         }
         state.last_time = state.last_time.max(event.time);
         debug_assert_eq!(state.fold.finished_at(), new.finished_at);
@@ -990,8 +1031,8 @@ impl SiteProcessor {
         {
             self.finishing.push(Reverse((finished, key)));
         }
-        self.apply_change(key, &contact.contact, &old, &new);
-        self.scratch = (old, new);
+        self.apply_change(key, &contact.contact, old, new);
+        self.scratch = Some(scratch);
         Ok(())
     }
 
@@ -1208,12 +1249,13 @@ impl SiteProcessor {
             return;
         };
         self.tracked -= 1;
-        let (mut old, mut new) = std::mem::take(&mut self.scratch);
-        derive_into(&state.facts, None, &mut old);
-        derive_into(&state.facts, Some(expired_at), &mut new);
+        let mut scratch = self.scratch.take().unwrap_or_default();
+        let (old, new) = &mut *scratch;
+        derive_into(&state.facts, None, old);
+        derive_into(&state.facts, Some(expired_at), new);
         // Given up, it waits nowhere: its id is not needed.
-        self.apply_change(key, "", &old, &new);
-        self.scratch = (old, new);
+        self.apply_change(key, "", old, new);
+        self.scratch = Some(scratch);
         self.remember_gone(key);
         self.stats.contacts_expired += 1;
     }
@@ -1247,6 +1289,9 @@ impl SiteProcessor {
             let settled = &mut self.advisor_settled[advisor as usize];
             if *settled + SETTLE_STEP <= horizon {
                 let state = &mut self.advisor_state[advisor as usize];
+                if *settled + ADVISOR_SETTLE_LIMIT > horizon && state.can_wait_to_settle() {
+                    continue;
+                }
                 state.settle(horizon, keep_from, &mut days);
                 *settled = state.settled_until();
             }
@@ -1814,6 +1859,61 @@ mod tests {
             problems.contains("site.time_zone: cannot change"),
             "{problems}"
         );
+    }
+
+    #[test]
+    fn an_advisor_whose_timeline_fits_in_place_settles_later_with_the_same_figures() {
+        let mut p = processor();
+        let mut next_id = 0;
+        let mut apply = |p: &mut SiteProcessor, time: &str, rest: String| {
+            next_id += 1;
+            assert_eq!(
+                p.apply(&event(&next_id.to_string(), time, &rest)),
+                Outcome::Applied
+            );
+        };
+        let contact = |contact: &str, advisor: &str, kind: &str| {
+            format!(
+                r#""type":"contact.{kind}","contact":"{contact}","queue":"q","channel":"voice","advisor":"{advisor}""#
+            )
+        };
+        let settled = |p: &SiteProcessor, advisor: usize| p.advisor_settled[advisor].to_string();
+        for advisor in ["a", "b"] {
+            let login = format!(r#""type":"advisor.login","advisor":"{advisor}""#);
+            apply(&mut p, "09:00:00", login);
+        }
+        for id in ["c1", "c2"] {
+            let queued = format!(
+                r#""type":"contact.queued","contact":"{id}","queue":"q","channel":"voice""#
+            );
+            apply(&mut p, "09:01:00", queued);
+        }
+        apply(&mut p, "09:01:40", contact("c1", "a", "offered"));
+        apply(&mut p, "09:01:40", contact("c2", "b", "offered"));
+        // The logins are status changes, kept apart: settled as soon as the step allows.
+        assert_eq!(settled(&p, 0), "2026-03-02T09:01:10.000Z");
+        assert_eq!(settled(&p, 1), "2026-03-02T09:01:10.000Z");
+        apply(&mut p, "09:02:30", contact("c1", "a", "answered"));
+        apply(&mut p, "09:02:30", contact("c2", "b", "answered"));
+        // Due by the step, but three spans (ringing, talking, on hold) still fit in place.
+        apply(&mut p, "09:04:00", contact("c1", "a", "held"));
+        assert_eq!(settled(&p, 0), "2026-03-02T09:01:10.000Z");
+        // A fourth would not: settled.
+        apply(&mut p, "09:05:00", contact("c1", "a", "resumed"));
+        assert_eq!(settled(&p, 0), "2026-03-02T09:04:30.000Z");
+        // Three spans again, but five minutes on: settled.
+        apply(&mut p, "09:06:40", contact("c2", "b", "ended"));
+        assert_eq!(settled(&p, 1), "2026-03-02T09:06:10.000Z");
+        assert_eq!(settled(&p, 0), "2026-03-02T09:04:30.000Z");
+        for advisor in ["a", "b"] {
+            let view = p
+                .advisor_view(advisor, crate::Window::Today)
+                .expect("a known advisor");
+            assert_eq!(view.indicators.login_time, Some(400.0), "{advisor}");
+            // Ringing counts as available; handling from the answer on.
+            assert_eq!(view.indicators.available_time, 150.0, "{advisor}");
+            assert_eq!(view.indicators.handling_time, 250.0, "{advisor}");
+        }
     }
 }
 
