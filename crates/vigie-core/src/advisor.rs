@@ -612,7 +612,8 @@ impl Advisor {
     }
 
     /// Whether settling can wait without holding more memory: no status change pending (those
-    /// are kept apart), and room in place for another span (an event opens at most one).
+    /// are kept apart), and room in place for another span (an event in order opens at most
+    /// one per advisor, and the processor checks again after each event).
     pub(crate) fn can_wait_to_settle(&self) -> bool {
         self.statuses.is_none() && self.spans.len() < self.spans.inline_size()
     }

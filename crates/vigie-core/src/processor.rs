@@ -1898,7 +1898,7 @@ mod tests {
         // Due by the step, but three spans (ringing, talking, on hold) still fit in place.
         apply(&mut p, "09:04:00", contact("c1", "a", "held"));
         assert_eq!(settled(&p, 0), "2026-03-02T09:01:10.000Z");
-        // A fourth would not: settled.
+        // A fourth fills the room in place: settled.
         apply(&mut p, "09:05:00", contact("c1", "a", "resumed"));
         assert_eq!(settled(&p, 0), "2026-03-02T09:04:30.000Z");
         // Three spans again, but five minutes on: settled.
