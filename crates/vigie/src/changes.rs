@@ -94,20 +94,18 @@ pub async fn open_key_value(
 }
 
 /// Waits until a bucket answers reads. A bucket just created on a clustered JetStream may
-/// leave reads unanswered for a few seconds, while its replicas start: tried for about a minute.
-pub async fn until_readable(kv: &async_nats::jetstream::kv::Store) -> anyhow::Result<()> {
-    let mut attempt = 1;
-    loop {
-        match kv.get("vigie-probe").await {
-            Ok(_) => return Ok(()),
-            Err(error) if attempt < 12 => {
-                tracing::warn!(bucket = %kv.name, %error, attempt, "the bucket does not answer yet; trying again");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                attempt += 1;
-            }
-            Err(error) => return Err(error.into()),
-        }
-    }
+/// leave reads unanswered for a few seconds, while its replicas start: tried 12 times (13 s of
+/// waits plus the reads' own timeouts, about a minute in all).
+async fn until_readable(kv: &kv::Store) -> anyhow::Result<()> {
+    vigie_ingest::retry_while_starting(
+        &format!("the KV bucket {:?} does not answer reads yet", kv.name),
+        12,
+        std::time::Duration::from_millis(200),
+        |_: &kv::EntryError| true,
+        || kv.get("vigie-probe"),
+    )
+    .await?;
+    Ok(())
 }
 
 impl NatsChangeStore {
