@@ -336,13 +336,8 @@ impl State {
         class: Class::Out,
     };
 
-    fn from(status: Status, spans: &[TimelineSpan], at: Timestamp) -> State {
-        let mut counts = [0u32; 4];
-        for span in spans {
-            if span.active(at) {
-                counts[span.phase as usize] += 1;
-            }
-        }
+    /// The state of an advisor in `status` with `counts` spans in progress, by phase.
+    fn from_counts(status: Status, counts: [u32; 4]) -> State {
         let [offered, talking, on_hold, acw] = counts;
         let display = if offered > 0 {
             Display::Offered
@@ -444,6 +439,17 @@ impl SettledSnapshot {
             display_since: self.has_display_since.then_some(self.display_since),
         }
     }
+}
+
+/// What happens at an instant of a walk over the timeline.
+#[derive(Clone, Copy, Debug)]
+enum Change {
+    /// A status change.
+    Status,
+    /// A span of this phase begins.
+    Starts(u8),
+    /// A span of this phase ends.
+    Ends(u8),
 }
 
 /// What a walk over the timeline reports.
@@ -640,32 +646,54 @@ impl Advisor {
     fn walk(&self, to: Timestamp, inclusive: bool, sink: &mut impl WalkSink) -> Snapshot {
         let from = self.settled_until();
         let in_range = |t: Timestamp| t >= from && (t < to || (inclusive && t == to));
-        let mut changes: SmallVec<[Timestamp; 16]> = SmallVec::new();
+        // One sweep over the instants something changes, in time order, keeping the count of
+        // spans in progress by phase: a span is in progress over `[start, end)`, so it counts
+        // from the start and stops counting at its end.
+        let mut counts = [0u32; 4];
+        let mut changes: SmallVec<[(Timestamp, Change); 16]> = SmallVec::new();
         let statuses = self.statuses();
         for point in statuses {
             if in_range(point.time) {
-                changes.push(point.time);
+                changes.push((point.time, Change::Status));
             }
         }
         for span in &self.spans {
-            if in_range(span.start) {
-                changes.push(span.start);
+            let end = span.end();
+            if end.is_some_and(|end| end <= span.start) {
+                continue; // Never in progress.
             }
-            if let Some(end) = span.end()
+            let phase = span.phase as usize;
+            if span.start < from {
+                // Begun before the walk: counts from the outset unless it ended before.
+                if end.is_none_or(|end| end >= from) {
+                    counts[phase] += 1;
+                }
+            } else if in_range(span.start) {
+                changes.push((span.start, Change::Starts(phase as u8)));
+            }
+            if let Some(end) = end
                 && in_range(end)
             {
-                changes.push(end);
+                changes.push((end, Change::Ends(phase as u8)));
             }
         }
-        changes.sort_unstable();
-        changes.dedup();
+        changes.sort_unstable_by_key(|(time, _)| *time);
 
         let mut snapshot = self.snapshot.unpack();
         // Segments of the same state are reported as one, from `run_start`; a status change
         // is reported after the segment before it (day times are kept one day at a time).
         let mut run_start = from;
         let mut next_status = 0;
-        for &change in &changes {
+        let mut next_change = 0;
+        while let Some(&(change, _)) = changes.get(next_change) {
+            while let Some((_, what)) = changes.get(next_change).filter(|(t, _)| *t == change) {
+                match *what {
+                    Change::Starts(phase) => counts[phase as usize] += 1,
+                    Change::Ends(phase) => counts[phase as usize] -= 1,
+                    Change::Status => {}
+                }
+                next_change += 1;
+            }
             let mut status = snapshot.state.status;
             if statuses.get(next_status).is_some_and(|p| p.time <= change) {
                 if run_start < change {
@@ -680,7 +708,7 @@ impl Advisor {
                     next_status += 1;
                 }
             }
-            let state = State::from(status, &self.spans, change);
+            let state = State::from_counts(status, counts);
             if state != snapshot.state {
                 if run_start < change {
                     sink.segment(run_start, change, snapshot.state);
