@@ -24,7 +24,7 @@ use crate::event::{
 use crate::intervals::QueueIntervals;
 use crate::reject::{RejectReason, Rejection};
 use crate::snapshot::SnapshotError;
-use crate::table::HashTable;
+use crate::table::{HashTable, Vacancy};
 use crate::tally::{
     Entry, EntryKind, FlowEntry, FlowLog, HandlingLog, Thresholds, reserve_tight, shrink_tight,
 };
@@ -848,8 +848,8 @@ impl SiteProcessor {
         let contact = match &event.body {
             EventBody::Contact(contact) => {
                 let key = keys.contact;
-                let found = self.contacts.find(key);
-                if let Some(index) = found
+                let found = self.contacts.find_or_vacancy(key);
+                if let Ok(index) = found
                     && let ContactEntry::Tracked(state) = self.contacts.slot(index)
                 {
                     std::hint::black_box((state.fold.finished_at(), state.facts.len()));
@@ -858,9 +858,10 @@ impl SiteProcessor {
             }
             EventBody::Advisor(_) => None,
         };
-        if self.seen_ids.contains_key(id) {
+        // Where the id goes once the event is applied: nothing else changes the set before.
+        let Err(id_vacancy) = self.seen_ids.find_or_vacancy(id) else {
             return Outcome::Duplicate;
-        }
+        };
         let horizon = self.settle_horizon();
         if event.time < horizon {
             return Outcome::Rejected(Rejection::field(
@@ -889,7 +890,7 @@ impl SiteProcessor {
         if let Err(rejection) = result {
             return Outcome::Rejected(rejection);
         }
-        self.seen_ids.insert_absent(id, ());
+        self.seen_ids.insert_at(id_vacancy, id, ());
         reserve_tight(&mut self.seen_order);
         self.seen_order
             .push_back((event.time, id as u64, (id >> 64) as u64));
@@ -906,18 +907,19 @@ impl SiteProcessor {
         Outcome::Applied
     }
 
-    /// Applies a contact event, `found` at that slot of `contacts` (under `key`) or not; `keys`
-    /// give its advisor and queue when they were known as the keys were computed.
+    /// Applies a contact event, `found` at that slot of `contacts` (under `key`) or missing
+    /// there (the place it would go); `keys` give its advisor and queue when they were known as
+    /// the keys were computed.
     fn apply_contact(
         &mut self,
         event: &Event,
         contact: &ContactEvent,
         key: u128,
-        found: Option<usize>,
+        found: Result<usize, Vacancy>,
         id: u128,
         keys: Keys,
     ) -> Result<(), Rejection> {
-        match found.map(|index| self.contacts.slot(index)) {
+        match found.ok().map(|index| self.contacts.slot(index)) {
             Some(ContactEntry::Gone(at, gone)) => {
                 return Err(gone_rejection(*gone, &contact.contact, *at));
             }
@@ -970,8 +972,9 @@ impl SiteProcessor {
         };
         let fact = Fact::new(event.time, id as u64, kind, advisor, queue, contact.channel);
         // Interning the advisor and queue left the table alone: `found` still holds.
-        let index = found.unwrap_or_else(|| {
-            self.contacts.insert_absent(
+        let index = found.unwrap_or_else(|vacancy| {
+            self.contacts.insert_at(
+                vacancy,
                 key,
                 ContactEntry::Tracked(Box::new(ContactState {
                     fold: FoldState::default(),

@@ -37,6 +37,14 @@ pub(crate) struct HashTable<V> {
     len: usize,
 }
 
+/// Where the search for an absent key stopped (see [`HashTable::find_or_vacancy`]): valid
+/// until the table changes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Vacancy {
+    index: usize,
+    distance: usize,
+}
+
 impl<V> Default for HashTable<V> {
     fn default() -> HashTable<V> {
         HashTable {
@@ -67,6 +75,12 @@ impl<V: Default> HashTable<V> {
 
     /// The slot of `key`, if present.
     pub(crate) fn find(&self, key: u128) -> Option<usize> {
+        self.find_or_vacancy(key).ok()
+    }
+
+    /// The slot of `key` if present, else where the search for it stopped: the place
+    /// [`HashTable::insert_at`] inserts it, with no probing again.
+    pub(crate) fn find_or_vacancy(&self, key: u128) -> Result<usize, Vacancy> {
         let key = stored(key);
         let slots = self.slots.as_slice();
         let mask = slots.len().wrapping_sub(1);
@@ -74,13 +88,21 @@ impl<V: Default> HashTable<V> {
         let mut distance = 0;
         loop {
             // No slot at all when nothing was ever inserted.
-            let slot = slots.get(index & mask)?.0;
+            let Some(&(slot, _)) = slots.get(index & mask) else {
+                return Err(Vacancy {
+                    index: 0,
+                    distance: 0,
+                });
+            };
             if slot == key {
-                return Some(index & mask);
+                return Ok(index & mask);
             }
             // Robin Hood order: past an entry closer to its home than we are, the key is absent.
             if slot == EMPTY || HashTable::<V>::distance(index, slot, mask) < distance {
-                return None;
+                return Err(Vacancy {
+                    index: index & mask,
+                    distance,
+                });
             }
             index += 1;
             distance += 1;
@@ -104,6 +126,7 @@ impl<V: Default> HashTable<V> {
         &mut self.slots[index].1
     }
 
+    #[cfg(test)]
     pub(crate) fn contains_key(&self, key: u128) -> bool {
         self.find(key).is_some()
     }
@@ -129,15 +152,35 @@ impl<V: Default> HashTable<V> {
 
     /// Inserts a key known to be absent; returns its slot.
     pub(crate) fn insert_absent(&mut self, key: u128, value: V) -> usize {
+        let home = Vacancy {
+            index: stored(key) as usize & self.mask(),
+            distance: 0,
+        };
+        self.insert_at(home, key, value)
+    }
+
+    /// Inserts a key known to be absent from where [`HashTable::find_or_vacancy`] found it
+    /// missing, the table unchanged since (or from its home slot, at distance 0); returns its
+    /// slot.
+    pub(crate) fn insert_at(&mut self, vacancy: Vacancy, key: u128, value: V) -> usize {
         debug_assert!(self.find(key).is_none(), "inserting a key already present");
         if (self.len + 1) * 5 > self.slots.len() * 4 {
+            // Growing moves every entry: start again from the key's new home.
             self.resize((self.slots.len() * 2).max(MIN_SLOTS));
+            return self.insert_absent(key, value);
         }
         self.len += 1;
         let mask = self.mask();
         let mut carried = (stored(key), value);
-        let mut index = carried.0 as usize & mask;
-        let mut distance = 0;
+        let Vacancy {
+            mut index,
+            mut distance,
+        } = vacancy;
+        debug_assert_eq!(
+            index.wrapping_sub(distance) & mask,
+            carried.0 as usize & mask,
+            "a vacancy lies `distance` slots after the key's home"
+        );
         let mut placed = None;
         loop {
             let resident = self.slots[index].0;
@@ -320,9 +363,10 @@ mod tests {
                     }
                     1 => prop_assert_eq!(table.remove(key), model.remove(&key)),
                     _ => {
-                        let index = match table.find(key) {
-                            Some(index) => index,
-                            None => table.insert_absent(key, value),
+                        // Looked up once, inserted where the search stopped.
+                        let index = match table.find_or_vacancy(key) {
+                            Ok(index) => index,
+                            Err(vacancy) => table.insert_at(vacancy, key, value),
                         };
                         prop_assert_eq!(*table.slot(index), *model.entry(key).or_insert(value));
                     }
