@@ -265,10 +265,15 @@ pub(crate) struct Waiting {
 
 /// Everything derived from a contact's facts. Transient: the processor re-derives it into
 /// reused buffers rather than storing it per contact.
+///
+/// Derived from all the facts ([`derive_into`]), `spans` are all the contact's spans and
+/// `ended` is empty. From one step ([`FoldState::step`]), they are what the step changed:
+/// `spans` the spans it closed and those it opened, `ended` the open spans it closed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Derived {
     pub records: Vec<Record>,
     pub spans: Vec<Span>,
+    pub ended: Vec<Span>,
     pub waiting: Option<Waiting>,
     /// When the contact's life ended (nothing left open), if it has.
     pub finished_at: Option<Timestamp>,
@@ -369,17 +374,36 @@ impl FoldState {
         self.waiting
     }
 
-    /// Applies one fact that comes after every fact already applied: the records and the
-    /// spans it closes are appended to `out`, and `out.finished_at` tells whether the contact's
-    /// life is over.
+    /// Applies one fact that comes after every fact already applied: the records, the spans
+    /// it closes and opens, and the open spans it closes are appended to `out` (see
+    /// [`Derived`]), and `out.finished_at` tells whether the contact's life is over.
     pub(crate) fn step(&mut self, fact: &Fact, out: &mut Derived) {
-        Fold { state: self, out }.apply(fact);
+        Fold {
+            state: self,
+            out,
+            stepping: true,
+        }
+        .apply(fact);
     }
 }
 
 struct Fold<'a> {
     state: &'a mut FoldState,
     out: &'a mut Derived,
+    /// One step after the others: the open spans that change are reported too (see
+    /// [`Derived`]), so that nothing needs comparing the open spans before and after.
+    stepping: bool,
+}
+
+/// An offer ringing since `since`.
+fn ringing(advisor: AdvisorIdx, since: Timestamp) -> Span {
+    Span {
+        advisor,
+        phase: Phase::Offered,
+        start: since,
+        end: None,
+        leg_start: since,
+    }
 }
 
 impl Fold<'_> {
@@ -387,28 +411,40 @@ impl Fold<'_> {
         self.state.channel.unwrap_or(Channel::Voice)
     }
 
+    /// The open span `open` closes at `end`.
+    fn close(&mut self, open: Span, end: Timestamp) {
+        if self.stepping {
+            // Opened by this same step, it was never reported open.
+            match self.out.spans.iter().position(|span| *span == open) {
+                Some(position) => {
+                    self.out.spans.remove(position);
+                }
+                None => self.out.ended.push(open),
+            }
+        }
+        self.out.spans.push(Span {
+            end: Some(end),
+            ..open
+        });
+    }
+
+    /// The open span `open` begins.
+    fn open(&mut self, open: Span) {
+        if self.stepping {
+            self.out.spans.push(open);
+        }
+    }
+
     fn end_offers(&mut self, time: Timestamp) {
-        for (advisor, since) in self.state.offers.drain(..) {
-            self.out.spans.push(Span {
-                advisor,
-                phase: Phase::Offered,
-                start: since,
-                end: Some(time),
-                leg_start: since,
-            });
+        for (advisor, since) in std::mem::take(&mut self.state.offers) {
+            self.close(ringing(advisor, since), time);
         }
     }
 
     fn end_offer(&mut self, advisor: AdvisorIdx, time: Timestamp) {
         if let Some(position) = self.state.offers.iter().position(|(a, _)| *a == advisor) {
             let (_, since) = self.state.offers.remove(position);
-            self.out.spans.push(Span {
-                advisor,
-                phase: Phase::Offered,
-                start: since,
-                end: Some(time),
-                leg_start: since,
-            });
+            self.close(ringing(advisor, since), time);
         }
     }
 
@@ -461,11 +497,21 @@ impl Fold<'_> {
         leg.since = time;
         let (advisor, leg_start) = (leg.advisor, leg.answered_at);
         let (phase, since) = span;
-        self.out.spans.push(Span {
+        self.close(
+            Span {
+                advisor,
+                phase,
+                start: since,
+                end: None,
+                leg_start,
+            },
+            time,
+        );
+        self.open(Span {
             advisor,
-            phase,
-            start: since,
-            end: Some(time),
+            phase: Phase::Acw,
+            start: time,
+            end: None,
             leg_start,
         });
     }
@@ -493,13 +539,16 @@ impl Fold<'_> {
             "end_conversation always leaves the leg in after-contact work"
         );
         let acw_since = leg.since;
-        self.out.spans.push(Span {
-            advisor: leg.advisor,
-            phase: Phase::Acw,
-            start: acw_since,
-            end: Some(time),
-            leg_start: leg.answered_at,
-        });
+        self.close(
+            Span {
+                advisor: leg.advisor,
+                phase: Phase::Acw,
+                start: acw_since,
+                end: None,
+                leg_start: leg.answered_at,
+            },
+            time,
+        );
         self.out.records.push(Record::Handled {
             advisor: leg.advisor,
             qc: leg.qc,
@@ -536,6 +585,7 @@ impl Fold<'_> {
                     && !self.state.offers.iter().any(|(a, _)| *a == advisor)
                 {
                     self.state.offers.push((advisor, time));
+                    self.open(ringing(advisor, time));
                 }
             }
             FactKind::Missed => {
@@ -571,6 +621,13 @@ impl Fold<'_> {
                     transferred: false,
                     phase: LegPhase::Talking,
                 });
+                self.open(Span {
+                    advisor,
+                    phase: Phase::Talking,
+                    start: time,
+                    end: None,
+                    leg_start: time,
+                });
             }
             FactKind::Held => {
                 if let Some(active) = self.active_leg() {
@@ -582,12 +639,18 @@ impl Fold<'_> {
                         leg.since = time;
                         leg.held = true;
                         let (advisor, leg_start) = (leg.advisor, leg.answered_at);
-                        self.out.spans.push(Span {
+                        let talking = Span {
                             advisor,
                             phase: Phase::Talking,
                             start: since,
-                            end: Some(time),
+                            end: None,
                             leg_start,
+                        };
+                        self.close(talking, time);
+                        self.open(Span {
+                            phase: Phase::OnHold,
+                            start: time,
+                            ..talking
                         });
                     }
                 }
@@ -601,12 +664,18 @@ impl Fold<'_> {
                         leg.phase = LegPhase::Talking;
                         leg.since = time;
                         let (advisor, leg_start) = (leg.advisor, leg.answered_at);
-                        self.out.spans.push(Span {
+                        let on_hold = Span {
                             advisor,
                             phase: Phase::OnHold,
                             start: since,
-                            end: Some(time),
+                            end: None,
                             leg_start,
+                        };
+                        self.close(on_hold, time);
+                        self.open(Span {
+                            phase: Phase::Talking,
+                            start: time,
+                            ..on_hold
                         });
                     }
                 }
@@ -708,11 +777,13 @@ pub(crate) fn derive_into(
 ) -> FoldState {
     out.records.clear();
     out.spans.clear();
+    out.ended.clear();
     out.finished_at = None;
     let mut state = FoldState::default();
     let mut fold = Fold {
         state: &mut state,
         out,
+        stepping: false,
     };
     for fact in facts {
         fold.apply(fact);
@@ -1010,6 +1081,73 @@ mod tests {
         assert_eq!(derived.finished_at, None);
         let waiting = derive(&facts[..1], Some(at(1000)));
         assert_eq!(waiting.waiting, None);
+    }
+
+    /// `spans` as a multiset, in a canonical order.
+    fn canonical(
+        mut spans: Vec<Span>,
+    ) -> Vec<(u32, Phase, Timestamp, Option<Timestamp>, Timestamp)> {
+        let mut keys: Vec<_> = spans
+            .drain(..)
+            .map(|s| (s.advisor, s.phase, s.start, s.end, s.leg_start))
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    proptest::proptest! {
+        /// Applied one step after the other, facts report exactly what changes between the
+        /// derivations of the facts before and after each: the records the step adds, and the
+        /// spans it takes away (`ended`, each open before) and adds (`spans`).
+        #[test]
+        fn a_step_reports_what_changes_between_derivations(
+            steps in proptest::collection::vec((0u8..14, 0i64..3, 0u32..3, 0u32..2), 0..40),
+        ) {
+            let mut facts = Vec::new();
+            let mut time = 0;
+            for (code, gap, advisor, queue) in steps {
+                time += gap;
+                let kind = match code {
+                    0 | 11 => FactKind::Queued,
+                    1 | 12 => FactKind::Offered,
+                    2 => FactKind::Missed,
+                    3 | 13 => FactKind::Answered,
+                    4 => FactKind::Held,
+                    5 => FactKind::Resumed,
+                    6 => FactKind::Transferred,
+                    7 => FactKind::Abandoned,
+                    8 => FactKind::Dequeued(DequeueReason::ALL[advisor as usize % DequeueReason::ALL.len()]),
+                    9 => FactKind::Ended,
+                    _ => FactKind::Completed,
+                };
+                let advisor = (code % 4 != 0).then_some(advisor);
+                facts.push(Fact::new(at(time), facts.len() as u64, kind, advisor, Some(queue), Some(Channel::Chat)));
+            }
+            let facts = sorted(facts);
+            let mut state = FoldState::default();
+            let mut spans: Vec<Span> = Vec::new();
+            let mut records: Vec<Record> = Vec::new();
+            let mut step = Derived::default();
+            for (index, fact) in facts.iter().enumerate() {
+                step.records.clear();
+                step.spans.clear();
+                step.ended.clear();
+                state.step(fact, &mut step);
+                for ended in &step.ended {
+                    proptest::prop_assert_eq!(ended.end, None, "only open spans end");
+                    let position = spans.iter().position(|span| span == ended);
+                    proptest::prop_assert!(position.is_some(), "{:?} ended but was not open", ended);
+                    spans.swap_remove(position.unwrap());
+                }
+                spans.extend_from_slice(&step.spans);
+                records.extend_from_slice(&step.records);
+                let expected = derive(&facts[..=index], None);
+                proptest::prop_assert_eq!(canonical(spans.clone()), canonical(expected.spans));
+                proptest::prop_assert_eq!(&records, &expected.records);
+                proptest::prop_assert_eq!(state.waiting(), expected.waiting);
+                proptest::prop_assert_eq!(state.finished_at(), expected.finished_at);
+            }
+        }
     }
 
     #[test]

@@ -14,8 +14,8 @@ use crate::abandoned::{AbandonedChange, AbandonedJournal};
 use crate::advisor::{Advisor, Status, StatusPoint};
 use crate::config::{ConfigErrors, ProcessingConfig, QueueConfig, SiteConfig, SlVariant};
 use crate::contact::{
-    Derived, Fact, FactKind, FoldState, MAX_INDEXED_NAMES, QueueChannel, Record, comes_last,
-    derive_into, diff, fact_position,
+    Derived, Fact, FactKind, FoldState, MAX_INDEXED_NAMES, QueueChannel, Record, Waiting,
+    comes_last, derive_into, diff, fact_position,
 };
 use crate::event::{
     AdvisorEvent, AdvisorEventKind, AdvisorStatus, Channel, ContactEvent, ContactEventKind, Event,
@@ -1004,20 +1004,17 @@ impl SiteProcessor {
         let in_order = comes_last(&state.facts, &fact);
         if in_order {
             // In order, the usual case: go on from where the contact stood. Only what was
-            // open can change; what was already derived stays as it is, and every record of
-            // this step is new.
-            old.records.clear();
-            old.spans.clear();
-            state.fold.open_spans(None, &mut old.spans);
+            // open can change; what was already derived stays as it is, and the step reports
+            // what it changes (every record of this step is new).
             old.waiting = state.fold.waiting();
             old.finished_at = state.fold.finished_at();
             new.records.clear();
             new.spans.clear();
+            new.ended.clear();
             state.fold.step(&fact, new);
             // A fact that changes nothing (a repeat) leaves the buffer's end as the last
             // contact derived with it left it.
             new.finished_at = state.fold.finished_at();
-            state.fold.open_spans(None, &mut new.spans);
             new.waiting = state.fold.waiting();
             state.facts.push(fact);
         } else {
@@ -1034,9 +1031,33 @@ impl SiteProcessor {
         {
             self.finishing.push(Reverse((finished, key)));
         }
-        self.apply_change(key, &contact.contact, old, new);
+        if in_order {
+            self.apply_step(key, &contact.contact, old.waiting, new);
+        } else {
+            self.apply_change(key, &contact.contact, old, new);
+        }
         self.scratch = Some(scratch);
         Ok(())
+    }
+
+    /// Applies what one step of a contact changed (see [`Derived`]) to queues and advisors;
+    /// `waiting` is where the contact waited before.
+    fn apply_step(&mut self, key: u128, id: &str, waiting: Option<Waiting>, step: &Derived) {
+        for record in &step.records {
+            if self.abandoned.is_some() {
+                self.note_abandoned(id, record, true);
+            }
+            self.record(record, true);
+        }
+        for span in &step.ended {
+            self.touched_advisors.push(span.advisor);
+            self.advisor_state[span.advisor as usize].remove_span(span);
+        }
+        for span in &step.spans {
+            self.touched_advisors.push(span.advisor);
+            self.advisor_state[span.advisor as usize].add_span(span);
+        }
+        self.change_waiting(key, id, waiting, step.waiting);
     }
 
     /// Applies the difference between two derivations of a contact to queues and advisors.
@@ -1057,13 +1078,18 @@ impl SiteProcessor {
                 advisor.remove_span(&span)
             }
         });
-        if old.waiting != new.waiting {
-            if let Some(waiting) = old.waiting
+        self.change_waiting(key, id, old.waiting, new.waiting);
+    }
+
+    /// The contact `key` (`id`) waited as `old` and now waits as `new`.
+    fn change_waiting(&mut self, key: u128, id: &str, old: Option<Waiting>, new: Option<Waiting>) {
+        if old != new {
+            if let Some(waiting) = old
                 && let Some(index) = self.queue_channel_index(waiting.qc)
             {
                 self.queue_channels[index as usize].stop_waiting(waiting.since, key);
             }
-            if let Some(waiting) = new.waiting {
+            if let Some(waiting) = new {
                 let index = self.queue_channel_entry(waiting.qc);
                 self.queue_channels[index as usize].start_waiting(waiting.since, key, id);
             }
