@@ -1040,6 +1040,14 @@ impl SiteProcessor {
         Ok(())
     }
 
+    /// Marks `advisor` to be settled after the event (see [`SiteProcessor::settle_touched`]);
+    /// an event usually touches the same advisor several times in a row.
+    fn touch_advisor(&mut self, advisor: u32) {
+        if self.touched_advisors.last() != Some(&advisor) {
+            self.touched_advisors.push(advisor);
+        }
+    }
+
     /// Applies what one step of a contact changed (see [`Derived`]) to queues and advisors;
     /// `waiting` is where the contact waited before.
     fn apply_step(&mut self, key: u128, id: &str, waiting: Option<Waiting>, step: &Derived) {
@@ -1050,11 +1058,11 @@ impl SiteProcessor {
             self.record(record, true);
         }
         for span in &step.ended {
-            self.touched_advisors.push(span.advisor);
+            self.touch_advisor(span.advisor);
             self.advisor_state[span.advisor as usize].remove_span(span);
         }
         for span in &step.spans {
-            self.touched_advisors.push(span.advisor);
+            self.touch_advisor(span.advisor);
             self.advisor_state[span.advisor as usize].add_span(span);
         }
         self.change_waiting(key, id, waiting, step.waiting);
@@ -1070,7 +1078,7 @@ impl SiteProcessor {
             self.record(&record, add)
         });
         diff(&old.spans, &new.spans, |span, add| {
-            self.touched_advisors.push(span.advisor);
+            self.touch_advisor(span.advisor);
             let advisor = &mut self.advisor_state[span.advisor as usize];
             if add {
                 advisor.add_span(&span)
@@ -1098,7 +1106,7 @@ impl SiteProcessor {
 
     fn record(&mut self, record: &Record, add: bool) {
         let advisor_entry = |processor: &mut SiteProcessor, advisor: u32, entry: Entry| {
-            processor.touched_advisors.push(advisor);
+            processor.touch_advisor(advisor);
             processor.advisor_state[advisor as usize]
                 .tally
                 .update(entry, add);
@@ -1180,7 +1188,7 @@ impl SiteProcessor {
         };
         self.advisor_state[advisor as usize]
             .add_status(StatusPoint::new(event.time, rank, id as u64, status));
-        self.touched_advisors.push(advisor);
+        self.touch_advisor(advisor);
     }
 
     /// Forgets what the allowed lateness no longer protects: old ids, completed and expired
@@ -1381,14 +1389,16 @@ impl SiteProcessor {
             .map(|index| &self.queue_channels[index as usize])
     }
 
-    /// Where a queue-channel is kept, creating it on first sight.
-    /// The queue-channel a record changes, marked for settling.
+    /// The queue-channel a record changes, marked for settling (once for records in a row).
     fn touch_queue(&mut self, qc: QueueChannel) -> &mut QueueChannelState {
         let index = self.queue_channel_entry(qc);
-        self.touched_queues.push(index);
+        if self.touched_queues.last() != Some(&index) {
+            self.touched_queues.push(index);
+        }
         &mut self.queue_channels[index as usize]
     }
 
+    /// Where a queue-channel is kept, creating it on first sight.
     fn queue_channel_entry(&mut self, qc: QueueChannel) -> u32 {
         if let Some(index) = self.queue_channel_index(qc) {
             return index;
