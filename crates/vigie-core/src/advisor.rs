@@ -447,9 +447,9 @@ enum Change {
     /// A status change.
     Status,
     /// A span of this phase begins.
-    Starts(u8),
+    Starts(Phase),
     /// A span of this phase ends.
-    Ends(u8),
+    Ends(Phase),
 }
 
 /// What a walk over the timeline reports.
@@ -662,19 +662,18 @@ impl Advisor {
             if end.is_some_and(|end| end <= span.start) {
                 continue; // Never in progress.
             }
-            let phase = span.phase as usize;
             if span.start < from {
                 // Begun before the walk: counts from the outset unless it ended before.
                 if end.is_none_or(|end| end >= from) {
-                    counts[phase] += 1;
+                    counts[span.phase as usize] += 1;
                 }
             } else if in_range(span.start) {
-                changes.push((span.start, Change::Starts(phase as u8)));
+                changes.push((span.start, Change::Starts(span.phase)));
             }
             if let Some(end) = end
                 && in_range(end)
             {
-                changes.push((end, Change::Ends(phase as u8)));
+                changes.push((end, Change::Ends(span.phase)));
             }
         }
         changes.sort_unstable_by_key(|(time, _)| *time);

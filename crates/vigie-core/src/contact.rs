@@ -1084,11 +1084,9 @@ mod tests {
     }
 
     /// `spans` as a multiset, in a canonical order.
-    fn canonical(
-        mut spans: Vec<Span>,
-    ) -> Vec<(u32, Phase, Timestamp, Option<Timestamp>, Timestamp)> {
+    fn canonical(spans: &[Span]) -> Vec<(u32, Phase, Timestamp, Option<Timestamp>, Timestamp)> {
         let mut keys: Vec<_> = spans
-            .drain(..)
+            .iter()
             .map(|s| (s.advisor, s.phase, s.start, s.end, s.leg_start))
             .collect();
         keys.sort_unstable();
@@ -1142,7 +1140,7 @@ mod tests {
                 spans.extend_from_slice(&step.spans);
                 records.extend_from_slice(&step.records);
                 let expected = derive(&facts[..=index], None);
-                proptest::prop_assert_eq!(canonical(spans.clone()), canonical(expected.spans));
+                proptest::prop_assert_eq!(canonical(&spans), canonical(&expected.spans));
                 proptest::prop_assert_eq!(&records, &expected.records);
                 proptest::prop_assert_eq!(state.waiting(), expected.waiting);
                 proptest::prop_assert_eq!(state.finished_at(), expected.finished_at);

@@ -14,7 +14,7 @@ use crate::abandoned::{AbandonedChange, AbandonedJournal};
 use crate::advisor::{Advisor, Status, StatusPoint};
 use crate::config::{ConfigErrors, ProcessingConfig, QueueConfig, SiteConfig, SlVariant};
 use crate::contact::{
-    Derived, Fact, FactKind, FoldState, MAX_INDEXED_NAMES, QueueChannel, Record, Waiting,
+    Derived, Fact, FactKind, FoldState, MAX_INDEXED_NAMES, QueueChannel, Record, Span, Waiting,
     comes_last, derive_into, diff, fact_position,
 };
 use crate::event::{
@@ -1052,18 +1052,13 @@ impl SiteProcessor {
     /// `waiting` is where the contact waited before.
     fn apply_step(&mut self, key: u128, id: &str, waiting: Option<Waiting>, step: &Derived) {
         for record in &step.records {
-            if self.abandoned.is_some() {
-                self.note_abandoned(id, record, true);
-            }
-            self.record(record, true);
+            self.contact_record(id, record, true);
         }
         for span in &step.ended {
-            self.touch_advisor(span.advisor);
-            self.advisor_state[span.advisor as usize].remove_span(span);
+            self.advisor_span(span, false);
         }
         for span in &step.spans {
-            self.touch_advisor(span.advisor);
-            self.advisor_state[span.advisor as usize].add_span(span);
+            self.advisor_span(span, true);
         }
         self.change_waiting(key, id, waiting, step.waiting);
     }
@@ -1072,21 +1067,36 @@ impl SiteProcessor {
     /// `id` is the contact's (needed when it starts waiting in a queue).
     fn apply_change(&mut self, key: u128, id: &str, old: &Derived, new: &Derived) {
         diff(&old.records, &new.records, |record, add| {
-            if self.abandoned.is_some() {
-                self.note_abandoned(id, &record, add);
-            }
-            self.record(&record, add)
+            self.contact_record(id, &record, add)
         });
         diff(&old.spans, &new.spans, |span, add| {
-            self.touch_advisor(span.advisor);
-            let advisor = &mut self.advisor_state[span.advisor as usize];
-            if add {
-                advisor.add_span(&span)
-            } else {
-                advisor.remove_span(&span)
-            }
+            self.advisor_span(&span, add)
         });
         self.change_waiting(key, id, old.waiting, new.waiting);
+    }
+
+    /// Adds (or withdraws) a record of the contact `id` to its queue and advisor tallies, and
+    /// to the abandons reported when enabled. Inlined (as is [`SiteProcessor::advisor_span`])
+    /// where each step and each difference applies it: left to the compiler, both calls cost
+    /// 1% more instructions per event (callgrind, 1,000-advisor day).
+    #[inline(always)]
+    fn contact_record(&mut self, id: &str, record: &Record, add: bool) {
+        if self.abandoned.is_some() {
+            self.note_abandoned(id, record, add);
+        }
+        self.record(record, add);
+    }
+
+    /// Gives a span to its advisor's timeline (or takes it back).
+    #[inline(always)]
+    fn advisor_span(&mut self, span: &Span, add: bool) {
+        self.touch_advisor(span.advisor);
+        let advisor = &mut self.advisor_state[span.advisor as usize];
+        if add {
+            advisor.add_span(span);
+        } else {
+            advisor.remove_span(span);
+        }
     }
 
     /// The contact `key` (`id`) waited as `old` and now waits as `new`.
