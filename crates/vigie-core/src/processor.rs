@@ -184,6 +184,14 @@ impl QueueChannelState {
         self.flow.is_consistent() && self.handling.is_consistent() && waiters_in_order
     }
 
+    /// Asks for what a contact event reads and changes: the heads of the logs and the
+    /// waiters, not the settled tallies (see [`Advisor::prefetch_hot`]).
+    fn prefetch_hot(&self) {
+        self.flow.prefetch_header();
+        self.handling.prefetch_header();
+        crate::prefetch::line(&self.waiting);
+    }
+
     fn waiter_position(&self, since: Timestamp, key: u128) -> Result<usize, usize> {
         self.waiting
             .binary_search_by(|waiter| (waiter.since, waiter.key).cmp(&(since, key)))
@@ -804,11 +812,11 @@ impl SiteProcessor {
             self.contacts.prefetch(keys.contact);
         }
         if let Some(advisor) = keys.advisor {
-            crate::prefetch::value(&self.advisor_state[advisor as usize]);
+            self.advisor_state[advisor as usize].prefetch_hot();
             crate::prefetch::line(&self.advisor_settled[advisor as usize]);
         }
         if let Some(index) = keys.queue_channel {
-            crate::prefetch::value(&self.queue_channels[index as usize]);
+            self.queue_channels[index as usize].prefetch_hot();
         }
     }
 

@@ -760,7 +760,14 @@ impl<E: Timed, T: Tally<E>> EntryLog<E, T> {
         self.settled_day
     }
 
-    /// Entries currently kept (for memory accounting).
+    /// Asks for the memory an entry's addition reads first: the log's fields other than its
+    /// settled tally (read only when settling). They lie together (56 bytes, 8-aligned), from
+    /// the buffer's fields to `settled_day` or the other way round as the compiler orders them.
+    pub(crate) fn prefetch_header(&self) {
+        crate::prefetch::line(&self.entries);
+        crate::prefetch::line(&self.settled_day);
+    }
+
     /// Asks for the memory where an entry is usually added: after the newest one.
     pub(crate) fn prefetch_newest(&self) {
         if let Some(newest) = self.entries.back() {
@@ -768,6 +775,7 @@ impl<E: Timed, T: Tally<E>> EntryLog<E, T> {
         }
     }
 
+    /// Entries currently kept (for memory accounting).
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
