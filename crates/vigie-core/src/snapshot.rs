@@ -226,9 +226,9 @@ struct SavedState<'a> {
     young: &'a VecDeque<(Timestamp, u64, u64)>,
     expiries: &'a BTreeSet<(Timestamp, u128)>,
     queues: &'a [Box<str>],
-    /// Where each queue's channels are kept in `queue_channels` (the only state in its
-    /// settings: the rest comes from the configuration).
-    queue_channel_indices: Vec<[u32; CHANNELS]>,
+    /// Where each queue's channels are kept in `queue_channels` (the queues' settings are not
+    /// kept: they come from the configuration).
+    queue_channel_indices: &'a [[u32; CHANNELS]],
     queue_channels: &'a [QueueChannelState],
     queue_intervals: &'a [QueueIntervals],
     advisors: &'a [Box<str>],
@@ -286,7 +286,7 @@ impl SiteProcessor {
             young: &self.young,
             expiries: &self.expiries,
             queues: self.queues.names(),
-            queue_channel_indices: self.queue_settings.iter().map(|q| q.channels).collect(),
+            queue_channel_indices: &self.queue_channel_of,
             queue_channels: &self.queue_channels,
             queue_intervals: &self.queue_intervals,
             advisors: self.advisors.names(),
@@ -436,17 +436,13 @@ impl RestoredState {
         processor.finishing = self.finishing;
         processor.young = self.young;
         processor.expiries = self.expiries;
-        // Settings as the configuration gives them (set again just below): only the channels
-        // are state.
-        processor.queue_settings = self
-            .queue_channel_indices
+        // Settings as the configuration gives them (set again just below).
+        processor.queue_settings = queues
+            .names()
             .iter()
-            .zip(queues.names())
-            .map(|(channels, id)| QueueSettings {
-                channels: *channels,
-                ..QueueSettings::from_config(QueueConfig::with_defaults(id.as_ref()), &site)
-            })
+            .map(|id| QueueSettings::from_config(QueueConfig::with_defaults(id.as_ref()), &site))
             .collect();
+        processor.queue_channel_of = self.queue_channel_indices;
         processor.queues = queues;
         processor.queue_channels = self.queue_channels;
         processor.queue_intervals = self.queue_intervals;
@@ -587,16 +583,16 @@ mod tests {
                 p.advisor_state.push(Advisor::new(Timestamp::MIN));
             }),
             ("queue-channel 7 is unknown", |p| {
-                p.queue_settings[0].channels[1] = 7;
+                p.queue_channel_of[0][1] = 7;
             }),
             ("queue-channel 0 is unknown or shared", |p| {
-                p.queue_settings[0].channels[1] = 0;
+                p.queue_channel_of[0][1] = 0;
             }),
             ("queue-channel 0 is not kept by its queue", |p| {
                 p.queue_channels[0].queue = 0;
-                p.queue_settings[0].channels[0] = NO_CHANNEL;
+                p.queue_channel_of[0][0] = NO_CHANNEL;
                 p.queue_index("other");
-                p.queue_settings[1].channels[0] = 0;
+                p.queue_channel_of[1][0] = 0;
             }),
             ("queue-channel 0 has inconsistent logs", |p| {
                 p.queue_channels[0].waiting.reverse();

@@ -432,7 +432,7 @@ impl SiteProcessor {
         let queue = self.queue_channels[index].queue;
         let channel = Channel::ALL
             .iter()
-            .zip(self.queue_settings[queue as usize].channels)
+            .zip(self.queue_channel_of[queue as usize])
             .find(|(_, at)| *at as usize == index)
             .map_or("?", |(channel, _)| channel.as_str());
         format!("queue {:?} ({channel})", self.queues.name(queue))
