@@ -126,7 +126,7 @@ pub struct MemoryItems {
 /// Number of channels (`Channel::ALL`).
 pub(crate) const CHANNELS: usize = Channel::ALL.len();
 
-/// Marks a channel a queue has not seen yet in [`QueueSettings::channels`].
+/// Marks a channel a queue has not seen yet in `SiteProcessor::queue_channel_of`.
 pub(crate) const NO_CHANNEL: u32 = u32::MAX;
 
 #[derive(Clone, Debug)]
@@ -406,7 +406,7 @@ pub struct SiteProcessor {
     pub(crate) expiries: BTreeSet<(Timestamp, u128)>,
     pub(crate) queues: Interner,
     pub(crate) queue_settings: Vec<QueueSettings>,
-    /// Every queue-channel seen, in order of first appearance (see [`QueueSettings::channels`]).
+    /// Every queue-channel seen, in order of first appearance (see `queue_channel_of`).
     pub(crate) queue_channels: Vec<QueueChannelState>,
     /// Where each channel of each queue (by queue index) is kept in `queue_channels`, by
     /// position in `Channel::ALL` ([`NO_CHANNEL`] until the queue sees the channel): a direct

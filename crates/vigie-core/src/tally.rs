@@ -761,8 +761,10 @@ impl<E: Timed, T: Tally<E>> EntryLog<E, T> {
     }
 
     /// Asks for the memory an entry's addition reads first: the log's fields other than its
-    /// settled tally (read only when settling). They lie together (56 bytes, 8-aligned), from
-    /// the buffer's fields to `settled_day` or the other way round as the compiler orders them.
+    /// settled tally (read only when settling). They lie together, 56 bytes with the buffer's
+    /// fields at one end and `settled_day` at the other (`tests::a_log_head_is_asked_for_whole`
+    /// fails if the compiler lays them out otherwise), so two lines hold them all. Asking for
+    /// each field's line instead measured 2% slower on the 10,000-advisor day.
     pub(crate) fn prefetch_header(&self) {
         crate::prefetch::line(&self.entries);
         crate::prefetch::line(&self.settled_day);
@@ -794,6 +796,37 @@ impl<E: Timed, T: Tally<E>> EntryLog<E, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The head of a log (what [`EntryLog::prefetch_header`] asks for by its two ends) is one
+    /// block of 56 bytes from the entries' buffer to `settled_day`, in either order.
+    #[test]
+    fn a_log_head_is_asked_for_whole() {
+        use std::mem::{offset_of, size_of};
+        macro_rules! check {
+            ($log:ty, $entry:ty) => {{
+                let buffer = (offset_of!($log, entries), size_of::<VecDeque<$entry>>());
+                let day = (offset_of!($log, settled_day), size_of::<Timestamp>());
+                let fields = [
+                    buffer,
+                    (offset_of!($log, settled_until), size_of::<Timestamp>()),
+                    (offset_of!($log, settled_count), size_of::<usize>()),
+                    day,
+                ];
+                let start = fields.iter().map(|f| f.0).min().unwrap();
+                let end = fields.iter().map(|f| f.0 + f.1).max().unwrap();
+                let name = stringify!($log);
+                assert_eq!(end - start, 56, "{name}: its head is not one block");
+                let ends = |f: (usize, usize)| f.0 == start || f.0 + f.1 == end;
+                assert!(
+                    ends(buffer) && ends(day) && buffer.0 != day.0,
+                    "{name}: its head does not run from the buffer to settled_day"
+                );
+            }};
+        }
+        check!(FlowLog, FlowEntry);
+        check!(HandlingLog, Entry);
+        check!(AdvisorLog, Entry);
+    }
 
     const THRESHOLDS: Thresholds = Thresholds {
         sl_threshold: Millis(20_000),
