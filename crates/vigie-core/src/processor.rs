@@ -1049,9 +1049,7 @@ impl SiteProcessor {
     /// Marks `advisor` to be settled after the event (see [`SiteProcessor::settle_touched`]);
     /// an event usually touches the same advisor several times in a row.
     fn touch_advisor(&mut self, advisor: u32) {
-        if self.touched_advisors.last() != Some(&advisor) {
-            self.touched_advisors.push(advisor);
-        }
+        mark_once(&mut self.touched_advisors, advisor);
     }
 
     /// Applies what one step of a contact changed (see [`Derived`]) to queues and advisors;
@@ -1408,9 +1406,7 @@ impl SiteProcessor {
     /// The queue-channel a record changes, marked for settling (once for records in a row).
     fn touch_queue(&mut self, qc: QueueChannel) -> &mut QueueChannelState {
         let index = self.queue_channel_entry(qc);
-        if self.touched_queues.last() != Some(&index) {
-            self.touched_queues.push(index);
-        }
+        mark_once(&mut self.touched_queues, index);
         &mut self.queue_channels[index as usize]
     }
 
@@ -1442,6 +1438,14 @@ impl SiteProcessor {
                 queue,
                 channel: *channel,
             })
+    }
+}
+
+/// Adds `index` to the marks unless it is the last one already: settling sorts and
+/// deduplicates the marks anyway, and the same index usually comes several times in a row.
+fn mark_once(marks: &mut Vec<u32>, index: u32) {
+    if marks.last() != Some(&index) {
+        marks.push(index);
     }
 }
 
