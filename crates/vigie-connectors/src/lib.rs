@@ -32,6 +32,6 @@ pub use asterisk_queue_log::{
     QueueLogConfig, QueueLogQueueConfig, QueueLogTranslator, TranslatorStats,
 };
 pub use twilio_taskrouter::{
-    Callback, CallbackOutcome, CallbackProblem, QueueIdSource, TaskRouterConfig,
+    Callback, CallbackOutcome, CallbackProblem, QueueIdSource, SignatureChecker, TaskRouterConfig,
     TaskRouterConfigErrors, TaskRouterStats, TaskRouterTranslator,
 };

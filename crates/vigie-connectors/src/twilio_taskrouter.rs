@@ -43,8 +43,12 @@
 //!
 //! The site is given by the caller with each callback (the HTTP endpoint's `site` query
 //! parameter), so that one translator serves every site.
+//!
+//! **Signatures.** [`SignatureChecker`] checks Twilio's `X-Twilio-Signature` of a callback,
+//! given the account's auth token and the URL Twilio called (the endpoint knows both).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use vigie_core::{
@@ -142,6 +146,15 @@ pub struct TaskRouterConfig {
     /// it, or when a task does not carry it, the contact is the `TaskSid`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact_attribute: Option<String>,
+    /// File holding the Twilio account's auth token (its first line): when set, a callback
+    /// must carry Twilio's valid `X-Twilio-Signature`, else it is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_token_file: Option<PathBuf>,
+    /// The workspace's Event Callback URL as set in TaskRouter, without its query string
+    /// (`https://proxy.example.com/ingest/v1/twilio/taskrouter`): the URL Twilio signs, which a
+    /// proxy in front of Vigie may have changed. Required with `auth_token_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
 }
 
 fn default_available() -> Vec<String> {
@@ -170,6 +183,8 @@ impl Default for TaskRouterConfig {
             channels: BTreeMap::new(),
             dequeue_reasons: default_dequeue_reasons(),
             contact_attribute: None,
+            auth_token_file: None,
+            public_url: None,
         }
     }
 }
@@ -242,6 +257,22 @@ impl TaskRouterConfig {
         {
             checks.push("contact_attribute", "must name a task attribute");
         }
+        match (&self.auth_token_file, &self.public_url) {
+            (Some(_), None) => checks.push(
+                "public_url",
+                "required with auth_token_file: the Event Callback URL as set in TaskRouter, without its query string (https://proxy.example.com/ingest/v1/twilio/taskrouter), which Twilio signs",
+            ),
+            (None, Some(_)) => checks.push(
+                "auth_token_file",
+                "required with public_url: without the account's auth token, signatures cannot be checked",
+            ),
+            _ => {}
+        }
+        if let Some(url) = &self.public_url
+            && let Err(why) = public_url_problem(url)
+        {
+            checks.push("public_url", format!("{url:?} {why}"));
+        }
         checks.finish(TaskRouterConfigErrors)?;
         Ok(TaskRouterTranslator {
             queues: self.queues.clone(),
@@ -255,6 +286,139 @@ impl TaskRouterConfig {
             stats: TaskRouterStats::default(),
         })
     }
+}
+
+/// Why `url` cannot be the Event Callback URL Twilio signs.
+fn public_url_problem(url: &str) -> Result<(), &'static str> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err("must start with https:// (or http://)");
+    };
+    if !matches!(scheme, "https" | "http") {
+        return Err("must start with https:// (or http://)");
+    }
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err("must name a host");
+    }
+    if rest.contains(['?', '#']) {
+        return Err(
+            "must not hold a query string: the callback's own (site, token) is added to it",
+        );
+    }
+    Ok(())
+}
+
+/// Checks Twilio's request signatures (`X-Twilio-Signature`).
+///
+/// Twilio signs each request with HMAC-SHA1 keyed by the account's auth token, over the URL it
+/// called (query string included) followed by every field of the form body, sorted by name
+/// then value, each name followed by its value with no separator; the header holds the MAC in
+/// base64 (Twilio, "Webhooks security",
+/// <https://www.twilio.com/docs/usage/webhooks/webhooks-security>). Whether the URL names
+/// the scheme's default port depends on how it was typed in Twilio's console, so, as Twilio's
+/// own libraries do, a signature over the URL with its port (the default one when it names
+/// none) or without any port is accepted.
+pub struct SignatureChecker {
+    key: ring::hmac::Key,
+}
+
+impl std::fmt::Debug for SignatureChecker {
+    /// Never shows the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SignatureChecker(..)")
+    }
+}
+
+impl SignatureChecker {
+    /// A checker for the account whose auth token is `auth_token`.
+    pub fn new(auth_token: &str) -> SignatureChecker {
+        SignatureChecker {
+            key: ring::hmac::Key::new(
+                ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+                auth_token.as_bytes(),
+            ),
+        }
+    }
+
+    /// The signature Twilio gives a form `body` posted to `url` (exactly as written).
+    pub fn sign(&self, url: &str, body: &[u8]) -> Result<String, CallbackProblem> {
+        use base64::Engine as _;
+        let signed = signed_text(url, body)?;
+        let tag = ring::hmac::sign(&self.key, signed.as_bytes());
+        Ok(base64::engine::general_purpose::STANDARD.encode(tag.as_ref()))
+    }
+
+    /// Whether `signature` is Twilio's for a form `body` posted to `url`, with or without
+    /// its port (see the type's comment). A body that is not a form is a problem, not a
+    /// mismatch.
+    pub fn verify(&self, url: &str, body: &[u8], signature: &str) -> Result<bool, CallbackProblem> {
+        use base64::Engine as _;
+        let fields = signed_fields(body)?;
+        let Ok(tag) = base64::engine::general_purpose::STANDARD.decode(signature.trim()) else {
+            return Ok(false);
+        };
+        let (with_port, without_port) = url_port_forms(url);
+        Ok([with_port, without_port].iter().any(|url| {
+            // Constant time: the comparison tells nothing of how much of a forgery matched.
+            ring::hmac::verify(&self.key, format!("{url}{fields}").as_bytes(), &tag).is_ok()
+        }))
+    }
+}
+
+/// What Twilio signs: `url` then the form's fields (see [`SignatureChecker`]).
+fn signed_text(url: &str, body: &[u8]) -> Result<String, CallbackProblem> {
+    Ok(format!("{url}{}", signed_fields(body)?))
+}
+
+/// The form's fields as Twilio signs them: decoded, sorted by name then value, each name
+/// followed by its value. Every field counts, repeated ones included.
+fn signed_fields(body: &[u8]) -> Result<String, CallbackProblem> {
+    let text = std::str::from_utf8(body)
+        .map_err(|error| CallbackProblem::NotAForm(format!("not UTF-8 text: {error}")))?;
+    let mut fields = text
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            Ok((percent_decode(key)?, percent_decode(value)?))
+        })
+        .collect::<Result<Vec<(String, String)>, CallbackProblem>>()?;
+    fields.sort_unstable();
+    Ok(fields
+        .into_iter()
+        .map(|(key, value)| key + &value)
+        .collect())
+}
+
+/// `url` with its port (the scheme's default one when it names none) and without any port.
+/// Edited as text, not parsed and written again, so that every other byte stays as Twilio
+/// signed it. A URL of another scheme, or without an authority, is returned twice as is.
+fn url_port_forms(url: &str) -> (String, String) {
+    let same = || (url.to_owned(), url.to_owned());
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return same();
+    };
+    let default_port = match scheme.to_ascii_lowercase().as_str() {
+        "https" => "443",
+        "http" => "80",
+        _ => return same(),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    // The host follows any user information; an IPv6 host is bracketed and holds colons.
+    let host_start = authority.rfind('@').map_or(0, |at| at + 1);
+    let (user, host_port) = authority.split_at(host_start);
+    let host_end = match host_port.rfind(':') {
+        Some(colon) if !host_port[colon..].contains(']') => colon,
+        _ => host_port.len(),
+    };
+    let host = &host_port[..host_end];
+    let port = host_port[host_end..]
+        .strip_prefix(':')
+        .unwrap_or(default_port);
+    (
+        format!("{scheme}://{user}{host}:{port}{tail}"),
+        format!("{scheme}://{user}{host}{tail}"),
+    )
 }
 
 /// Why a callback cannot be translated.
@@ -948,5 +1112,152 @@ mod tests {
                 "available_activities"
             ]
         );
+    }
+
+    // Twilio's published example (its helper libraries' tests): auth token "12345", this URL
+    // and these fields sign as "RSOYDt4T1cUTdK1PDd93/VVr8B8=".
+    const TWILIO_URL: &str = "https://mycompany.com/myapp.php?foo=1&bar=2";
+    const TWILIO_FORM: &[u8] = b"CallSid=CA1234567890ABCDE&Digits=1234&From=%2B14158675309&To=%2B18005551212&Caller=%2B14158675309";
+
+    #[test]
+    fn signatures_are_twilios_for_its_published_examples() {
+        let checker = SignatureChecker::new("12345");
+        assert_eq!(
+            checker.sign(TWILIO_URL, TWILIO_FORM).unwrap(),
+            "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+        );
+        assert!(
+            checker
+                .verify(TWILIO_URL, TWILIO_FORM, "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
+                .unwrap()
+        );
+        // A repeated field signs every value, sorted ("Digits" 1234 before 5678).
+        assert_eq!(
+            checker
+                .sign(
+                    TWILIO_URL,
+                    b"Sid=CA123&SidAccount=AC123&Digits=5678&Digits=1234"
+                )
+                .unwrap(),
+            "IK+Dwps556ElfBT0I3Rgjkr1wJU="
+        );
+        // The fields' order in the body does not matter.
+        assert_eq!(
+            checker
+                .sign(
+                    TWILIO_URL,
+                    b"Digits=1234&Digits=5678&SidAccount=AC123&Sid=CA123"
+                )
+                .unwrap(),
+            "IK+Dwps556ElfBT0I3Rgjkr1wJU="
+        );
+    }
+
+    #[test]
+    fn a_signature_holds_with_or_without_the_port() {
+        let checker = SignatureChecker::new("12345");
+        let expected = "RSOYDt4T1cUTdK1PDd93/VVr8B8=";
+        // Twilio's examples: signed without the port, called on another one (https)...
+        let with_port = TWILIO_URL.replace(".com", ".com:1234");
+        assert!(checker.verify(&with_port, TWILIO_FORM, expected).unwrap());
+        // ...signed with the default port, configured without it...
+        assert!(
+            checker
+                .verify(TWILIO_URL, TWILIO_FORM, "kvajT1Ptam85bY51eRf/AJRuM3w=")
+                .unwrap()
+        );
+        let http = TWILIO_URL.replace("https", "http");
+        assert!(
+            checker
+                .verify(&http, TWILIO_FORM, "0ZXoZLH/DfblKGATFgpif+LLRf4=")
+                .unwrap()
+        );
+        // ...and signed with its own port on http.
+        let http_port = with_port.replace("https", "http");
+        assert!(
+            checker
+                .verify(&http_port, TWILIO_FORM, "Zmvh+3yNM1Phv2jhDCwEM3q5ebU=")
+                .unwrap()
+        );
+        assert_eq!(
+            url_port_forms("https://user:pw@[::1]:8443/a?b=c:d"),
+            (
+                "https://user:pw@[::1]:8443/a?b=c:d".to_owned(),
+                "https://user:pw@[::1]/a?b=c:d".to_owned()
+            )
+        );
+        assert_eq!(
+            url_port_forms("http://[::1]/x"),
+            ("http://[::1]:80/x".to_owned(), "http://[::1]/x".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_signature_fails_for_another_body_url_token_or_a_garbled_header() {
+        let checker = SignatureChecker::new("12345");
+        let expected = "RSOYDt4T1cUTdK1PDd93/VVr8B8=";
+        let changed_field = b"CallSid=CA1234567890ABCDE&Digits=1235&From=%2B14158675309&To=%2B18005551212&Caller=%2B14158675309";
+        assert!(!checker.verify(TWILIO_URL, changed_field, expected).unwrap());
+        let extra_field = [TWILIO_FORM, b"&Extra=1"].concat();
+        assert!(!checker.verify(TWILIO_URL, &extra_field, expected).unwrap());
+        let other_query = TWILIO_URL.replace("foo=1", "foo=2");
+        assert!(!checker.verify(&other_query, TWILIO_FORM, expected).unwrap());
+        let other_path = TWILIO_URL.replace("myapp", "other");
+        assert!(!checker.verify(&other_path, TWILIO_FORM, expected).unwrap());
+        assert!(
+            !SignatureChecker::new("12346")
+                .verify(TWILIO_URL, TWILIO_FORM, expected)
+                .unwrap()
+        );
+        for garbled in ["", "not base64!", "RSOYDt4T1cUTdK1PDd93/VVr8B8", "AAAA"] {
+            assert!(!checker.verify(TWILIO_URL, TWILIO_FORM, garbled).unwrap());
+        }
+        assert!(matches!(
+            checker.verify(TWILIO_URL, b"a=%ZZ", expected),
+            Err(CallbackProblem::NotAForm(_))
+        ));
+    }
+
+    #[test]
+    fn the_signature_settings_go_together_and_the_url_is_checked() {
+        let config = |file: Option<&str>, url: Option<&str>| TaskRouterConfig {
+            auth_token_file: file.map(PathBuf::from),
+            public_url: url.map(str::to_owned),
+            ..TaskRouterConfig::default()
+        };
+        let fields = |config: TaskRouterConfig| -> Vec<String> {
+            match config.build() {
+                Ok(_) => Vec::new(),
+                Err(errors) => errors.0.into_iter().map(|p| p.to_string()).collect(),
+            }
+        };
+        assert!(fields(config(None, None)).is_empty());
+        let good = "https://proxy.example.com/ingest/v1/twilio/taskrouter";
+        assert!(fields(config(Some("twilio-token"), Some(good))).is_empty());
+        let missing_url = fields(config(Some("twilio-token"), None));
+        assert!(
+            missing_url[0].starts_with("public_url: required"),
+            "{missing_url:?}"
+        );
+        let missing_file = fields(config(None, Some(good)));
+        assert!(
+            missing_file[0].starts_with("auth_token_file: required"),
+            "{missing_file:?}"
+        );
+        for (bad, why) in [
+            ("proxy.example.com/x", "must start with https://"),
+            ("ftp://proxy.example.com/x", "must start with https://"),
+            ("https:///x", "must name a host"),
+            (
+                "https://proxy.example.com/x?site=paris",
+                "must not hold a query string",
+            ),
+        ] {
+            let found = fields(config(Some("twilio-token"), Some(bad)));
+            assert!(
+                found.len() == 1 && found[0].starts_with("public_url: ") && found[0].contains(why),
+                "{bad}: {found:?}"
+            );
+        }
     }
 }

@@ -7,13 +7,14 @@
 //!   or `application/x-ndjson` (JSON Lines), with `Authorization: Bearer <token>`.
 //! - `POST /ingest/v1/twilio/taskrouter?site=SITE`: one TaskRouter event callback
 //!   (`application/x-www-form-urlencoded`), token as a bearer or as the `token` query
-//!   parameter (TaskRouter cannot set headers).
+//!   parameter (TaskRouter cannot set headers); with `auth_token_file` set, Twilio's
+//!   `X-Twilio-Signature` must be valid as well.
 //!
 //! Each token belongs to a connector of the tokens file, limited to its sites. The answer is
 //! `200` with one result per event (`stored`, `duplicate`, `rejected` with the reason), or an
 //! error for the whole request: `400` (body not JSON, not a form, no event), `401` (no token
-//! or an unknown one), `403` (an event, or the callback's `site`, outside the token's sites:
-//! nothing of the request is published), `413` (body or event count over the limits), `415`
+//! or an unknown one), `403` (an event, or the callback's `site`, outside the token's sites,
+//! or a callback without Twilio's valid signature: nothing of the request is published), `413` (body or event count over the limits), `415`
 //! (content type), `503` with `Retry-After` (JetStream did not acknowledge in time: the
 //! results say which events were stored, the others were not; send the request again, the
 //! event ids make it safe).
@@ -32,7 +33,7 @@ use async_nats::jetstream::Context;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -43,7 +44,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use vigie_connectors::{CallbackOutcome, TaskRouterConfig, TaskRouterTranslator};
+use vigie_connectors::{CallbackOutcome, SignatureChecker, TaskRouterConfig, TaskRouterTranslator};
 use vigie_core::config::{ConfigErrors, HumanDuration};
 use vigie_core::{DEFAULT_MAX_EVENT_BYTES, Event, Rejection, decode_json};
 use vigie_ingest::publish::{Failure, PublishOutcome, Report};
@@ -322,6 +323,8 @@ struct Shared {
     max_events: usize,
     publish_timeout: Duration,
     twilio: Mutex<TaskRouterTranslator>,
+    /// With the URL Twilio calls, up to the path, when TaskRouter's signatures are checked.
+    twilio_signature: Option<(SignatureChecker, String)>,
     metrics: IngestHttpMetrics,
 }
 
@@ -347,6 +350,7 @@ impl IngestHttp {
             .twilio_taskrouter
             .build()
             .context("ingest_http.twilio_taskrouter")?;
+        let twilio_signature = twilio_signature(&config.twilio_taskrouter)?;
         Ok(IngestHttp {
             config: config.clone(),
             state: Arc::new(Shared {
@@ -357,6 +361,7 @@ impl IngestHttp {
                 max_events: config.max_events_per_request,
                 publish_timeout: config.publish_timeout.0,
                 twilio: Mutex::new(twilio),
+                twilio_signature,
                 metrics,
             }),
         })
@@ -919,13 +924,81 @@ struct TaskRouterQuery {
     token: Option<String>,
 }
 
+/// The checker of TaskRouter's signatures, when `auth_token_file` is set (its first line is
+/// the token).
+fn twilio_signature(
+    config: &TaskRouterConfig,
+) -> anyhow::Result<Option<(SignatureChecker, String)>> {
+    let (Some(path), Some(url)) = (&config.auth_token_file, &config.public_url) else {
+        info!(
+            "TaskRouter callbacks are taken on their token alone: set ingest_http.twilio_taskrouter.auth_token_file and public_url to check Twilio's signatures as well"
+        );
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "ingest_http.twilio_taskrouter.auth_token_file: cannot read {}",
+            path.display()
+        )
+    })?;
+    let token = text.lines().next().unwrap_or("").trim();
+    anyhow::ensure!(
+        !token.is_empty(),
+        "ingest_http.twilio_taskrouter.auth_token_file: {} is empty; it must hold the Twilio account's auth token",
+        path.display()
+    );
+    info!(public_url = %url, "TaskRouter callbacks must carry Twilio's valid X-Twilio-Signature");
+    Ok(Some((SignatureChecker::new(token), url.clone())))
+}
+
+/// Refuses a TaskRouter callback without Twilio's valid signature, when they are checked:
+/// the URL signed is the configured public one with the request's query string.
+fn check_twilio_signature(
+    shared: &Shared,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), Refusal> {
+    let Some((checker, public_url)) = &shared.twilio_signature else {
+        return Ok(());
+    };
+    let signature = headers
+        .get("x-twilio-signature")
+        .and_then(|value| value.to_str().ok())
+        .ok_or_else(|| {
+            Refusal::new(
+                StatusCode::FORBIDDEN,
+                "invalid_signature",
+                "X-Twilio-Signature is required: TaskRouter callbacks must come from Twilio",
+            )
+        })?;
+    let url = match uri.query() {
+        Some(query) => format!("{public_url}?{query}"),
+        None => public_url.clone(),
+    };
+    match checker.verify(&url, body, signature) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "invalid_signature",
+            "X-Twilio-Signature does not match the callback: ingest_http.twilio_taskrouter.public_url must be the Event Callback URL set in TaskRouter (without its query string) and auth_token_file must hold the account's auth token",
+        )),
+        Err(problem) => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_callback",
+            problem.to_string(),
+        )),
+    }
+}
+
 async fn post_taskrouter(
     State(shared): State<Arc<Shared>>,
     Query(query): Query<TaskRouterQuery>,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match taskrouter_request(&shared, query, &headers, body).await {
+    match taskrouter_request(&shared, query, &uri, &headers, body).await {
         Ok(response) => response,
         Err(refusal) => refusal_response(&shared, refusal),
     }
@@ -934,6 +1007,7 @@ async fn post_taskrouter(
 async fn taskrouter_request(
     shared: &Shared,
     query: TaskRouterQuery,
+    uri: &Uri,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, Refusal> {
@@ -967,6 +1041,7 @@ async fn taskrouter_request(
         ));
     }
     let bytes = read_body(shared, headers, body).await?;
+    check_twilio_signature(shared, uri, headers, &bytes)?;
     let outcome = {
         let mut translator = shared
             .twilio

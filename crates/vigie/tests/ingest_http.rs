@@ -87,8 +87,17 @@ struct Setup {
 
 impl Setup {
     fn start() -> Setup {
+        Setup::start_with(&[], "")
+    }
+
+    /// With `files` (name, content) written beside the configuration and `taskrouter` lines
+    /// added to `[ingest_http.twilio_taskrouter]`.
+    fn start_with(files: &[(&str, &str)], taskrouter: &str) -> Setup {
         let nats = NatsServer::start();
         let dir = tempfile::tempdir().unwrap();
+        for (name, content) in files {
+            std::fs::write(dir.path().join(name), content).unwrap();
+        }
         let port = free_port();
         let tokens = format!(
             "[[connector]]\nname = \"crm-paris\"\nsha256 = \"{}\"\nsites = [\"paris\"]\n\n\
@@ -103,7 +112,7 @@ impl Setup {
              [ingest_http]\nenabled = true\nlisten = \"127.0.0.1:{port}\"\n\
              tokens_file = \"ingest-tokens.toml\"\nmax_body_bytes = 4096\n\
              max_events_per_request = 5\npublish_timeout = \"2s\"\n\n\
-             [ingest_http.twilio_taskrouter]\nofflline_activities_typo_is_refused = false\n",
+             [ingest_http.twilio_taskrouter]\nofflline_activities_typo_is_refused = false\n{taskrouter}",
             nats.url()
         );
         // The section refuses unknown keys: check it, then write the good one.
@@ -444,6 +453,115 @@ fn taskrouter_callbacks_are_translated_and_stored() {
     assert_eq!(queued["contact"], "WT0001");
     assert_eq!(queued["time"], "2026-03-02T09:00:00.000Z");
     assert!(!String::from_utf8_lossy(&stored[0].payload).contains("+33100000000"));
+}
+
+#[test]
+fn taskrouter_signatures_are_checked_against_the_public_url_when_an_auth_token_is_set() {
+    const PUBLIC_URL: &str = "https://proxy.example.com/vigie/ingest/v1/twilio/taskrouter";
+    const AUTH_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+    let setup = Setup::start_with(
+        &[("twilio-auth-token", &format!("{AUTH_TOKEN}\n"))],
+        &format!("auth_token_file = \"twilio-auth-token\"\npublic_url = \"{PUBLIC_URL}\"\n"),
+    );
+    let checker = vigie_connectors::SignatureChecker::new(AUTH_TOKEN);
+    let form_type = ("Content-Type", "application/x-www-form-urlencoded");
+    let entered = form(&[
+        ("EventType", "task-queue.entered"),
+        ("Sid", "EV0101"),
+        ("TimestampMs", "1772442000000"),
+        ("TaskSid", "WT0101"),
+        ("TaskQueueName", "billing"),
+        ("TaskChannelUniqueName", "voice"),
+        ("TaskAttributes", "{\"from\":\"+33100000000\"}"),
+    ]);
+    let query = format!("site=paris&token={TWILIO_TOKEN}");
+    let path = format!("/ingest/v1/twilio/taskrouter?{query}");
+    // Twilio signs the URL it calls (the proxy's, with the query string) and the fields.
+    let signed = checker
+        .sign(&format!("{PUBLIC_URL}?{query}"), entered.as_bytes())
+        .unwrap();
+
+    let unsigned = setup.post(&path, &[form_type], entered.as_bytes());
+    assert_eq!(unsigned.status, 403, "{unsigned:?}");
+    assert_eq!(unsigned.json()["error"], "invalid_signature");
+    assert!(
+        unsigned.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("X-Twilio-Signature is required")
+    );
+    // Signed over the address Vigie itself listens on, not the one Twilio calls: refused.
+    let local_url = format!("http://127.0.0.1:{}{path}", setup.port);
+    let wrong_url = checker.sign(&local_url, entered.as_bytes()).unwrap();
+    let answer = setup.post(
+        &path,
+        &[form_type, ("X-Twilio-Signature", &wrong_url)],
+        entered.as_bytes(),
+    );
+    assert_eq!(answer.status, 403, "{answer:?}");
+    assert!(
+        answer.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("public_url")
+    );
+    // The signature of another body: refused.
+    let tampered = entered.replace("billing", "sales");
+    let answer = setup.post(
+        &path,
+        &[form_type, ("X-Twilio-Signature", &signed)],
+        tampered.as_bytes(),
+    );
+    assert_eq!(answer.status, 403, "{answer:?}");
+    // The token is still required, signature or not.
+    let no_token = setup.post(
+        "/ingest/v1/twilio/taskrouter?site=paris",
+        &[form_type, ("X-Twilio-Signature", &signed)],
+        entered.as_bytes(),
+    );
+    assert_eq!(no_token.status, 401);
+    assert!(setup.stored().is_empty(), "nothing refused is published");
+
+    let answer = setup.post(
+        &path,
+        &[form_type, ("X-Twilio-Signature", &signed)],
+        entered.as_bytes(),
+    );
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.results(), [("stored".to_owned(), None)]);
+    let stored = setup.stored();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].subject, "vigie.events.paris.contact.queued");
+    assert_eq!(
+        metric(
+            &setup.metrics(),
+            "vigie_ingest_http_requests_total{code=\"403\"}"
+        ),
+        Some(3.0)
+    );
+
+    // A half-configured check is refused at start, naming what is missing.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ingest-tokens.toml"), "").unwrap();
+    std::fs::write(
+        dir.path().join("vigie.toml"),
+        "[[site]]\nid = \"paris\"\n\n[nats]\nurl = \"nats://127.0.0.1:1\"\n\n\
+         [ingest_http]\nenabled = true\ntokens_file = \"ingest-tokens.toml\"\n\n\
+         [ingest_http.twilio_taskrouter]\nauth_token_file = \"twilio-auth-token\"\n",
+    )
+    .unwrap();
+    let half = std::process::Command::new(env!("CARGO_BIN_EXE_vigie"))
+        .args(["serve", "--config", "vigie.toml"])
+        .current_dir(dir.path())
+        .env_remove("VIGIE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!half.status.success());
+    let stderr = String::from_utf8_lossy(&half.stderr);
+    assert!(
+        stderr.contains("ingest_http.twilio_taskrouter.public_url: required with auth_token_file"),
+        "{stderr}"
+    );
 }
 
 #[test]
