@@ -179,6 +179,16 @@ impl Members {
         member
     }
 
+    /// Every (advisor, queue) membership remembered.
+    pub(crate) fn memberships(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        self.members.iter().flat_map(|(advisor, member)| {
+            member
+                .queues
+                .iter()
+                .map(move |queue| (advisor.clone(), queue.clone()))
+        })
+    }
+
     /// Forgets members last seen before `horizon`, unless still in a queue or a session.
     pub(crate) fn forget_before(&mut self, horizon: Timestamp) {
         self.members.retain(|_, member| {

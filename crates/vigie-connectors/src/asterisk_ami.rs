@@ -20,6 +20,8 @@
 //! | `QueueMemberPause` | `advisor.state` `pause` (`PausedReason`) / `available`, once per change | `Paused`, `PausedReason`, `Interface`, `MemberName` |
 //! | `QueueMemberAdded` / `QueueMemberRemoved` | `advisor.login` at the first membership / `advisor.logout` at the last | `Queue`, `Interface`, `MemberName`, `Paused` |
 //! | `AgentLogin` / `AgentLogoff` | `advisor.login` / `advisor.logout` | `Agent` |
+//! | `QueueMember` (the answer to `Action: QueueStatus`, which the shell sends at each login) | as `QueueMemberAdded`: the members already in a queue when the connector starts get their login and pause | same |
+//! | `QueueStatusComplete` (the end of that answer) | `advisor.logout` for a member remembered in a queue the answer no longer lists them in (removed while the connection was down) | |
 //! | `Hold` / `Unhold` | `contact.held` / `contact.resumed`, on the channel of an answered call (caller's or member's) | `Uniqueid` |
 //! | `BlindTransfer` (`Result: Success`) | `contact.transferred` (`to_queue` from `Extension@Context`), `contact.completed` | `TransfereeUniqueid`, `TransfererUniqueid`, `Extension`, `Context` |
 //! | `AttendedTransfer` (`Result: Success`) | `contact.transferred`, `contact.completed` | `TransfereeUniqueid`, `OrigTransfererUniqueid` |
@@ -325,6 +327,7 @@ impl AmiConfig {
             calls: Calls::default(),
             member_channels: BTreeMap::new(),
             members: Members::new(false),
+            listed: None,
             clock: SweepClock::default(),
             stats: AmiStats::default(),
         })
@@ -451,6 +454,10 @@ pub struct AmiTranslator {
     /// Member channel `Uniqueid` to the caller's, for the calls answered.
     member_channels: BTreeMap<String, String>,
     members: Members,
+    /// While the answer to `Action: QueueStatus` is awaited (see
+    /// [`AmiTranslator::status_requested`]): the (advisor, queue) memberships it listed so far,
+    /// and those added meanwhile.
+    listed: Option<BTreeSet<(String, String)>>,
     clock: SweepClock,
     stats: AmiStats,
 }
@@ -567,6 +574,12 @@ impl AmiTranslator {
             .or_else(|| member_name.map(|name| normalise_member(name).to_owned()))
     }
 
+    /// The shell asked for the queues' members (`Action: QueueStatus`): the `QueueMember`
+    /// events that follow, up to `QueueStatusComplete`, are every membership at that moment.
+    pub fn status_requested(&mut self) {
+        self.listed = Some(BTreeSet::new());
+    }
+
     /// Translates one message received at `now` (the wall clock of the shell, used only
     /// for events without `Timestamp`).
     pub fn translate(
@@ -609,6 +622,8 @@ impl AmiTranslator {
                 | "QueueMemberPause"
                 | "QueueMemberAdded"
                 | "QueueMemberRemoved"
+                | "QueueMember"
+                | "QueueStatusComplete"
                 | "AgentLogin"
                 | "AgentLogoff"
                 | "Hold"
@@ -641,7 +656,18 @@ impl AmiTranslator {
             "AgentComplete" => self.complete(&event)?,
             "QueueCallerAbandon" => self.abandon(&event)?,
             "QueueMemberPause" => self.pause(&event)?,
-            "QueueMemberAdded" => self.member_joins(&event, false)?,
+            "QueueMemberAdded" | "QueueMember" => {
+                if self.listed.is_some() {
+                    // Listed, or added while the list was being sent: a member now.
+                    let membership = (
+                        self.member_of(&event)?,
+                        event.identifier("Queue")?.to_owned(),
+                    );
+                    self.listed.get_or_insert_default().insert(membership);
+                }
+                self.member_joins(&event, false)?
+            }
+            "QueueStatusComplete" => self.status_complete(&event),
             "AgentLogin" => self.member_joins(&event, true)?,
             "QueueMemberRemoved" => self.member_leaves(&event, false)?,
             "AgentLogoff" => self.member_leaves(&event, true)?,
@@ -1044,6 +1070,30 @@ impl AmiTranslator {
             time,
             AdvisorEventKind::Logout,
         )])
+    }
+
+    /// The end of the answer to `Action: QueueStatus`: a member remembered in a queue that
+    /// the answer did not list left it while nobody was listening, and is logged out at the
+    /// last such queue (unless in an agent session, which the answer does not show).
+    fn status_complete(&mut self, event: &Incoming<'_>) -> Vec<Event> {
+        let Some(listed) = self.listed.take() else {
+            return Vec::new(); // Not the answer to this translator's request.
+        };
+        let gone: Vec<(String, String)> = self
+            .members
+            .memberships()
+            .filter(|membership| !listed.contains(membership))
+            .collect();
+        let mut events = Vec::new();
+        for (advisor, queue) in gone {
+            if self
+                .members
+                .leave(&advisor, event.time, Some(&queue), false)
+            {
+                events.push(self.advisor_event(&advisor, event.time, AdvisorEventKind::Logout));
+            }
+        }
+        events
     }
 
     /// `Hold`/`Unhold` on the caller's channel or on the channel of the member who answered.

@@ -459,6 +459,93 @@ fn members_log_in_at_their_first_queue_and_out_at_their_last() {
     assert_eq!(paused[0].time, paused[1].time);
 }
 
+/// `message` of `member`'s Bob (`PJSIP/1002`) as another member's.
+fn as_member(message: AmiMessage, name: &str, interface: &str) -> AmiMessage {
+    AmiMessage::parse(
+        &message
+            .to_wire()
+            .replace("MemberName: Bob", &format!("MemberName: {name}"))
+            .replace("PJSIP/1002", interface),
+    )
+    .expect("a message written by `to_wire` parses again")
+}
+
+fn carol(event: &str, at: &str, queue: &str, more: &[(&str, &str)]) -> AmiMessage {
+    as_member(member(event, at, queue, more), "Carol", "PJSIP/1003")
+}
+
+fn status_complete(at: &str) -> AmiMessage {
+    with(
+        [
+            ("Event", "QueueStatusComplete"),
+            ("Timestamp", at),
+            ("EventList", "Complete"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect(),
+        &[],
+    )
+}
+
+#[test]
+fn the_members_listed_at_login_are_logged_in_and_those_gone_meanwhile_out() {
+    let mut t = translator();
+    // The first login's answer: Bob in two queues, Carol paused in one (static members,
+    // logged in before the connector started).
+    t.status_requested();
+    let off = [("Paused", "0")];
+    let bob = events_of(
+        &mut t,
+        &member("QueueMember", &stamp(0, 0), "billing", &off),
+    );
+    assert_eq!(kinds(&bob), ["advisor.login"]);
+    assert!(events_of(&mut t, &member("QueueMember", &stamp(0, 0), "sales", &off)).is_empty());
+    let lunch = [("Paused", "1"), ("PausedReason", "lunch")];
+    let carol_in = events_of(
+        &mut t,
+        &carol("QueueMember", &stamp(0, 0), "billing", &lunch),
+    );
+    assert_eq!(kinds(&carol_in), ["advisor.login", "advisor.state"]);
+    assert_eq!(
+        advisor_kind(&carol_in[1]).1,
+        &AdvisorEventKind::State(AdvisorStatus::Pause {
+            reason: "lunch".to_owned()
+        })
+    );
+    assert!(events_of(&mut t, &status_complete(&stamp(0, 1_000))).is_empty());
+
+    // The connection drops; meanwhile Carol leaves her queue and Bob leaves sales. The next
+    // login's answer lists Bob in billing only, unpaused: Carol is logged out, Bob stays.
+    // A member added while the answer is being sent is not mistaken for a departed one.
+    t.status_requested();
+    assert!(
+        events_of(
+            &mut t,
+            &member("QueueMember", &stamp(300, 0), "billing", &off)
+        )
+        .is_empty()
+    );
+    let dave = as_member(
+        member("QueueMemberAdded", &stamp(300, 0), "support", &off),
+        "Dave",
+        "PJSIP/1004",
+    );
+    assert_eq!(kinds(&events_of(&mut t, &dave)), ["advisor.login"]);
+    let complete = events_of(&mut t, &status_complete(&stamp(300, 1_000)));
+    assert_eq!(kinds(&complete), ["advisor.logout"]);
+    assert_eq!(advisor_kind(&complete[0]).0, "1003");
+    assert_eq!(complete[0].time, ms(300, 1));
+    // Bob's membership of sales is gone too: leaving billing now ends his session.
+    let bob_out = events_of(
+        &mut t,
+        &member("QueueMemberRemoved", &stamp(400, 0), "billing", &off),
+    );
+    assert_eq!(kinds(&bob_out), ["advisor.logout"]);
+    // A QueueStatusComplete this translator did not ask for changes nothing.
+    assert!(events_of(&mut t, &status_complete(&stamp(500, 0))).is_empty());
+}
+
 #[test]
 fn hold_on_an_answered_call_from_either_channel() {
     let mut t = translator();

@@ -173,8 +173,10 @@ impl Peer {
             .unwrap()
     }
 
-    /// The banner, then the Login action checked and answered.
-    async fn log_in(&mut self, accept: bool) {
+    /// The banner, then the Login action checked and answered; once logged in, the
+    /// QueueStatus action is answered with `members` (`QueueMember` events) and
+    /// `QueueStatusComplete` (stamped `complete_at`).
+    async fn log_in(&mut self, accept: bool, members: &[AmiMessage], complete_at: &str) {
         self.write(b"Asterisk Call Manager/9.0.0\r\n").await;
         let Seen::Action(login) = self.next_action().await else {
             panic!("the connection closed before Login")
@@ -202,6 +204,25 @@ impl Peer {
             ])
         };
         self.send(&[answer]).await;
+        if !accept {
+            return;
+        }
+        let Seen::Action(status) = self.next_action().await else {
+            panic!("the connection closed before QueueStatus")
+        };
+        assert_eq!(status.get("Action"), Some("QueueStatus"));
+        let id = status
+            .get("ActionID")
+            .expect("QueueStatus carries an ActionID");
+        let mut answer = vec![AmiMessage::new([
+            ("Response", "Success"),
+            ("ActionID", id),
+            ("EventList", "start"),
+            ("Message", "Queue status will follow"),
+        ])];
+        answer.extend(members.iter().cloned());
+        answer.push(status_complete(id, complete_at, members.len()));
+        self.send(&answer).await;
     }
 
     /// Closes the connection (both directions).
@@ -274,17 +295,57 @@ fn member(event: &str, time: &str, queue: &str, more: &[(&'static str, &str)]) -
     field_list(&fields)
 }
 
+/// The end of the answer to QueueStatus.
+fn status_complete(action_id: &str, time: &str, items: usize) -> AmiMessage {
+    field_list(&[
+        ("Event", "QueueStatusComplete".to_owned()),
+        ("Timestamp", time.to_owned()),
+        ("ActionID", action_id.to_owned()),
+        ("EventList", "Complete".to_owned()),
+        ("ListItems", items.to_string()),
+    ])
+}
+
+/// A static member listed by QueueStatus: Carol (`PJSIP/1003`).
+fn listed_carol(time: &str, queue: &str, more: &[(&'static str, &str)]) -> AmiMessage {
+    AmiMessage::parse(
+        &member("QueueMember", time, queue, more)
+            .to_wire()
+            .replace("MemberName: Bob", "MemberName: Carol")
+            .replace("PJSIP/1002", "PJSIP/1003")
+            .replace("Membership: dynamic", "Membership: static"),
+    )
+    .unwrap()
+}
+
 /// The wall clock, as an AMI `Timestamp`.
 fn now_stamp() -> String {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     format!("{}.{:06}", now.as_secs(), now.subsec_micros())
 }
 
-/// The translator's events for `messages` in this order, each id once (the first).
+/// The answer to QueueStatus as `reference` takes it: its first response (the request, for
+/// the translator), the members, the end.
+fn status_answer(members: &[AmiMessage], complete_at: &str) -> Vec<AmiMessage> {
+    let mut answer = vec![AmiMessage::new([
+        ("Response", "Success"),
+        ("EventList", "start"),
+    ])];
+    answer.extend(members.iter().cloned());
+    answer.push(status_complete("", complete_at, members.len()));
+    answer
+}
+
+/// The translator's events for `messages` in this order, each id once (the first); the
+/// start of an answer to QueueStatus (see `status_answer`) is the connector's request.
 fn reference(messages: &[AmiMessage]) -> Vec<Event> {
     let mut translator = config().build().unwrap();
     let mut events: Vec<Event> = Vec::new();
     for message in messages {
+        if message.get("EventList") == Some("start") {
+            translator.status_requested();
+            continue;
+        }
         // Every scripted event has its Timestamp: the arrival time is not used.
         if let Ok(AmiOutcome::Events(produced)) =
             translator.translate(message, Timestamp(i64::MAX / 4))
@@ -321,10 +382,18 @@ async fn events_survive_a_dropped_connection_and_are_published_once() {
     let child = spawn_connector(dir.path(), port, &nats.url(), "ami.secret");
     let (_client, context) = nats.connect().await;
 
-    // First connection: a call queued, offered, answered and completed; a member added and
-    // paused (the pause repeated in a second queue); a second call queued.
+    // First connection: the queues' members listed at login (Carol, a static member paused
+    // for training before the connector started); a call queued, offered, answered and
+    // completed; a member added and paused (the pause repeated in a second queue); a second
+    // call queued.
     let mut peer = Peer::accept(&listener).await;
-    peer.log_in(true).await;
+    let listing = [listed_carol(
+        &at(-5),
+        "billing",
+        &[("Paused", "1"), ("PausedReason", "training")],
+    )];
+    peer.log_in(true, &listing, &at(-5)).await;
+    let first_listing = status_answer(&listing, &at(-5));
     let first = vec![
         join("100.1", &at(0), "billing"),
         agent("AgentCalled", "100.1", &at(1), "billing", &[]),
@@ -359,8 +428,8 @@ async fn events_survive_a_dropped_connection_and_are_published_once() {
         join("200.1", &at(130), "billing"),
     ];
     peer.send(&first).await;
-    let so_far = reference(&first);
-    assert_eq!(so_far.len(), 8, "{so_far:#?}");
+    let so_far = reference(&[first_listing.clone(), first.clone()].concat());
+    assert_eq!(so_far.len(), 2 + 8, "{so_far:#?}");
     wait_for_stored(
         &context,
         so_far.len() as u64,
@@ -380,10 +449,18 @@ async fn events_survive_a_dropped_connection_and_are_published_once() {
     peer.write(&cut.as_bytes()[..cut.len() / 2]).await;
     peer.drop_connection().await;
 
-    // The connector comes back and logs in again; the server sends the rest, starting with
-    // the event it had sent already (a replay) and the one cut.
+    // The connector comes back and logs in again. The members listed now: Bob, still paused
+    // in both queues (nothing new), not Carol, who left while the connection was down (her
+    // logout). Then the server sends the rest, starting with the event it had sent already
+    // (a replay) and the one cut.
     let mut peer = Peer::accept(&listener).await;
-    peer.log_in(true).await;
+    let lunch = [("Paused", "1"), ("PausedReason", "lunch")];
+    let listing = [
+        member("QueueMember", &at(125), "billing", &lunch),
+        member("QueueMember", &at(125), "sales", &lunch),
+    ];
+    peer.log_in(true, &listing, &at(125)).await;
+    let second_listing = status_answer(&listing, &at(125));
     let live = now_stamp();
     let second = vec![
         join("200.1", &at(130), "billing"),
@@ -421,9 +498,9 @@ async fn events_survive_a_dropped_connection_and_are_published_once() {
         ),
     ];
     peer.send(&second).await;
-    let all: Vec<AmiMessage> = first.iter().chain(&second).cloned().collect();
+    let all = [first_listing, first, second_listing, second].concat();
     let expected = reference(&all);
-    assert_eq!(expected.len(), 8 + 3 + 1 + 4, "{expected:#?}");
+    assert_eq!(expected.len(), 2 + 8 + 1 + 3 + 1 + 4, "{expected:#?}");
     wait_for_stored(&context, expected.len() as u64, "every event", READ).await;
 
     // SIGTERM: the connector logs off and exits cleanly.
@@ -464,7 +541,7 @@ async fn a_refused_login_stops_with_status_1() {
     let port = listener.local_addr().unwrap().port();
     let child = spawn_connector(dir.path(), port, &nats.url(), "ami.secret");
     let mut peer = Peer::accept(&listener).await;
-    peer.log_in(false).await;
+    peer.log_in(false, &[], "").await;
     let run = finish(child).await;
     let stderr = text(&run.stderr);
     assert_eq!(run.status.code(), Some(1), "{stderr}");

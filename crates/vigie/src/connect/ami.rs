@@ -5,7 +5,9 @@
 //! The translator (in `vigie-connectors`) lives for the whole run: what it remembers of calls
 //! and members (a call queued before a lost connection and answered after it) survives the
 //! reconnection. AMI does not replay what was sent while the connection was down: those
-//! events are lost, and said so. `contact.completed` events stamped ahead by a queue's
+//! events are lost, and said so; but after each login `Action: QueueStatus` asks for the
+//! queues' members, so that memberships begun or ended meanwhile (or before the start) are
+//! told. `contact.completed` events stamped ahead by a queue's
 //! wrap-up time are held until the wall clock reaches their time, then published.
 //!
 //! The secret is read once from its file, sent only in `Action: Login`, and never printed or
@@ -303,6 +305,15 @@ impl Connector<'_> {
             "{}:{}: logged in as {} ({banner})",
             self.host, self.port, self.args.user
         );
+        // The queues' members now: those who logged in before this session (before the
+        // connector started, or while the connection was down) get their login, those who
+        // left meanwhile their logout. The answer comes as events, read by `follow`.
+        let status = AmiMessage::new([
+            ("Action", "QueueStatus"),
+            ("ActionID", self.action_id("status").as_str()),
+        ]);
+        self.translator.status_requested();
+        self.write(&mut writer, &status, true).await?;
         self.follow(reader, writer, framer, stop).await
     }
 
