@@ -119,17 +119,10 @@ impl Setup {
         std::fs::write(dir.path().join("bad.toml"), &config).unwrap();
         let config = config.replace("offlline_activities_typo_is_refused = false\n", "");
         std::fs::write(dir.path().join("vigie.toml"), &config).unwrap();
-        let bad = std::process::Command::new(env!("CARGO_BIN_EXE_vigie"))
-            .args(["serve", "--config", "bad.toml"])
-            .current_dir(dir.path())
-            .env_remove("VIGIE_CONFIG")
-            .output()
-            .unwrap();
-        assert!(!bad.status.success());
+        let stderr = refused_at_start(dir.path(), "bad.toml");
         assert!(
-            String::from_utf8_lossy(&bad.stderr).contains("offlline_activities_typo_is_refused"),
-            "{}",
-            String::from_utf8_lossy(&bad.stderr)
+            stderr.contains("offlline_activities_typo_is_refused"),
+            "{stderr}"
         );
         let served = Served::spawn(
             env!("CARGO_BIN_EXE_vigie"),
@@ -176,6 +169,18 @@ impl Setup {
     fn metrics(&self) -> String {
         http_get(self.served.http, "/metrics").unwrap().1
     }
+}
+
+/// `vigie serve --config CONFIG` in `dir`, which must refuse to start: its standard error.
+fn refused_at_start(dir: &std::path::Path, config: &str) -> String {
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_vigie"))
+        .args(["serve", "--config", config])
+        .current_dir(dir)
+        .env_remove("VIGIE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!run.status.success(), "{config} must be refused");
+    String::from_utf8_lossy(&run.stderr).into_owned()
 }
 
 fn queued(id: &str, site: &str, contact: &str) -> String {
@@ -550,14 +555,7 @@ fn taskrouter_signatures_are_checked_against_the_public_url_when_an_auth_token_i
          [ingest_http.twilio_taskrouter]\nauth_token_file = \"twilio-auth-token\"\n",
     )
     .unwrap();
-    let half = std::process::Command::new(env!("CARGO_BIN_EXE_vigie"))
-        .args(["serve", "--config", "vigie.toml"])
-        .current_dir(dir.path())
-        .env_remove("VIGIE_CONFIG")
-        .output()
-        .unwrap();
-    assert!(!half.status.success());
-    let stderr = String::from_utf8_lossy(&half.stderr);
+    let stderr = refused_at_start(dir.path(), "vigie.toml");
     assert!(
         stderr.contains("ingest_http.twilio_taskrouter.public_url: required with auth_token_file"),
         "{stderr}"
