@@ -659,11 +659,11 @@ impl AmiTranslator {
             "QueueMemberAdded" | "QueueMember" => {
                 if self.listed.is_some() {
                     // Listed, or added while the list was being sent: a member now.
-                    let membership = (
-                        self.member_of(&event)?,
-                        event.identifier("Queue")?.to_owned(),
-                    );
-                    self.listed.get_or_insert_default().insert(membership);
+                    let advisor = self.member_of(&event)?;
+                    let queue = event.identifier("Queue")?.to_owned();
+                    if let Some(listed) = &mut self.listed {
+                        listed.insert((advisor, queue));
+                    }
                 }
                 self.member_joins(&event, false)?
             }

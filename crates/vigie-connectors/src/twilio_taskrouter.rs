@@ -342,7 +342,7 @@ impl SignatureChecker {
     /// The signature Twilio gives a form `body` posted to `url` (exactly as written).
     pub fn sign(&self, url: &str, body: &[u8]) -> Result<String, CallbackProblem> {
         use base64::Engine as _;
-        let signed = signed_text(url, body)?;
+        let signed = format!("{url}{}", signed_fields(body)?);
         let tag = ring::hmac::sign(&self.key, signed.as_bytes());
         Ok(base64::engine::general_purpose::STANDARD.encode(tag.as_ref()))
     }
@@ -364,24 +364,10 @@ impl SignatureChecker {
     }
 }
 
-/// What Twilio signs: `url` then the form's fields (see [`SignatureChecker`]).
-fn signed_text(url: &str, body: &[u8]) -> Result<String, CallbackProblem> {
-    Ok(format!("{url}{}", signed_fields(body)?))
-}
-
 /// The form's fields as Twilio signs them: decoded, sorted by name then value, each name
 /// followed by its value. Every field counts, repeated ones included.
 fn signed_fields(body: &[u8]) -> Result<String, CallbackProblem> {
-    let text = std::str::from_utf8(body)
-        .map_err(|error| CallbackProblem::NotAForm(format!("not UTF-8 text: {error}")))?;
-    let mut fields = text
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            Ok((percent_decode(key)?, percent_decode(value)?))
-        })
-        .collect::<Result<Vec<(String, String)>, CallbackProblem>>()?;
+    let mut fields = form_pairs(body)?;
     fields.sort_unstable();
     Ok(fields
         .into_iter()
@@ -517,14 +503,9 @@ impl Callback {
 
     /// A callback from an `application/x-www-form-urlencoded` body.
     pub fn parse_form(body: &[u8]) -> Result<Callback, CallbackProblem> {
-        let text = std::str::from_utf8(body)
-            .map_err(|error| CallbackProblem::NotAForm(format!("not UTF-8 text: {error}")))?;
-        let mut fields = BTreeMap::new();
-        for pair in text.split('&').filter(|pair| !pair.is_empty()) {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            fields.insert(percent_decode(key)?, percent_decode(value)?);
-        }
-        Ok(Callback { fields })
+        Ok(Callback {
+            fields: form_pairs(body)?.into_iter().collect(),
+        })
     }
 
     /// A field's value, absent when missing or empty.
@@ -534,6 +515,20 @@ impl Callback {
             .map(String::as_str)
             .filter(|value| !value.is_empty())
     }
+}
+
+/// The decoded (name, value) pairs of an `application/x-www-form-urlencoded` body, in order,
+/// repeated names included.
+fn form_pairs(body: &[u8]) -> Result<Vec<(String, String)>, CallbackProblem> {
+    let text = std::str::from_utf8(body)
+        .map_err(|error| CallbackProblem::NotAForm(format!("not UTF-8 text: {error}")))?;
+    text.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            Ok((percent_decode(key)?, percent_decode(value)?))
+        })
+        .collect()
 }
 
 /// Decodes one form component: `+` is a space, `%XX` a byte; the result must be UTF-8.

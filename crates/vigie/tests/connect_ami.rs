@@ -214,15 +214,7 @@ impl Peer {
         let id = status
             .get("ActionID")
             .expect("QueueStatus carries an ActionID");
-        let mut answer = vec![AmiMessage::new([
-            ("Response", "Success"),
-            ("ActionID", id),
-            ("EventList", "start"),
-            ("Message", "Queue status will follow"),
-        ])];
-        answer.extend(members.iter().cloned());
-        answer.push(status_complete(id, complete_at, members.len()));
-        self.send(&answer).await;
+        self.send(&status_answer(id, members, complete_at)).await;
     }
 
     /// Closes the connection (both directions).
@@ -324,15 +316,17 @@ fn now_stamp() -> String {
     format!("{}.{:06}", now.as_secs(), now.subsec_micros())
 }
 
-/// The answer to QueueStatus as `reference` takes it: its first response (the request, for
-/// the translator), the members, the end.
-fn status_answer(members: &[AmiMessage], complete_at: &str) -> Vec<AmiMessage> {
+/// The answer to the QueueStatus action `action_id`: the response that starts the list
+/// (which `reference` takes as the connector's request), the members, the end.
+fn status_answer(action_id: &str, members: &[AmiMessage], complete_at: &str) -> Vec<AmiMessage> {
     let mut answer = vec![AmiMessage::new([
         ("Response", "Success"),
+        ("ActionID", action_id),
         ("EventList", "start"),
+        ("Message", "Queue status will follow"),
     ])];
     answer.extend(members.iter().cloned());
-    answer.push(status_complete("", complete_at, members.len()));
+    answer.push(status_complete(action_id, complete_at, members.len()));
     answer
 }
 
@@ -393,7 +387,7 @@ async fn events_survive_a_dropped_connection_and_are_published_once() {
         &[("Paused", "1"), ("PausedReason", "training")],
     )];
     peer.log_in(true, &listing, &at(-5)).await;
-    let first_listing = status_answer(&listing, &at(-5));
+    let first_listing = status_answer("", &listing, &at(-5));
     let first = vec![
         join("100.1", &at(0), "billing"),
         agent("AgentCalled", "100.1", &at(1), "billing", &[]),
@@ -460,7 +454,7 @@ async fn events_survive_a_dropped_connection_and_are_published_once() {
         member("QueueMember", &at(125), "sales", &lunch),
     ];
     peer.log_in(true, &listing, &at(125)).await;
-    let second_listing = status_answer(&listing, &at(125));
+    let second_listing = status_answer("", &listing, &at(125));
     let live = now_stamp();
     let second = vec![
         join("200.1", &at(130), "billing"),

@@ -363,19 +363,25 @@ fn form(pairs: &[(&str, &str)]) -> String {
         .join("&")
 }
 
+/// TaskRouter's callback of task `task` entering the billing queue (event `sid`), with a
+/// caller's number among its attributes.
+fn entered_billing(sid: &str, task: &str) -> String {
+    form(&[
+        ("EventType", "task-queue.entered"),
+        ("Sid", sid),
+        ("TimestampMs", "1772442000000"),
+        ("TaskSid", task),
+        ("TaskQueueName", "billing"),
+        ("TaskChannelUniqueName", "voice"),
+        ("TaskAttributes", "{\"from\":\"+33100000000\"}"),
+    ])
+}
+
 #[test]
 fn taskrouter_callbacks_are_translated_and_stored() {
     let setup = Setup::start();
     let form_type = ("Content-Type", "application/x-www-form-urlencoded");
-    let entered = form(&[
-        ("EventType", "task-queue.entered"),
-        ("Sid", "EV0001"),
-        ("TimestampMs", "1772442000000"),
-        ("TaskSid", "WT0001"),
-        ("TaskQueueName", "billing"),
-        ("TaskChannelUniqueName", "voice"),
-        ("TaskAttributes", "{\"from\":\"+33100000000\"}"),
-    ]);
+    let entered = entered_billing("EV0001", "WT0001");
     let url = format!("/ingest/v1/twilio/taskrouter?site=paris&token={TWILIO_TOKEN}");
     let answer = setup.post(&url, &[form_type], entered.as_bytes());
     assert_eq!(answer.status, 200, "{answer:?}");
@@ -470,15 +476,7 @@ fn taskrouter_signatures_are_checked_against_the_public_url_when_an_auth_token_i
     );
     let checker = vigie_connectors::SignatureChecker::new(AUTH_TOKEN);
     let form_type = ("Content-Type", "application/x-www-form-urlencoded");
-    let entered = form(&[
-        ("EventType", "task-queue.entered"),
-        ("Sid", "EV0101"),
-        ("TimestampMs", "1772442000000"),
-        ("TaskSid", "WT0101"),
-        ("TaskQueueName", "billing"),
-        ("TaskChannelUniqueName", "voice"),
-        ("TaskAttributes", "{\"from\":\"+33100000000\"}"),
-    ]);
+    let entered = entered_billing("EV0101", "WT0101");
     let query = format!("site=paris&token={TWILIO_TOKEN}");
     let path = format!("/ingest/v1/twilio/taskrouter?{query}");
     // Twilio signs the URL it calls (the proxy's, with the query string) and the fields.
